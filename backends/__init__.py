@@ -1,0 +1,1 @@
+"""Built-in backends (importable as ``worldgen.backends``); each registers through an entry point."""

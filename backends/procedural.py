@@ -1,0 +1,2 @@
+"""placeholder"""
+SPEC = None

@@ -1,0 +1,24 @@
+"""Options shared by several commands, so each is spelled and documented once."""
+
+from __future__ import annotations
+
+import click
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same world.")
+device_option = click.option("--device", default=None, help="torch device (cuda, cuda:1, mps, cpu); default: the best available.")
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """'2048x512' -> (2048, 512), with a usable error."""
+    try:
+        w, h = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 2048x512") from None
+    return w, h
+
+
+def note(message: str, quiet: bool) -> None:
+    """A note for the person at the terminal (stderr), silenced by --quiet."""
+    if not quiet:
+        click.echo(f"worldgen: {message}", err=True)
