@@ -66,7 +66,15 @@ def _load_commands() -> None:
 _load_commands()
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # Plugin and library warnings reach the terminal as one readable line, not a source dump.
+    click.echo(f"worldgen: warning: {message}", err=True)
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _show_warning
     cli(prog_name="worldgen")
 
 

@@ -1,0 +1,97 @@
+"""`worldgen pano`: text -> a new scene folder and its GLB."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..options import device_option, note, parse_size, quiet_option, seed_option
+
+REAL_WEIGHTS_HINT = ("no JointNet weights are installed, so this world comes from the offline procedural backend "
+                     "(not diffusion). For real generation: worldgen models add rgbd_finetune_sd21b.zip --name rgbd "
+                     "--base PATH/TO/stable-diffusion-2-1-base --default")
+
+
+def _slug(prompt: str) -> str:
+    words = re.findall(r"[a-z0-9]+", prompt.lower())[:6]
+    return "-".join(words) or "world"
+
+
+def choose_backend(name: str, model: str | None):
+    """Resolve --backend auto: JointNet when a model is given or installed, else procedural."""
+    from ...registry import get_registry
+
+    registry = get_registry()
+    if name != "auto":
+        return registry.backend(name), False
+    if model:
+        return registry.backend("jointnet"), False
+    try:
+        jointnet = registry.backend("jointnet")
+        if jointnet.available is not None and jointnet.available():
+            return jointnet, False
+    except Exception:  # no jointnet plugin, or its weights check failed: fall back, and say so
+        pass
+    return registry.backend("procedural"), True
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="GLB to write; the scene folder NAME/ goes beside it. Default: a name from the prompt.")
+@click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
+@click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
+@click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
+@click.option("--size", default="2048x512", show_default=True, help="Panorama WIDTHxHEIGHT in pixels (multiples of 8).")
+@click.option("--span", type=float, default=360.0, show_default=True, help="Horizontal span in degrees, (0, 360].")
+@click.option("--steps", type=int, default=50, show_default=True, help="Denoising steps.")
+@click.option("--guidance", type=float, default=7.5, show_default=True, help="Classifier-free guidance scale.")
+@click.option("--negative", "negative_prompt", default="", help="Negative prompt.")
+@click.option("--modality", default="depth", show_default=True, help="Modality to generate with the RGB (depth, normal, ...).")
+@click.option("--scheduler", default=None, help="ddim (default), dpm++, unipc, euler.")
+@click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: float16 on GPU, float32 on CPU).")
+@click.option("--window-batch", type=int, default=None, help="Windows per model call (default: from free memory).")
+@seed_option
+@device_option
+@quiet_option
+def pano(prompt, output, backend, model, base, size, span, steps, guidance, negative_prompt, modality, scheduler,
+         dtype, window_batch, seed, device, quiet):
+    """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
+    from ...backend import GenerateRequest
+    from ...errors import UserInputError
+    from ...scene import MANIFEST_NAME, Scene
+    from ..progress import progress_for
+
+    width, height = parse_size(size)
+    request = GenerateRequest(prompt=prompt, width=width, height=height, span_deg=span, seed=seed, steps=steps,
+                              guidance=guidance, negative_prompt=negative_prompt, modality=modality,
+                              scheduler=scheduler)
+    output = output or Path(_slug(prompt) + ".glb")
+    if output.suffix.lower() != ".glb":
+        raise UserInputError(f"{output} must end in .glb; the scene folder is named after it")
+    scene_dir = output.with_suffix("")
+    if (scene_dir / MANIFEST_NAME).exists():
+        raise UserInputError(f"{scene_dir} already holds a scene; pick another -o name, or refine it with "
+                             f"`worldgen refine {scene_dir}`")
+
+    spec, fell_back = choose_backend(backend, model)
+    if fell_back:
+        note(REAL_WEIGHTS_HINT, quiet)
+    settings = {k: v for k, v in {"model": model, "base": base, "device": device, "dtype": dtype,
+                                  "scheduler": scheduler, "window_batch": window_batch}.items() if v is not None}
+    progress = progress_for(quiet)
+    instance = spec.load(settings)
+    snapshot = instance.generate(request, progress)
+    scene = Scene.create(scene_dir, snapshot, operation="pano", prompt=request.prompt, seed=seed, backend=spec.name,
+                         backend_settings=instance.settings(), modality=modality,
+                         negative_prompt=negative_prompt,
+                         params={"steps": steps, "guidance": guidance, "scheduler": scheduler, "span_deg": span})
+    from ...export_files import export_to_file
+
+    export_to_file(snapshot, "glb", output)
+    note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
+
+
+commands = [pano]
