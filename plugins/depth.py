@@ -7,7 +7,7 @@ and preview it with a Turbo-style colour map (near = red, far = dark blue).
 
 The estimator runs a monocular depth model (DPT / Depth Anything and others that predict relative
 inverse depth) through transformers' ``depth-estimation`` pipeline. worldgen ships no weights:
-the caller names a model id or a local folder.
+the caller names a model id or a local folder (``worldgen train --estimator-option model=...``).
 """
 
 from __future__ import annotations

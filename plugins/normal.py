@@ -16,22 +16,22 @@ with neither it stops with an error saying so.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import numpy as np
 
 from worldgen.errors import UserInputError
+from worldgen.geometry import (GeometrySettings, column_azimuths, disparity_to_distance, points_from_distance,
+                               sky_mask)
 from worldgen.projection import CylindricalProjection
 from worldgen.specs import ModalitySpec
 
 from .codecs import expect_channels
 
-# Used only when a caller passes no geometry: a depth map from a relative model carries no scale,
-# and the normals of such a map depend on the shift (not the scale) of disparity -> distance.
-FALLBACK_GEOMETRY = {"disparity_scale": 1.0 - 1.0 / 1000.0, "disparity_shift": 1.0 / 1000.0, "near": 1.0, "far": 1000.0}
-SKY_DISPARITY = 1e-3  # at or below this the pixel is sky: no surface, normal faces the viewer
 TOWARD_VIEWER = np.array([0.0, 0.0, 1.0], dtype=np.float32)
+# When no projection is given the image is taken as an ordinary photo (training data), whose
+# horizontal field of view is about this wide; a panorama passes its own projection.
+PHOTO_SPAN_DEG = 60.0
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -60,20 +60,6 @@ def preview(normals: np.ndarray) -> np.ndarray:
 
 # Geometry ----------------------------------------------------------------------------------------
 
-def _azimuths(projection: CylindricalProjection) -> np.ndarray:
-    """Azimuth of each pixel column's centre (radians), growing to the right."""
-    return math.radians(projection.span_deg) * (np.arange(projection.width) + 0.5) / projection.width
-
-
-def points_from_distance(distance: np.ndarray, projection: CylindricalProjection) -> np.ndarray:
-    """(H, W) horizontal distance r from the cylinder axis -> (H, W, 3) world points (metres):
-    direction (sin theta, 0, -cos theta) per column, height r * (H/2 - (v + 0.5)) / focal_px per row."""
-    r = np.asarray(distance, dtype=np.float64)
-    theta = _azimuths(projection)[None, :]
-    rows = (projection.height / 2.0 - (np.arange(projection.height) + 0.5))[:, None] / projection.focal_px
-    return np.stack([r * np.sin(theta), r * rows, -r * np.cos(theta)], axis=-1)
-
-
 def _difference(points: np.ndarray, axis: int, wrap: bool, edge_ratio: float) -> np.ndarray:
     """Derivative of the points along one image axis.
 
@@ -99,20 +85,12 @@ def _difference(points: np.ndarray, axis: int, wrap: bool, edge_ratio: float) ->
 
 
 def world_to_camera(normals: np.ndarray, projection: CylindricalProjection) -> np.ndarray:
-    """World-frame vectors (H, W, 3) -> each column's camera frame (x right, y up, z toward viewer)."""
-    theta = _azimuths(projection)[None, :]
+    """World-frame vectors (H, W, 3) -> each column's camera frame (x right, y up, z toward viewer);
+    the inverse of ``worldgen.geometry.camera_to_world_normals``."""
+    theta = column_azimuths(projection)[None, :]
     cos, sin = np.cos(theta), np.sin(theta)
     x = normals[..., 0] * cos + normals[..., 2] * sin  # right = (cos, 0, sin)
     z = -normals[..., 0] * sin + normals[..., 2] * cos  # toward viewer = (-sin, 0, cos)
-    return np.stack([x, normals[..., 1], z], axis=-1)
-
-
-def camera_to_world(normals: np.ndarray, projection: CylindricalProjection) -> np.ndarray:
-    """Inverse of ``world_to_camera``: per-column camera frame -> world frame (y up, theta = 0 looks down -z)."""
-    theta = _azimuths(projection)[None, :]
-    cos, sin = np.cos(theta), np.sin(theta)
-    x = normals[..., 0] * cos - normals[..., 2] * sin
-    z = normals[..., 0] * sin + normals[..., 2] * cos
     return np.stack([x, normals[..., 1], z], axis=-1)
 
 
@@ -127,33 +105,16 @@ def normals_from_distance(distance: np.ndarray, projection: CylindricalProjectio
     if r.ndim == 3 and r.shape[-1] == 1:
         r = r[..., 0]
     if r.shape != (projection.height, projection.width):
-        raise UserInputError(
-            f"distance map is {r.shape[1::-1] if r.ndim == 2 else r.shape} but the projection is "
-            f"{projection.width}x{projection.height}; pass the projection of that map"
-        )
+        size = f"{r.shape[1]}x{r.shape[0]}" if r.ndim == 2 else f"of shape {r.shape}"
+        raise UserInputError(f"distance map is {size} but the projection is "
+                             f"{projection.width}x{projection.height}; pass the projection of that map")
     if edge_ratio <= 1.0:
         raise UserInputError(f"edge_ratio={edge_ratio} must be above 1 (3 is a good value)")
-    points = points_from_distance(r, projection)
+    points = points_from_distance(r, projection).astype(np.float64)
     right = _difference(points, axis=1, wrap=projection.full_circle, edge_ratio=edge_ratio)
     down = _difference(points, axis=0, wrap=False, edge_ratio=edge_ratio)
     world = np.cross(down, right)
     return _unit(world_to_camera(world, projection))
-
-
-def distance_from_disparity(disparity: np.ndarray, geometry: dict) -> np.ndarray:
-    """Disparity in [0, 1] -> horizontal distance: 1 / (v * scale + shift), clipped to [near, far]."""
-    try:
-        scale, shift = float(geometry["disparity_scale"]), float(geometry["disparity_shift"])
-        near, far = float(geometry["near"]), float(geometry["far"])
-    except (KeyError, TypeError, ValueError):
-        raise UserInputError(
-            "geometry must give numbers for disparity_scale, disparity_shift, near and far "
-            "(a scene snapshot's geometry has them), or pass no geometry to use the fallback"
-        ) from None
-    denominator = np.asarray(disparity, dtype=np.float64) * scale + shift
-    with np.errstate(divide="ignore"):
-        distance = np.where(denominator > 0, 1.0 / np.maximum(denominator, 1e-300), far)
-    return np.clip(distance, near, far)
 
 
 def estimate(
@@ -164,14 +125,17 @@ def estimate(
     *,
     depth_model: Any = None,
     device: Any = None,
+    span_deg: float = PHOTO_SPAN_DEG,
     edge_ratio: float = 3.0,
 ) -> np.ndarray:
     """Normals from a depth map: (H, W, 1) disparity in [0, 1] -> (H, W, 3) unit normals.
 
-    ``projection`` defaults to a 360-degree panorama of the image's size; ``geometry`` (the
-    snapshot's disparity_scale/shift, near, far), when None or empty, to ``FALLBACK_GEOMETRY``. With no
-    ``depth``, ``depth_model`` (a depth-estimation model id, folder or pipeline) estimates it from
-    ``rgb`` first. Sky pixels (disparity ~ 0) get the normal facing the viewer.
+    ``projection``: the panorama's (a scene snapshot's); without it the image is a photo spanning
+    ``span_deg`` degrees. ``geometry``: the snapshot's numbers that turn disparity into distance
+    (``worldgen.geometry.GeometrySettings``; None means relative-depth defaults, whose overall
+    scale does not matter for normals). With no ``depth``, ``depth_model`` (a depth-estimation
+    model id, folder or pipeline) estimates it from ``rgb`` first. Sky pixels get the normal
+    facing the viewer.
     """
     if depth is None:
         if depth_model is None:
@@ -191,10 +155,10 @@ def estimate(
         if rgb_shape != (height, width):
             raise UserInputError(f"depth is {width}x{height} but the image is {rgb_shape[1]}x{rgb_shape[0]}; pass layers of one size")
     if projection is None:
-        projection = CylindricalProjection(width, height, 360.0)
-    distance = distance_from_disparity(disparity, geometry or FALLBACK_GEOMETRY)
-    normals = normals_from_distance(distance, projection, edge_ratio=edge_ratio)
-    normals[disparity <= SKY_DISPARITY] = TOWARD_VIEWER
+        projection = CylindricalProjection(width, height, span_deg)
+    settings = GeometrySettings.from_dict(geometry)
+    normals = normals_from_distance(disparity_to_distance(disparity, settings), projection, edge_ratio=edge_ratio)
+    normals[sky_mask(disparity, settings)] = TOWARD_VIEWER
     return normals
 
 

@@ -61,8 +61,9 @@ def encode_png(array: np.ndarray) -> bytes:
     from PIL import Image
 
     if array.dtype == np.uint16:
-        # PIL writes 16-bit greyscale PNGs from mode "I;16".
-        img = Image.fromarray(array, mode="I;16") if array.ndim == 2 else None
+        # PIL writes 16-bit greyscale PNGs from mode "I;16", which it infers for a 2-D uint16 array
+        # (Pillow 13 refuses an explicit mode= here).
+        img = Image.fromarray(np.ascontiguousarray(array, dtype="<u2")) if array.ndim == 2 else None
         if img is None:
             raise ValueError("16-bit PNGs are single-channel")
     else:

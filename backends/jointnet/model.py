@@ -91,7 +91,8 @@ class JointNetModel(UNet2DConditionModel):
         if unexpected or any(not key.startswith("jointnet_") for key in missing):
             raise ValueError(f"UNet weights do not fit the branch: missing {missing}, unexpected {unexpected}")
         param = next(unet.parameters())
-        return branch.to(device=param.device, dtype=param.dtype)
+        # nn.Module.to: ModelMixin.to logs a float32-modules notice even when there are none.
+        return nn.Module.to(branch, device=param.device, dtype=param.dtype)
 
     @torch.no_grad()
     def zero_exchange_(self) -> "JointNetModel":

@@ -78,8 +78,7 @@ class TrainConfig:
     min_crop: float = 0.8  # random square crops cover this fraction of the short side, or more
     cache_dir: Optional[Path] = None  # estimator outputs; None: OUT/estimates
     precompute: bool = True  # estimate missing modality files before the first step (map mode)
-
-    extra: dict = field(default_factory=dict)
+    estimator_options: dict = field(default_factory=dict)  # keyword options for the plugin's estimator
 
     def __post_init__(self) -> None:
         for name in ("base", "data", "out", "components", "cache_dir"):

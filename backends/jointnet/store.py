@@ -1,0 +1,325 @@
+"""The local model store: named JointNet checkpoints, their base models, and a default.
+
+Location: $WORLDGEN_HOME, else $XDG_DATA_HOME/worldgen, else ~/.local/share/worldgen; the store
+index is ``<root>/models.json`` (names -> entries, rewritten atomically) and zips unpack into
+``<root>/models/NAME``.
+Zip archives are unpacked into the store (safely: no member may land outside its folder, no
+symlinks); folders are registered where they are, so multi-GB checkpoints are not copied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Optional
+
+from worldgen.atomic import atomic_write_text
+from worldgen.errors import ModelError, UserInputError
+
+from .loading import (BASE_PARTS_SD, check_base_dir, check_checkpoint_dir, checkpoint_modality,
+                      is_base_dir, is_checkpoint_dir)
+
+INDEX_VERSION = 1
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_UNPACKED_BYTES = 64 << 30  # far above any JointNet checkpoint; stops zip bombs
+COPY_CHUNK = 1 << 20
+
+
+def store_root() -> Path:
+    if os.environ.get("WORLDGEN_HOME"):
+        return Path(os.environ["WORLDGEN_HOME"]).expanduser()
+    if os.environ.get("XDG_DATA_HOME"):
+        return Path(os.environ["XDG_DATA_HOME"]).expanduser() / "worldgen"
+    return Path.home() / ".local" / "share" / "worldgen"
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    path: str                     # the checkpoint folder (holds unet/ and jointnet/)
+    base: Optional[str] = None    # the base model folder; None: the checkpoint's own base/
+    modality: str = "depth"
+    inpaint: bool = False         # has masked-latent input
+    managed: bool = False         # unpacked into the store (removed with the entry)
+    added: str = ""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.path)
+
+    @property
+    def base_dir(self) -> Optional[Path]:
+        if self.base:
+            return Path(self.base)
+        own = Path(self.path) / "base"
+        return own if is_base_dir(own) else None
+
+
+# ---- safe unpacking -----------------------------------------------------------------------------------
+
+def _member_path(info: zipfile.ZipInfo) -> Optional[PurePosixPath]:
+    """The relative path a member may take, or None for a directory entry; refuses anything unsafe."""
+    name = info.filename
+    if "\\" in name or "\x00" in name:
+        raise ModelError(f"zip member {name!r} has an unsafe name; the archive is not a plain checkpoint")
+    # Unix type bits live in the high half of external_attr; 0 (no type, e.g. Windows zips) is a file.
+    file_type = stat.S_IFMT(info.external_attr >> 16)
+    if file_type == stat.S_IFLNK:
+        raise ModelError(f"zip member {name!r} is a symbolic link; refusing the archive")
+    if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise ModelError(f"zip member {name!r} is not a regular file; refusing the archive")
+    path = PurePosixPath(name)
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", name) or any(part == ".." for part in path.parts):
+        raise ModelError(f"zip member {name!r} would land outside the target folder; refusing the archive")
+    if info.is_dir() or not path.parts:
+        return None
+    return path
+
+
+def safe_extract(archive: Path, target: Path) -> None:
+    """Unpack ``archive`` into the existing empty folder ``target``, checking every member first."""
+    target = Path(target).resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            plan = [(info, _member_path(info)) for info in infos]
+            if sum(info.file_size for info in infos) > MAX_UNPACKED_BYTES:
+                raise ModelError(f"{archive} unpacks to more than {MAX_UNPACKED_BYTES >> 30} GiB; refusing it")
+            for info, rel in plan:
+                if rel is None:
+                    continue
+                dest = (target / Path(*rel.parts)).resolve()
+                if dest != target and target not in dest.parents:
+                    raise ModelError(f"zip member {info.filename!r} would land outside the target; refusing the archive")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                written = 0
+                # Streamed copy with our own byte count: the declared size in the header is not trusted.
+                with zf.open(info) as src, open(dest, "xb") as out:
+                    while chunk := src.read(COPY_CHUNK):
+                        written += len(chunk)
+                        if written > info.file_size:
+                            raise ModelError(f"zip member {info.filename!r} is larger than it declares; refusing the archive")
+                        out.write(chunk)
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{archive} is not a readable zip ({exc}); re-download it") from None
+    except FileExistsError as exc:
+        raise ModelError(f"{archive} holds the same file twice ({Path(exc.filename).name}); refusing the archive") from None
+
+
+def find_checkpoint(folder: Path, max_depth: int = 3) -> Optional[Path]:
+    """The folder holding unet/ and jointnet/ at or below ``folder`` (zips often add a top folder)."""
+    folder = Path(folder)
+    if is_checkpoint_dir(folder):
+        return folder
+    if max_depth == 0:
+        return None
+    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+        found = find_checkpoint(child, max_depth - 1)
+        if found is not None:
+            return found
+    return None
+
+
+# ---- the store -----------------------------------------------------------------------------------
+
+class ModelStore:
+    def __init__(self, root: Optional[Path] = None):
+        self.root = Path(root) if root is not None else store_root()
+        self.models_dir = self.root / "models"
+        self.index_path = self.root / "models.json"
+
+    # index ------------------------------------------------------------------------------------
+    def _read(self) -> dict:
+        if not self.index_path.exists():
+            return {"version": INDEX_VERSION, "default": None, "models": {}}
+        try:
+            data = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ModelError(f"{self.index_path} is corrupt; delete it and re-add your models "
+                             f"with `worldgen models add`") from None
+        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+            raise ModelError(f"{self.index_path} is not a model index; delete it and re-add your models")
+        return data
+
+    def _write(self, data: dict) -> None:
+        atomic_write_text(self.index_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def _entry(self, name: str, raw: dict) -> ModelEntry:
+        fields = {k: raw[k] for k in ModelEntry.__dataclass_fields__ if k in raw and k != "name"}
+        return ModelEntry(name=name, **fields)
+
+    def entries(self) -> list[ModelEntry]:
+        data = self._read()
+        return [self._entry(name, raw) for name, raw in sorted(data["models"].items())]
+
+    def get(self, name: str) -> Optional[ModelEntry]:
+        raw = self._read()["models"].get(name)
+        return None if raw is None else self._entry(name, raw)
+
+    def default_name(self) -> Optional[str]:
+        return self._read().get("default")
+
+    def default(self) -> Optional[ModelEntry]:
+        name = self.default_name()
+        return self.get(name) if name else None
+
+    # changes ------------------------------------------------------------------------------------
+    def add(self, source, name: str, base=None, modality: Optional[str] = None,
+            make_default: bool = False) -> ModelEntry:
+        """Register a checkpoint folder (in place) or zip (unpacked into the store) under ``name``."""
+        if not NAME_RE.match(name or ""):
+            raise UserInputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64), "
+                                 f"starting with a letter or digit")
+        if self.get(name) is not None:
+            raise UserInputError(f"a model named {name!r} is already registered; choose another --name "
+                                 f"or run `worldgen models remove {name}` first")
+        source = Path(source).expanduser()
+        if not source.exists():
+            raise UserInputError(f"{source} does not exist; pass a checkpoint folder or its .zip")
+        base_path = check_base_dir(Path(base).expanduser().resolve()) if base else None
+
+        managed = source.is_file()
+        if managed:
+            checkpoint = self._unpack(source, name)
+        else:
+            found = find_checkpoint(source)
+            if found is None:
+                raise ModelError(f"{source} holds no JointNet checkpoint (a folder with unet/ and jointnet/); "
+                                 f"point at the unpacked checkpoint or its .zip")
+            checkpoint = found.resolve()
+        try:
+            check_checkpoint_dir(checkpoint)
+            entry = ModelEntry(
+                name=name, path=str(checkpoint), base=str(base_path) if base_path else None,
+                modality=modality or checkpoint_modality(checkpoint),
+                inpaint=_is_inpaint(checkpoint), managed=managed,
+                added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+            data = self._read()
+            data["models"][name] = {k: v for k, v in asdict(entry).items() if k != "name"}
+            if make_default:
+                data["default"] = name
+            self._write(data)
+        except BaseException:
+            if managed:
+                shutil.rmtree(self.models_dir / name, ignore_errors=True)
+            raise
+        return entry
+
+    def _unpack(self, archive: Path, name: str) -> Path:
+        if not zipfile.is_zipfile(archive):
+            raise UserInputError(f"{archive} is neither a folder nor a zip; pass the checkpoint folder or its .zip")
+        final = self.models_dir / name
+        if final.exists():
+            raise UserInputError(f"{final} already exists; remove it or choose another --name")
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=self.models_dir))
+        try:
+            safe_extract(archive, staging)
+            found = find_checkpoint(staging)
+            if found is None:
+                raise ModelError(f"{archive} holds no JointNet checkpoint (unet/ and jointnet/ folders); "
+                                 f"is it the right download?")
+            relative = found.relative_to(staging)
+            os.replace(staging, final)  # the whole unpacked tree appears at once
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return (final / relative).resolve()
+
+    def remove(self, name: str) -> ModelEntry:
+        data = self._read()
+        if name not in data["models"]:
+            raise UserInputError(f"no model named {name!r}; see `worldgen models list`")
+        entry = self._entry(name, data["models"].pop(name))
+        if data.get("default") == name:
+            data["default"] = None
+        self._write(data)
+        if entry.managed:
+            shutil.rmtree(self.models_dir / name, ignore_errors=True)
+        return entry
+
+    def set_default(self, name: Optional[str]) -> None:
+        data = self._read()
+        if name is not None and name not in data["models"]:
+            raise UserInputError(f"no model named {name!r}; register it with `worldgen models add PATH --name {name}`")
+        data["default"] = name
+        self._write(data)
+
+
+def _is_inpaint(checkpoint: Path) -> bool:
+    from .loading import read_json
+
+    return bool(read_json(checkpoint / "unet" / "config.json", "JointNet branch unet").get("has_masked_latent_input"))
+
+
+# ---- what the rest of worldgen calls --------------------------------------------------------------
+
+def default_model(store: Optional[ModelStore] = None) -> Optional[ModelEntry]:
+    """The registered default JointNet model, or None (then the procedural backend is the default)."""
+    return (store or ModelStore()).default()
+
+
+def resolve_model(name_or_path, base=None, store: Optional[ModelStore] = None) -> tuple[Path, Path]:
+    """``(checkpoint_dir, base_dir)`` for a checkpoint folder or a registered model name.
+
+    The base is, in order: ``base``; the store entry's base; the checkpoint's own ``base/`` (folders
+    from ``worldgen models tiny``). Without any, ModelError says how to provide one.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    entry = None
+    if path.exists():
+        checkpoint = find_checkpoint(path, max_depth=1) if path.is_dir() else None
+        if checkpoint is None:
+            raise ModelError(f"{path} is not a JointNet checkpoint folder (with unet/ and jointnet/); "
+                             f"for a .zip run `worldgen models add {path} --name NAME` first")
+        checkpoint = check_checkpoint_dir(checkpoint.resolve())
+    else:
+        store = store or ModelStore()
+        entry = store.get(text)
+        if entry is None:
+            known = ", ".join(e.name for e in store.entries()) or "none registered"
+            raise ModelError(f"no model folder or registered model named {text!r} (registered: {known}); "
+                             f"register one with `worldgen models add PATH_OR_ZIP --name NAME`")
+        checkpoint = check_checkpoint_dir(entry.checkpoint_dir)
+
+    if base is not None:
+        return checkpoint, check_base_dir(Path(base).expanduser().resolve(), BASE_PARTS_SD)
+    candidates = []
+    if entry is not None and entry.base:
+        candidates.append(Path(entry.base))
+    candidates.append(checkpoint / "base")
+    for candidate in candidates:
+        if is_base_dir(candidate):
+            return checkpoint, candidate.resolve()
+    if entry is not None and entry.base:
+        raise ModelError(f"the base model {entry.base} registered for {entry.name!r} is missing; pass --base PATH "
+                         f"or re-register with `worldgen models add ... --base PATH`")
+    raise ModelError(f"{text} needs its base model (stabilityai/stable-diffusion-2-1-base in diffusers layout); "
+                     f"pass --base PATH, or register it with `worldgen models add {text} --name NAME --base PATH`")
+
+
+def resolve(name: Optional[str], store: Optional[ModelStore] = None) -> Optional[Path]:
+    """The checkpoint folder of a registered name (None: of the default model), or None if unknown."""
+    store = store or ModelStore()
+    entry = store.default() if name is None else store.get(str(name))
+    return entry.checkpoint_dir if entry is not None else None
+
+
+def base_for(checkpoint_dir, store: Optional[ModelStore] = None) -> Optional[Path]:
+    """The base of a checkpoint folder: the one registered with it, else its own base/, else None."""
+    checkpoint_dir = Path(checkpoint_dir).expanduser().resolve()
+    for entry in (store or ModelStore()).entries():
+        if Path(entry.path).resolve() == checkpoint_dir and entry.base_dir is not None and is_base_dir(entry.base_dir):
+            return entry.base_dir
+    own = checkpoint_dir / "base"
+    return own if is_base_dir(own) else None

@@ -1,0 +1,112 @@
+"""3D Gaussian splats (``.ply``) of a panorama world, in the layout of the original 3D Gaussian
+Splatting code that splat viewers read (SuperSplat, gsplat, antimatter15/splat and others)::
+
+    x y z  nx ny nz  f_dc_0 f_dc_1 f_dc_2  [f_rest_*]  opacity  scale_0 scale_1 scale_2  rot_0..rot_3
+
+all float32; colour is the degree-0 spherical-harmonic coefficient ``(rgb - 0.5) / C0``, opacity a
+logit, scales natural logs of standard deviations (metres), rotation a unit quaternion (w, x, y, z).
+
+One splat per pixel (or per ``step``-th pixel). Each is a flat disc lying in the surface (its thin
+axis along the normal), as wide as the pixel's footprint at its distance (``size`` times the
+footprint), and stretched along the direction in which the surface is tilted away from the camera
+(up to ``max_stretch``), so a floor seen at a grazing angle stays closed. Sky pixels become splats
+on the sky cylinder (``sky=false`` leaves them out). ``convention=opencv`` writes x right, y down,
+z forward (what 3DGS training on COLMAP data produces) instead of glTF's y up, -z forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worldgen.errors import UserInputError
+from worldgen.specs import ExporterSpec
+
+from ._common import choice, encode_ply_vertices, option_names, read_options, world_for
+
+SH_C0 = 0.28209479177387814  # the constant degree-0 real spherical harmonic, 1 / (2 sqrt(pi))
+
+DEFAULTS = {
+    "step": 1,
+    "sky": True,
+    "size": 0.6,  # in-plane standard deviation, in pixel footprints
+    "thickness": 0.1,  # along the normal, relative to the in-plane size
+    "max_stretch": 4.0,
+    "opacity": 0.98,
+    "sh_degree": 0,  # >0 writes the zero higher-order coefficients some viewers insist on
+    "convention": "gltf",  # gltf: y up, -z forward; opencv: y down, z forward
+}
+
+
+def _frames(points: np.ndarray, normals: np.ndarray):
+    """Per-splat tangent ``a`` (the surface direction that recedes from the camera), ``b`` and
+    the cosine between the viewing ray and the normal."""
+    ray = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    cos = np.abs(np.einsum("ij,ij->i", ray, normals))
+    a = ray - (ray * normals).sum(axis=1, keepdims=True) * normals
+    length = np.linalg.norm(a, axis=1, keepdims=True)
+    # Facing the camera head-on: any tangent will do; take one perpendicular to the normal and y.
+    fallback = np.cross(normals, np.array([0.0, 1.0, 0.0], dtype=np.float32))
+    weak = np.linalg.norm(fallback, axis=1, keepdims=True) < 1e-6
+    fallback = np.where(weak, np.cross(normals, np.array([1.0, 0.0, 0.0], dtype=np.float32)), fallback)
+    a = np.where(length > 1e-6, a / np.maximum(length, 1e-12), fallback / np.linalg.norm(fallback, axis=1, keepdims=True))
+    b = np.cross(normals, a)
+    return a.astype(np.float32), b.astype(np.float32), cos.astype(np.float32)
+
+
+def export_splat(snapshot, options: dict) -> bytes:
+    from scipy.spatial.transform import Rotation
+
+    opts = read_options(options, DEFAULTS, "splat")
+    convention = choice(opts, "convention", ("gltf", "opencv"), "splat")
+    if not 0.0 < opts["opacity"] < 1.0:
+        raise UserInputError("splat option opacity must be between 0 and 1 (exclusive), e.g. 0.98")
+    if opts["size"] <= 0 or opts["thickness"] <= 0 or opts["max_stretch"] < 1:
+        raise UserInputError("splat options need size > 0, thickness > 0 and max_stretch >= 1")
+    if opts["sh_degree"] not in (0, 1, 2, 3):
+        raise UserInputError("splat option sh_degree must be 0, 1, 2 or 3")
+
+    world = world_for(snapshot, opts)
+    keep = np.ones(world.sky.shape, dtype=bool) if opts["sky"] else ~world.sky
+    points = world.points[keep]
+    normals = world.normals[keep]
+    colors = np.asarray(world.colors[keep], dtype=np.float32)
+    step = int(opts["step"])
+
+    # Footprint of one (decimated) pixel: horizontal arc r / f per column, the same per row.
+    footprint = world.distance[keep] * np.float32(step / world.projection.focal_px)
+    sigma = footprint * np.float32(opts["size"])
+    a, b, cos = _frames(points, normals)
+    stretch = 1.0 / np.maximum(cos, 1.0 / opts["max_stretch"])
+    scales = np.stack([sigma * stretch, sigma, sigma * np.float32(opts["thickness"])], axis=1)
+
+    rot = np.stack([a, b, normals], axis=2)  # columns: local x, y, z axes of the Gaussian
+    if convention == "opencv":
+        flip = np.array([1.0, -1.0, -1.0], dtype=np.float32)  # 180 degrees about x: a rotation
+        points, normals, rot = points * flip, normals * flip, rot * flip[None, :, None]
+    quat = Rotation.from_matrix(rot.astype(np.float64)).as_quat()  # (x, y, z, w)
+    quat = quat[:, [3, 0, 1, 2]].astype(np.float32)
+
+    dc = ((colors - 0.5) / SH_C0).astype(np.float32)
+    count = len(points)
+    logit = np.float32(np.log(opts["opacity"] / (1.0 - opts["opacity"])))
+    columns = [("x", points[:, 0]), ("y", points[:, 1]), ("z", points[:, 2]),
+               ("nx", normals[:, 0]), ("ny", normals[:, 1]), ("nz", normals[:, 2]),
+               ("f_dc_0", dc[:, 0]), ("f_dc_1", dc[:, 1]), ("f_dc_2", dc[:, 2])]
+    rest = 3 * ((opts["sh_degree"] + 1) ** 2 - 1)
+    zeros = np.zeros(count, dtype=np.float32)
+    columns += [(f"f_rest_{i}", zeros) for i in range(rest)]
+    columns.append(("opacity", np.full(count, logit, dtype=np.float32)))
+    log_scales = np.log(np.maximum(scales, 1e-9)).astype(np.float32)
+    columns += [(f"scale_{i}", log_scales[:, i]) for i in range(3)]
+    columns += [(f"rot_{i}", quat[:, i]) for i in range(4)]
+    comments = (f"worldgen gaussian splats: {convention} convention, metres, camera at the origin",)
+    return encode_ply_vertices([(n, np.ascontiguousarray(v, dtype=np.float32)) for n, v in columns], comments)
+
+
+SPEC = ExporterSpec(
+    name="splat",
+    extension=".ply",
+    description="3D Gaussian splats (.ply in the 3DGS layout): one per pixel, sized from depth and footprint",
+    export=export_splat,
+    options=option_names(DEFAULTS),
+)

@@ -1,0 +1,177 @@
+"""`worldgen batch`: many worlds from a JOBS file, one process per GPU under `accelerate launch`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..options import device_option, note, parse_size, quiet_option
+
+# A rank that finishes its shard early waits at the final barrier for the slowest one; that wait can
+# be as long as a few worlds, far past torch's default collective timeout.
+BARRIER_TIMEOUT_HOURS = 24
+
+
+@click.command()
+@click.argument("jobs", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the worlds (OUT/NAME/ + OUT/NAME.glb). Default: named after JOBS.")
+@click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
+@click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
+@click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
+@click.option("--size", default="2048x512", show_default=True, help="Default panorama WIDTHxHEIGHT for jobs without one.")
+@click.option("--span", type=float, default=360.0, show_default=True, help="Default horizontal span in degrees.")
+@click.option("--steps", type=int, default=50, show_default=True, help="Default denoising steps.")
+@click.option("--guidance", type=float, default=7.5, show_default=True, help="Default classifier-free guidance scale.")
+@click.option("--negative", "negative_prompt", default="", help="Default negative prompt.")
+@click.option("--modality", default="depth", show_default=True, help="Default modality generated with the RGB.")
+@click.option("--scheduler", default=None, help="ddim (default), dpm++, unipc, euler.")
+@click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: float16 on GPU, float32 on CPU).")
+@click.option("--window-batch", type=int, default=None,
+              help="Windows per model call. Pin it when outputs must match across machines "
+                   "(the default depends on free memory).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Batch seed: jobs without a seed get one derived from it and their name.")
+@click.option("--dry-run", is_flag=True, help="Check every job and show what would run; generate nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON on stdout.")
+@device_option
+@quiet_option
+def batch(jobs, out, backend, model, base, size, span, steps, guidance, negative_prompt, modality, scheduler, dtype,
+          window_batch, seed, dry_run, as_json, device, quiet):
+    """Generate every world listed in JOBS (.jsonl, .toml or .txt) into OUT.
+
+    \b
+    JSONL:  {"prompt": "a misty fjord at dawn", "seed": 7, "size": "2048x512", "name": "fjord"}
+    TOML:   [[job]]  prompt = "a misty fjord at dawn"  steps = 30
+    TXT:    one prompt per line
+    Fields: name, prompt, seed, size, span, steps, guidance, negative, modality, scheduler (or
+    recipe = "scene.toml" with name and seed). Jobs without a name are called SLUG-INDEX.
+
+    Finished worlds are skipped, so rerunning the same command resumes. A failing job is recorded
+    and the rest go on; OUT/.batch/summary.json has the outcome. On several GPUs:
+
+    \b
+      accelerate launch --multi_gpu --num_processes 2 -m worldgen.cli.main batch JOBS -o OUT
+    Each process takes every N-th job; the worlds are the same whatever the number of processes.
+    """
+    from ...batch import JobDefaults, load_jobs
+
+    width, height = parse_size(size)
+    defaults = JobDefaults(width=width, height=height, span_deg=span, steps=steps, guidance=guidance,
+                           negative=negative_prompt, modality=modality, scheduler=scheduler)
+    job_list = load_jobs(jobs, defaults, batch_seed=seed)
+    out = out or Path(jobs.stem)
+    if dry_run:
+        _dry_run(job_list, out)
+        return
+
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    from ...batch import PanoWorldMaker, run_batch
+    from ...errors import UserInputError, WorldgenError
+    from .pano import REAL_WEIGHTS_HINT, choose_backend
+
+    state = PartialState(cpu=_on_cpu(device), timeout=timedelta(hours=BARRIER_TIMEOUT_HOURS))
+    rank, world = state.process_index, state.num_processes
+    launched = _launched_world_size()
+    if launched != world:  # each process would run every job, all into the same OUT
+        raise UserInputError(f"the launcher started {launched} processes but this one sees {world}; with torchrun "
+                             f"or accelerate launch on GPUs leave --device unset, on CPUs pass --device cpu")
+    if device and world > 1 and device != "cpu":
+        raise UserInputError(f"--device {device} names one device, but this batch runs {world} processes, each on "
+                             f"its own GPU; drop --device")
+    spec, fell_back = choose_backend(backend, model)
+    if fell_back and rank == 0:
+        note(REAL_WEIGHTS_HINT, quiet)
+    settings = {k: v for k, v in {"model": model, "base": base, "device": device or str(state.device),
+                                  "dtype": dtype, "scheduler": scheduler,
+                                  "window_batch": window_batch}.items() if v is not None}
+    who = f"[rank {rank}/{world}] " if world > 1 else ""
+
+    def on_result(result, position, total):
+        if result.status == "done":
+            what = f"done in {result.seconds:.1f}s"
+        elif result.status == "skipped":
+            what = "already complete, skipped"
+        else:
+            what = f"FAILED: {result.reason}"
+        note(f"{who}{position}/{total} {result.name}: {what}", quiet)
+
+    summary = run_batch(job_list, out, PanoWorldMaker(spec, settings), rank=rank, world=world,
+                        barrier=state.wait_for_everyone if world > 1 else None, on_result=on_result)
+    if summary is None:  # not rank 0: rank 0 reports for everyone
+        return
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary, out)
+    if summary["failed"] or summary["missing"]:
+        raise WorldgenError(f"{summary['failed'] + summary['missing']} of {summary['jobs']} jobs did not finish "
+                            f"(see {out}/.batch/summary.json); fix them and rerun the same command: finished "
+                            f"worlds are skipped")
+
+
+def _on_cpu(device) -> bool:
+    """Whether the processes run on CPUs: Accelerate sets up gloo for several CPU processes only when told."""
+    import os
+
+    import torch
+
+    if device == "cpu" or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+        return True
+    return not torch.cuda.is_available() and device is None
+
+
+def _launched_world_size() -> int:
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    per_world = summary["seconds_per_world"]
+    timing = f"; {per_world['mean']:.1f} s per world" if per_world else ""
+    rate = f", {summary['worlds_per_minute']:.2f} worlds/min" if summary["worlds_per_minute"] else ""
+    processes = f" on {summary['world']} processes" if summary["world"] > 1 else ""
+    click.echo(f"{summary['jobs']} jobs: {summary['done']} done, {summary['skipped']} skipped, "
+               f"{summary['failed']} failed{timing}{rate}{processes} -> {out}/")
+    for failure in summary["failures"]:
+        click.echo(f"  failed {failure['name']} (line {failure['line']}): {failure['reason']}")
+    for name in summary["missing_jobs"]:
+        click.echo(f"  missing {name}: its process ended before reaching it")
+
+
+def _dry_run(job_list, out: Path) -> None:
+    from ...batch import existing_world, recipe_hook
+    from ...errors import WorldgenError
+
+    problems = 0
+    for job in job_list:
+        state, why = existing_world(out, job)
+        try:
+            if job.recipe is not None:
+                recipe_hook()
+                if not job.recipe.is_file():
+                    raise WorldgenError(f"recipe {job.recipe} does not exist")
+            else:
+                job.request()
+        except WorldgenError as exc:
+            state, why = "invalid", " ".join(str(exc).split())
+        problems += state in ("invalid", "conflict")
+        what = job.prompt if job.recipe is None else f"recipe {job.recipe}"
+        click.echo(f"{job.index:>5}  {job.name:<40} seed {job.seed:<11} {state:<9} {why or what}")
+    click.echo(f"{len(job_list)} jobs, {problems} with problems; nothing was generated (--dry-run)")
+    if problems:
+        raise WorldgenError(f"{problems} of {len(job_list)} jobs would fail; fix the lines above or leave them "
+                            f"to fail alone")
+
+
+commands = [batch]

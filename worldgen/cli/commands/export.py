@@ -1,0 +1,56 @@
+"""`worldgen export`: a scene -> a GLB mesh, a PLY point cloud or Gaussian splats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..options import note, quiet_option
+
+
+def parse_option_pairs(pairs: tuple[str, ...]) -> dict:
+    """('step=2', 'sky=false') -> {'step': '2', 'sky': 'false'}; exporters convert the types."""
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE, e.g. -O step=2", param_hint="-O/--option")
+        options[name] = value.strip()
+    return options
+
+
+@click.command()
+@click.argument("scene", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-f", "--format", "fmt", default="glb", show_default=True,
+              help="Exporter: glb (textured mesh), ply (point cloud), splat (Gaussian splats), or a plugin's name.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write. Default: beside the scene folder, named after it (fjord/ -> fjord.glb).")
+@click.option("--version", "version", type=int, default=None, help="Scene version to export (default: the latest).")
+@click.option("-O", "--option", "option_pairs", multiple=True, metavar="NAME=VALUE",
+              help="Exporter option, repeatable: e.g. -O step=2 -O collider=true (glb), -O voxel_size=0.05 (ply). "
+                   "Geometry overrides for any format: near, far, eye_height, disparity_scale, disparity_shift, "
+                   "sky_disparity, fit_ground.")
+@click.option("--list-options", is_flag=True, help="Print the chosen exporter's options and exit.")
+@quiet_option
+def export(scene, fmt, output, version, option_pairs, list_options, quiet):
+    """Export SCENE (a scene folder) as a 3D file: y up, metres, the camera at the origin."""
+    from ...export_files import default_export_path, export_to_file, exporter_for
+    from ...scene import Scene
+    from ..progress import progress_for
+
+    spec = exporter_for(fmt)
+    if list_options:
+        click.echo(f"{spec.name} ({spec.extension}): {spec.description}")
+        for name in spec.options:
+            click.echo(f"  -O {name}=...")
+        return
+    options = parse_option_pairs(option_pairs)
+    snapshot = Scene.open(scene).load(version)
+    target = output or default_export_path(scene, fmt)
+    written = export_to_file(snapshot, fmt, target, options, progress=progress_for(quiet))
+    note(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)", quiet)
+
+
+commands = [export]

@@ -1,0 +1,106 @@
+"""``worldgen models``: register JointNet checkpoints, list them, pick a default, write tiny ones."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from ..options import note, quiet_option
+
+MODALITY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _check_modality(ctx, param, value):
+    if value is not None and not MODALITY_RE.match(value):
+        raise click.BadParameter(f"{value!r} is not a modality name like 'depth' or 'normal'")
+    return value
+
+
+@click.group()
+def models() -> None:
+    """Manage JointNet checkpoints in the local model store.
+
+    \b
+    Official checkpoints: rgbd_finetune_sd21b.zip (generation), rgbd_inpaint_sd21b.zip (inpainting),
+    used with a diffusers-layout copy of stabilityai/stable-diffusion-2-1-base (--base).
+    Store: $WORLDGEN_HOME, else $XDG_DATA_HOME/worldgen, else ~/.local/share/worldgen.
+    """
+
+
+@models.command("add")
+@click.argument("source", type=click.Path(exists=True, path_type=str))
+@click.option("--name", required=True, help="Name to use with --model, e.g. rgbd.")
+@click.option("--base", type=click.Path(exists=True, file_okay=False, path_type=str), default=None,
+              help="Base model folder (diffusers layout of stable-diffusion-2-1-base).")
+@click.option("--modality", default=None, callback=_check_modality,
+              help="Modality the checkpoint carries (default: from its worldgen.json, else depth).")
+@click.option("--default", "make_default", is_flag=True, help="Use this model when --model is not given.")
+@quiet_option
+def add(source, name, base, modality, make_default, quiet):
+    """Register SOURCE (a checkpoint folder, or a .zip that is unpacked into the store)."""
+    from worldgen.backends.jointnet.store import ModelStore
+
+    store = ModelStore()
+    entry = store.add(source, name, base=base, modality=modality, make_default=make_default)
+    if entry.base_dir is None:
+        note(f"{name!r} has no base model yet: pass --base PATH to `worldgen pano`, or re-add it with --base", quiet)
+    click.echo(f"{entry.name}\t{entry.path}")
+
+
+@models.command("list")
+def list_models():
+    """List registered models (* marks the default)."""
+    from worldgen.backends.jointnet.store import ModelStore
+
+    store = ModelStore()
+    entries = store.entries()
+    if not entries:
+        click.echo("no models registered; add one with `worldgen models add PATH_OR_ZIP --name NAME`", err=True)
+        return
+    default = store.default_name()
+    for e in entries:
+        base = str(e.base_dir) if e.base_dir else "(no base: pass --base)"
+        kind = "inpaint" if e.inpaint else "generate"
+        click.echo(f"{'*' if e.name == default else ' '} {e.name}\t{e.modality}\t{kind}\t{e.path}\t{base}")
+
+
+@models.command("remove")
+@click.argument("name")
+def remove(name):
+    """Forget NAME; files are deleted only if they were unpacked into the store."""
+    from worldgen.backends.jointnet.store import ModelStore
+
+    entry = ModelStore().remove(name)
+    click.echo(f"removed {entry.name}" + (" and its unpacked files" if entry.managed else ""))
+
+
+@models.command("default")
+@click.argument("name", required=False)
+@click.option("--clear", is_flag=True, help="Have no default (the procedural backend is used).")
+def default(name, clear):
+    """Show the default model, set it to NAME, or --clear it."""
+    from worldgen.backends.jointnet.store import ModelStore
+
+    store = ModelStore()
+    if clear or name:
+        store.set_default(None if clear else name)
+    click.echo(store.default_name() or "(none: the procedural backend is the default)")
+
+
+@models.command("tiny")
+@click.argument("directory", type=click.Path(path_type=str))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--inpaint", is_flag=True, help="With masked-latent input, like rgbd_inpaint_sd21b.")
+@click.option("--modality", default="depth", show_default=True, callback=_check_modality)
+def tiny(directory, seed, inpaint, modality):
+    """Write a tiny random checkpoint with its own base to DIRECTORY (for tests and demos).
+
+    The result works with `worldgen pano --model DIRECTORY` without --base; its pictures are noise.
+    """
+    from worldgen.backends.jointnet.tiny import write_tiny_checkpoint
+
+    click.echo(str(write_tiny_checkpoint(directory, seed=seed, inpaint=inpaint, modality=modality)))
+
+
+commands = [models]

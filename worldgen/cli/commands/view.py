@@ -1,0 +1,54 @@
+"""`worldgen view`: look at a world from inside (window, headless screenshot, or browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..options import note, parse_size, quiet_option
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Render one image from the eye to this PNG, headless (no display needed), and exit.")
+@click.option("--web", is_flag=True, help="Serve the world in the browser (viser) instead of opening a window.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address for --web. The default is reachable from this machine only; 0.0.0.0 shares it on the network.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port for --web.")
+@click.option("--size", default="1280x720", show_default=True, help="Screenshot WIDTHxHEIGHT.")
+@click.option("--yaw", type=float, default=0.0, show_default=True,
+              help="Screenshot direction, degrees to the right of the panorama's first column.")
+@click.option("--pitch", type=float, default=0.0, show_default=True, help="Screenshot direction, degrees up.")
+@click.option("--fov", type=float, default=75.0, show_default=True, help="Vertical field of view, degrees.")
+@click.option("--max-vertices", type=int, default=None,
+              help="Decimate a scene folder to about this many vertices (default: 2M window/screenshot, 1M web).")
+@quiet_option
+def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertices, quiet):
+    """Look at SOURCE (a scene folder, .glb, point-cloud .ply or splat .ply) from where the panorama was taken."""
+    from ... import viewer
+    from ...errors import UserInputError
+
+    if screenshot and web:
+        raise UserInputError("choose one of --screenshot and --web")
+    if not 0 < fov < 180:
+        raise UserInputError(f"--fov {fov} must be between 0 and 180 degrees")
+    if screenshot:
+        width, height = parse_size(size)
+        written = viewer.screenshot(source, screenshot, width, height, yaw, pitch, fov,
+                                    max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES)
+        note(f"wrote {written}", quiet)
+        return
+    if web:
+        server = viewer.start_web(source, host=host, port=port, max_vertices=max_vertices or viewer.WEB_MAX_VERTICES)
+        click.echo(f"worldgen: serving {source} at http://{host}:{server.get_port()} (Ctrl-C to stop)", err=True)
+        try:
+            server.sleep_forever()
+        finally:
+            server.stop()
+        return
+    viewer.open_window(source, max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES, fov_deg=fov)
+
+
+commands = [view]

@@ -1,0 +1,56 @@
+"""Write a scene export to disk: the one place exporters' bytes meet the file system.
+
+Exporters are pure (``snapshot, options -> bytes``, see ``worldgen.specs.ExporterSpec``); this
+looks one up in the plugin registry, runs it and writes the result atomically, so a reader never
+sees half a file and a failed export leaves any earlier file in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from .atomic import atomic_write_bytes
+from .errors import UserInputError
+from .progress import ProgressCallback, report
+
+
+def exporter_for(fmt: str):
+    from .registry import get_registry
+
+    return get_registry().exporter(fmt)
+
+
+def default_export_path(scene_path: str | Path, fmt: str) -> Path:
+    """Where an export goes when no path is given: next to the scene folder, named after it
+    (``fjord/`` -> ``fjord.glb``; formats sharing an extension add their name: ``fjord.splat.ply``)."""
+    scene_path = Path(scene_path)
+    ext = exporter_for(fmt).extension
+    name = scene_path.resolve().name or "world"
+    suffix = ext if ext[1:] == fmt else f".{fmt}{ext}"
+    return scene_path.resolve().parent / f"{name}{suffix}"
+
+
+def export_bytes(snapshot, fmt: str, options: Optional[dict] = None) -> bytes:
+    data = exporter_for(fmt).export(snapshot, dict(options or {}))
+    if not isinstance(data, (bytes, bytearray)):
+        from .errors import PluginError
+
+        raise PluginError(f"exporter {fmt!r} returned {type(data).__name__}, not bytes; fix or remove the plugin")
+    return bytes(data) if isinstance(data, bytearray) else data
+
+
+def export_to_file(snapshot, fmt: str, path: str | Path, options: Optional[dict] = None,
+                   progress: Optional[ProgressCallback] = None) -> Path:
+    """Export ``snapshot`` with the exporter named ``fmt`` and write it to ``path`` atomically.
+
+    ``options`` are the exporter's own (e.g. ``{"step": 2}`` for glb). Returns the path written."""
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise UserInputError(f"{path} is a folder; give a file name such as {path / ('world' + exporter_for(fmt).extension)}")
+    report(progress, "export", 0, 2, fmt)
+    data = export_bytes(snapshot, fmt, options)
+    report(progress, "export", 1, 2, f"{len(data) / 1e6:.1f} MB")
+    atomic_write_bytes(path, data)
+    report(progress, "export", 2, 2, str(path))
+    return path
