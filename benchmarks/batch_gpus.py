@@ -371,13 +371,20 @@ def train_phase(args, env) -> dict:
         if (run / "checkpoints").is_dir() else []
     import math
 
+    # The data stream's position is the samples really consumed: steps x batch x processes of each stage,
+    # summed, so a run resumed on another number of GPUs neither repeats nor skips examples.
+    expected_seen, seen = [], 0
+    for stage, previous in zip(stages, [0] + [s["to_step"] for s in stages]):
+        seen += (stage["to_step"] - previous) * 2 * stage["processes"]
+        expected_seen.append(seen)
     ok = (all(s["exit_code"] == 0 for s in stages)
+          and [s["state"].get("samples_seen") for s in stages] == expected_seen
           and steps_logged == list(range(1, 9))  # each step logged once: one writer, no step repeated or skipped
           and all(math.isfinite(r["loss"]) for r in log)
           and [s["state"].get("step") for s in stages] == [4, 6, 8]
           and [s["state"].get("world_size") for s in stages] == [args.gpus, 1, args.gpus]
           and not leftovers)
-    return {"ok": ok, "stages": stages, "steps_logged": steps_logged, "losses": [round(r["loss"], 5) for r in log],
+    return {"ok": ok, "stages": stages, "samples_seen_expected": expected_seen, "steps_logged": steps_logged, "losses": [round(r["loss"], 5) for r in log],
             "checkpoint_leftovers": leftovers}
 
 

@@ -7,13 +7,15 @@ from the camera at the origin, so front faces point at it.
 An edge between two neighbouring pixels is CUT (a depth discontinuity) when both hold:
 
 1. its far end is more than ``1 + threshold`` times as far as its near end, and
-2. its jump in inverse distance is more than ``OUTLIER`` times the smaller jump of the two edges
-   beside it in the same direction.
+2. neither edge beside it (the previous and the next in the same direction) continues it: a
+   neighbour continues an edge when its jump in inverse distance has the same sign and at least
+   1 / ``OUTLIER`` of the size.
 
 Rule 2 keeps smooth surfaces seen at a grazing angle: on any plane, inverse distance changes at a
 constant rate down a column (and almost so along a row), so a floor receding to the horizon has
-large relative steps (rule 1) but no outlier step, while an object's silhouette is one big step
-between small ones. A triangle is cut when one of its two grid-aligned edges is; any split of a
+large relative steps (rule 1) that its neighbours continue; a crease (wall meets floor) is
+continued by its sloped side. An object's silhouette is one big step between small ones, and
+a thin object's two silhouettes jump in opposite directions, so both are cut. A triangle is cut when one of its two grid-aligned edges is; any split of a
 triangle's corners into near and far crosses one of those two edges.
 """
 
@@ -29,37 +31,46 @@ OUTLIER = 2.0
 
 @dataclass
 class GridTriangles:
-    """Faces (n, 3) uint32 on the vertex grid: ``terrain`` (kept), ``sky`` (touching a sky
-    pixel; None when not asked for) and ``cut`` (not sky, dropped at a discontinuity)."""
+    """The triangles of a vertex grid, as faces (n, 3) uint32 with the vertices they use.
+
+    ``terrain`` (kept surfaces) and ``sky`` (touching a sky pixel; None when not asked for) come
+    compacted: ``*_vertices`` are the flat grid indices of the vertices they use, and their faces
+    index into that list. ``cut`` (not sky, dropped at a discontinuity) indexes the full grid."""
 
     terrain: np.ndarray
+    terrain_vertices: np.ndarray
     sky: Optional[np.ndarray]
+    sky_vertices: Optional[np.ndarray]
     cut: np.ndarray
 
 
-def _neighbour_min(jumps: np.ndarray, axis: int, cyclic: bool) -> np.ndarray:
-    """The smaller of the jumps of the previous and next edge along ``axis`` (inf past an end)."""
+def _shifted(values: np.ndarray, axis: int, by: int, cyclic: bool, fill) -> np.ndarray:
+    """``values`` moved ``by`` places along ``axis`` (the previous edge for +1, the next for -1)."""
     if cyclic:
-        return np.minimum(np.roll(jumps, 1, axis=axis), np.roll(jumps, -1, axis=axis))
-    out = np.full_like(jumps, np.inf)
-    n = jumps.shape[axis]
-    if n > 1:
-        lo = [slice(None)] * jumps.ndim
-        hi = [slice(None)] * jumps.ndim
-        lo[axis], hi[axis] = slice(0, n - 1), slice(1, n)
-        lo, hi = tuple(lo), tuple(hi)
-        out[hi] = jumps[lo]  # previous edge
-        out[lo] = np.minimum(out[lo], jumps[hi])  # next edge
+        return np.roll(values, by, axis=axis)
+    out = np.full_like(values, fill)
+    n = values.shape[axis]
+    if n > abs(by):
+        src = [slice(None)] * values.ndim
+        dst = [slice(None)] * values.ndim
+        src[axis] = slice(0, n - by) if by > 0 else slice(-by, n)
+        dst[axis] = slice(by, n) if by > 0 else slice(0, n + by)
+        out[tuple(dst)] = values[tuple(src)]
     return out
 
 
 def _cut_edges(d_from: np.ndarray, d_to: np.ndarray, axis: int, cyclic: bool, threshold: float) -> np.ndarray:
     near = np.minimum(d_from, d_to)
     far = np.maximum(d_from, d_to)
-    with np.errstate(divide="ignore"):
-        jump = np.abs(np.float32(1.0) / d_from - np.float32(1.0) / d_to)
     big = far > np.float32(1.0 + threshold) * near
-    return big & (jump > np.float32(OUTLIER) * _neighbour_min(jump, axis, cyclic))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jump = np.float32(1.0) / d_to - np.float32(1.0) / d_from  # signed, in inverse distance
+    limit = np.abs(jump) / np.float32(OUTLIER)
+    smooth = np.zeros(jump.shape, dtype=bool)
+    for by in (1, -1):  # a neighbour going the same way at a comparable rate: a continuing surface
+        other = _shifted(jump, axis, by, cyclic, np.float32(0.0))
+        smooth |= (other * jump > 0) & (np.abs(other) >= limit)
+    return big & ~smooth
 
 
 def triangulate(distance: np.ndarray, sky: np.ndarray, threshold: float, wrap: str = "none",
@@ -74,9 +85,9 @@ def triangulate(distance: np.ndarray, sky: np.ndarray, threshold: float, wrap: s
         q = wv
     else:
         q = wv - 1
-    empty = np.zeros((0, 3), dtype=np.uint32)
     if h < 2 or q < 1:
-        return GridTriangles(empty, empty if want_sky else None, empty)
+        empty, none = np.zeros((0, 3), dtype=np.uint32), np.zeros(0, dtype=np.int64)
+        return GridTriangles(empty, none, empty if want_sky else None, none if want_sky else None, empty)
     cyclic = wrap != "none"
     nxt = (np.arange(q) + 1) % wv
     left = distance[:, :q]
@@ -92,25 +103,60 @@ def triangulate(distance: np.ndarray, sky: np.ndarray, threshold: float, wrap: s
     sa, sb, sc, sd = sky[:-1, :q], s_right[:-1], sky[1:, :q], s_right[1:]
     sky1, sky2 = sa | sc | sb, sb | sc | sd
 
-    base = (np.arange(h - 1, dtype=np.uint32) * np.uint32(wv))[:, None]
-    a = base + np.arange(q, dtype=np.uint32)[None, :]
-    b = base + nxt.astype(np.uint32)[None, :]
-    c, d = a + np.uint32(wv), b + np.uint32(wv)
-    faces = np.empty((h - 1, q, 2, 3), dtype=np.uint32)
+    # Column of the right-hand corners b, d of each quad (a plain slice unless the seam is shared).
+    col_b = nxt if wrap == "shared" else slice(1, q + 1)
+    keep1, keep2 = ~(sky1 | cut1), ~(sky2 | cut2)
+    terrain, terrain_vertices = _compact_faces(keep1, keep2, h, wv, q, col_b)
+    sky_faces = sky_vertices = None
+    if want_sky:
+        sky_faces, sky_vertices = _compact_faces(sky1, sky2, h, wv, q, col_b)
+    cut = _sparse_faces(cut1 & ~sky1, cut2 & ~sky2, wv, nxt)
+    return GridTriangles(terrain, terrain_vertices, sky_faces, sky_vertices, cut)
+
+
+def _sparse_faces(mask1: np.ndarray, mask2: np.ndarray, wv: int, nxt: np.ndarray) -> np.ndarray:
+    """Faces (flat grid numbering) of the few triangles in the masks, without building them all."""
+    out = []
+    for mask, corners in ((mask1, ("a", "c", "b")), (mask2, ("b", "c", "d"))):
+        i, j = np.nonzero(mask)
+        a = i * wv + j
+        b = i * wv + nxt[j]
+        at = {"a": a, "b": b, "c": a + wv, "d": b + wv}
+        out.append(np.stack([at[k] for k in corners], axis=1))
+    return np.concatenate(out).astype(np.uint32)
+
+
+def _faces(mask1: np.ndarray, mask2: np.ndarray, index: np.ndarray, q: int, col_b: np.ndarray):
+    """Faces of the kept triangles, numbered by the (h, wv) grid ``index``."""
+    # Only the band of quad rows holding kept triangles (the sky is usually a band at the top).
+    rows = np.flatnonzero((mask1 | mask2).any(axis=1))
+    if len(rows) == 0:
+        return np.zeros((0, 3), dtype=np.uint32), None
+    lo, hi = rows[0], rows[-1] + 1
+    mask1, mask2, index = mask1[lo:hi], mask2[lo:hi], index[lo:hi + 1]
+    a, b = index[:-1, :q], index[:-1, col_b]
+    c, d = index[1:, :q], index[1:, col_b]
+    faces = np.empty(a.shape + (2, 3), dtype=np.uint32)
     faces[:, :, 0, 0], faces[:, :, 0, 1], faces[:, :, 0, 2] = a, c, b
     faces[:, :, 1, 0], faces[:, :, 1, 1], faces[:, :, 1, 2] = b, c, d
-    del a, b, c, d
-
-    is_sky = np.stack([sky1, sky2], axis=-1)
-    is_cut = np.stack([cut1, cut2], axis=-1)
-    terrain = faces[~(is_sky | is_cut)]
-    cut = faces[is_cut & ~is_sky]
-    return GridTriangles(terrain, faces[is_sky] if want_sky else None, cut)
+    # Flattened to (triangles, 3) with a (triangles,) mask: a row gather is twice as fast.
+    keep = np.stack([mask1, mask2], axis=-1).reshape(-1)
+    return faces.reshape(-1, 3)[keep], keep
 
 
-def compact(faces: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices of used vertices, faces renumbered onto them): unreferenced vertices are dropped."""
-    used = np.zeros(count, dtype=bool)
-    used[faces.ravel()] = True
-    remap = np.cumsum(used, dtype=np.int64).astype(np.uint32) - np.uint32(1)
-    return np.flatnonzero(used), remap[faces]
+def _compact_faces(mask1: np.ndarray, mask2: np.ndarray, h: int, wv: int, q: int, col_b: np.ndarray):
+    """(faces numbered over the used vertices only, flat grid indices of those vertices).
+
+    A vertex is used when a kept triangle has it as a corner; finding that on the grid (four
+    shifted ORs) and numbering before building the faces avoids scattering and gathering every
+    corner index of millions of faces."""
+    used = np.zeros((h, wv), dtype=bool)
+    either = mask1 | mask2
+    used[:-1, :q] |= mask1  # a
+    used[1:, :q] |= either  # c
+    used[:-1, col_b] |= either  # b
+    used[1:, col_b] |= mask2  # d
+    flat = used.reshape(-1)
+    index = (np.cumsum(flat, dtype=np.int64) - 1).astype(np.uint32).reshape(h, wv)
+    faces, _ = _faces(mask1, mask2, index, q, col_b)
+    return faces, np.flatnonzero(flat)

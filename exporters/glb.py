@@ -4,8 +4,8 @@ The world is a grid mesh with one vertex per pixel (or per ``step``-th pixel), y
 camera at the origin (``origin=ground`` lifts everything so the ground is at y = 0 instead). Its
 nodes:
 
-- ``terrain``: the surfaces, textured with the panorama (embedded PNG or JPEG, UVs at the pixel
-  centres). Triangles whose corners differ in distance by more than ``cut_threshold`` (relative:
+- ``terrain``: the surfaces, textured with the panorama (embedded JPEG, quality 95, or lossless
+  PNG with ``texture=png``; UVs at the pixel centres). Triangles whose corners differ in distance by more than ``cut_threshold`` (relative:
   0.1 = 10 %) are left out, so foreground and background are not joined by stretched "curtains".
   For a 360-degree panorama the first vertex column is repeated at the end with identical
   positions: the seam is closed (no crack), and only the UV differs (u > 1, texture wraps with
@@ -33,15 +33,16 @@ import numpy as np
 from worldgen.specs import ExporterSpec
 
 from ._common import choice, option_names, read_options, world_for
-from ._grid_mesh import compact, triangulate
+from ._grid_mesh import triangulate
 
 DEFAULTS = {
     "step": 1,  # 1 = one vertex per pixel; n = every n-th pixel in both directions
     "cut_threshold": 0.1,  # relative distance jump inside one triangle that cuts it
     "sky": True,  # emit the sky node
     "normals": True,  # write vertex normals (from the normal layer, else from the depth grid)
-    "texture": "png",  # png (lossless) or jpeg
-    "jpeg_quality": 92,
+    # jpeg: 12 ms for 4096x1024 and ~1 MB; png: lossless but ~0.6 s and ~10 MB (level-1 zlib).
+    "texture": "jpeg",
+    "jpeg_quality": 95,
     "unlit": False,  # terrain with KHR_materials_unlit (the panorama already holds its lighting)
     "origin": "camera",  # camera: camera at (0, 0, 0); ground: ground at y = 0, camera at eye height
     "backdrop": True,  # fill the cracks at cut edges (as seen from the eye) with a "backdrop" node
@@ -90,8 +91,9 @@ class _Blob:
         count = array.size if kind == "SCALAR" else array.shape[0]
         acc = Accessor(bufferView=self.view(array, target), componentType=component, count=int(count), type=kind)
         if bounds:
-            acc.min = [float(x) for x in array.min(axis=0)]
-            acc.max = [float(x) for x in array.max(axis=0)]
+            # Column by column: 20x faster than min(axis=0) across an (N, 3) array.
+            acc.min = [float(array[:, k].min()) for k in range(array.shape[1])]
+            acc.max = [float(array[:, k].max()) for k in range(array.shape[1])]
         self.gltf.accessors.append(acc)
         return len(self.gltf.accessors) - 1
 
@@ -198,7 +200,6 @@ def export_glb(snapshot, options: dict) -> bytes:
     flat_nrm = normals.reshape(-1, 3)
     flat_uv = uvs.reshape(-1, 2)
     flat_dist = distance.reshape(-1)
-    count = flat_pos.shape[0]
     nodes = []
 
     def add(name, positions, faces, normals, uvs, mat, extras=None):
@@ -208,7 +209,7 @@ def export_glb(snapshot, options: dict) -> bytes:
         nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras))
 
     if len(tris.terrain):
-        used, faces = compact(tris.terrain, count)
+        used, faces = tris.terrain_vertices, tris.terrain
         add("terrain", flat_pos[used], faces, flat_nrm[used], flat_uv[used], material("terrain", opts["unlit"]))
 
     if opts["backdrop"] and len(tris.cut):
@@ -222,7 +223,7 @@ def export_glb(snapshot, options: dict) -> bytes:
             material("terrain", opts["unlit"]))
 
     if tris.sky is not None and len(tris.sky):
-        used, faces = compact(tris.sky, count)
+        used, faces = tris.sky_vertices, tris.sky
         # Every sky vertex sits on the far cylinder, including the terrain-side corners of the
         # horizon quads, so the sky closes behind the terrain's edge.
         rays = flat_pos[used]
@@ -273,11 +274,10 @@ def _collider(world, step: int, threshold: float):
     sky = world.sky[::step, ::step]
     pts = world.points[::step, ::step].reshape(-1, 3)
     # The last kept column and column 0 are at most one step apart, so joining them is right.
-    faces = triangulate(dist, sky, threshold, "shared" if world.wraps else "none", want_sky=False).terrain
-    if not len(faces):
+    tris = triangulate(dist, sky, threshold, "shared" if world.wraps else "none", want_sky=False)
+    if not len(tris.terrain):
         return None
-    used, faces = compact(faces, pts.shape[0])
-    return pts[used], faces
+    return pts[tris.terrain_vertices], tris.terrain
 
 
 def _version() -> str:

@@ -6,10 +6,11 @@ Splatting code that splat viewers read (SuperSplat, gsplat, antimatter15/splat a
 all float32; colour is the degree-0 spherical-harmonic coefficient ``(rgb - 0.5) / C0``, opacity a
 logit, scales natural logs of standard deviations (metres), rotation a unit quaternion (w, x, y, z).
 
-One splat per pixel (or per ``step``-th pixel). Each is a flat disc lying in the surface (its thin
-axis along the normal), as wide as the pixel's footprint at its distance (``size`` times the
-footprint), and stretched along the direction in which the surface is tilted away from the camera
-(up to ``max_stretch``), so a floor seen at a grazing angle stays closed. Sky pixels become splats
+One splat per pixel (or per ``step``-th pixel). Each is a flat ellipse lying in the surface (its
+thin axis along the normal, ``thickness`` of its width), ``size`` times the pixel's footprint on
+that surface: the footprint across the ray, stretched along the direction in which the surface
+recedes from the camera by 1 / cos(ray, normal) (at most ``max_stretch``), so a floor seen at a
+grazing angle stays closed and a wall gets round discs. Sky pixels become splats
 on the sky cylinder (``sky=false`` leaves them out). ``convention=opencv`` writes x right, y down,
 z forward (what 3DGS training on COLMAP data produces) instead of glTF's y up, -z forward.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from worldgen.errors import UserInputError
+from worldgen.geometry import row_slopes
 from worldgen.specs import ExporterSpec
 
 from ._common import choice, encode_ply_vertices, option_names, read_options, world_for
@@ -72,12 +74,17 @@ def export_splat(snapshot, options: dict) -> bytes:
     colors = np.asarray(world.colors[keep], dtype=np.float32)
     step = int(opts["step"])
 
-    # Footprint of one (decimated) pixel: horizontal arc r / f per column, the same per row.
-    footprint = world.distance[keep] * np.float32(step / world.projection.focal_px)
-    sigma = footprint * np.float32(opts["size"])
+    # Footprint of one (decimated) pixel across the ray: r / f horizontally (one column of arc at
+    # horizontal distance r) and r / (f sqrt(1 + t^2)) vertically (t = y / r of the row). On the
+    # surface the receding axis grows by 1 / cos(ray, normal): exact for any plane (a wall gets
+    # r / f, a floor r / (f |t|)).
+    size = np.float32(opts["size"] * step / world.projection.focal_px)
+    slope = np.broadcast_to(row_slopes(world.projection, world.rows).astype(np.float32)[:, None], keep.shape)[keep]
+    across = world.distance[keep] * size
     a, b, cos = _frames(points, normals)
     stretch = 1.0 / np.maximum(cos, 1.0 / opts["max_stretch"])
-    scales = np.stack([sigma * stretch, sigma, sigma * np.float32(opts["thickness"])], axis=1)
+    along = across / np.sqrt(1.0 + slope * slope) * stretch
+    scales = np.stack([along, across, across * np.float32(opts["thickness"])], axis=1)
 
     rot = np.stack([a, b, normals], axis=2)  # columns: local x, y, z axes of the Gaussian
     if convention == "opencv":

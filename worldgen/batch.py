@@ -380,6 +380,7 @@ def run_shard(jobs: Sequence[Job], out: str | Path, make_world: MakeWorld, *, ra
     # run never reaches (a crash) shows up as missing in the summary, not with last run's status.
     for job in mine:
         _status_path(out, job).unlink(missing_ok=True)
+    _rank_path(out, rank).unlink(missing_ok=True)
     results = []
     for position, job in enumerate(mine, start=1):
         result = _run_one(job, out, make_world, rank)
@@ -530,6 +531,11 @@ class PanoWorldMaker:
         self._export = export
         self._instance = None
         self.load_seconds = 0.0
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the backend was loaded (a restart with nothing left to do never loads it)."""
+        return self._instance is not None
 
     def backend(self):
         if self._instance is None:

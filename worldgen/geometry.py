@@ -146,14 +146,15 @@ def points_from_distance(distance: np.ndarray, projection: CylindricalProjection
 def project_points(points: np.ndarray, projection: CylindricalProjection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of ``points_from_distance``: (..., 3) points -> (column, row, distance), float64.
 
-    Columns come back in [-0.5, W - 0.5) for a full circle (azimuth wrapped to [0, 2 pi))."""
+    Azimuths are taken in the full turn centred on the span's middle, so a full circle gives
+    columns in [-0.5, W - 0.5)."""
     p = np.asarray(points, dtype=np.float64)
     r = np.hypot(p[..., 0], p[..., 2])
     theta = np.arctan2(p[..., 0], -p[..., 2])
     span = math.radians(projection.span_deg)
-    if projection.full_circle:
-        # Wrap so that column W - 0.5 (the seam) maps back to -0.5 rather than splitting at 0.
-        theta = np.mod(theta + span / (2 * projection.width), 2 * math.pi) - span / (2 * projection.width)
+    # Azimuths in the full turn centred on the middle of the span ([0, 2 pi) for a full circle).
+    start = span / 2 - math.pi
+    theta = np.mod(theta - start, 2 * math.pi) + start
     column = theta / span * projection.width - 0.5
     row = projection.height / 2.0 - 0.5 - p[..., 1] / np.maximum(r, 1e-30) * projection.focal_px
     return column, row, r
@@ -258,30 +259,54 @@ def _unit_rays(shape, projection, columns=None) -> np.ndarray:
     return rays
 
 
-def grid_normals(points: np.ndarray, wrap: bool) -> np.ndarray:
-    """World normals (float32, unit) of an (h, w, 3) point grid, facing the camera at the origin.
-
-    Central differences of the neighbours (wrapping across the seam when ``wrap``), one-sided at
-    the image border. Faces toward the origin: a point's normal has a negative dot with the point."""
-    p = np.asarray(points, dtype=np.float32)
+def _edge_aware_difference(values: np.ndarray, axis: int, wrap: bool) -> np.ndarray:
+    """Derivative per grid step: central where the surface is smooth, one-sided where a pixel sits
+    on a depth edge (one neighbour's step is over 3 times the other's: take the smaller), so
+    silhouettes and the horizon do not get normals that bridge foreground and background."""
+    n = values.shape[axis]
+    if n < 2:
+        return np.zeros_like(values)
+    forward = np.empty_like(values)
+    backward = np.empty_like(values)
+    fw = np.moveaxis(forward, axis, 0)
+    bw = np.moveaxis(backward, axis, 0)
+    src = np.moveaxis(values, axis, 0)
+    fw[:-1] = src[1:] - src[:-1]
+    bw[1:] = fw[:-1]
     if wrap:
-        du = np.roll(p, -1, axis=1) - np.roll(p, 1, axis=1)
-    else:
-        du = np.empty_like(p)
-        du[:, 1:-1] = p[:, 2:] - p[:, :-2]
-        du[:, 0] = p[:, 1] - p[:, 0] if p.shape[1] > 1 else 0
-        du[:, -1] = p[:, -1] - p[:, -2] if p.shape[1] > 1 else 0
-    dv = np.empty_like(p)
-    dv[1:-1] = p[2:] - p[:-2]
-    dv[0] = p[1] - p[0] if p.shape[0] > 1 else 0
-    dv[-1] = p[-1] - p[-2] if p.shape[0] > 1 else 0
-    # u grows right and v grows down, so du x dv points away from the viewer; flip it.
-    n = np.cross(dv, du)
-    # Degenerate neighbourhoods (a point at the origin of nothing) face the camera.
-    n = _normalise(n, lambda: -p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12))
-    flip = np.einsum("...i,...i->...", n, p) > 0
-    n[flip] *= -1
-    return n
+        fw[-1] = src[0] - src[-1]
+        bw[0] = fw[-1]
+    else:  # the image border has one neighbour only
+        fw[-1] = bw[-1] = src[-1] - src[-2]
+        bw[0] = fw[0]
+    af, ab = np.abs(forward), np.abs(backward)
+    out = (forward + backward) * np.float32(0.5)
+    edge = (af > 3 * ab) | (ab > 3 * af)
+    np.copyto(out, np.where(af <= ab, forward, backward), where=edge)
+    return out
+
+
+def distance_normals(distance: np.ndarray, projection: CylindricalProjection, rows: np.ndarray,
+                     columns: np.ndarray, step: int = 1) -> np.ndarray:
+    """World normals (float32, unit, facing the eye) of the surface r(u, v) on a pixel grid.
+
+    With g_u, g_v the derivatives of log r per pixel along the row and down the column and
+    t = y / r of the row, the normal in the column's camera frame (x right, y up, z toward the
+    viewer) is proportional to (f g_u, -f g_v, 1 - t f g_v): a wall at constant r faces the viewer,
+    a floor (r = -h / t) faces up. This is the exact inverse of ``worldgen.normals_integration``
+    and needs only scalar differences, no 3D cross products."""
+    log_r = np.log(np.maximum(np.asarray(distance, dtype=np.float32), np.float32(1e-12)))
+    f = np.float32(projection.focal_px / step)  # differences are per grid step
+    fgu = _edge_aware_difference(log_r, axis=1, wrap=projection.full_circle) * f
+    fgv = _edge_aware_difference(log_r, axis=0, wrap=False) * f
+    del log_r
+    t = row_slopes(projection, rows).astype(np.float32)[:, None]
+    local = np.empty(fgu.shape + (3,), dtype=np.float32)
+    local[..., 0] = fgu
+    local[..., 1] = -fgv
+    local[..., 2] = np.float32(1.0) - t * fgv
+    # No sign check needed: n . (-P / r) = -t n_y + n_z = 1 > 0, so it always faces the eye.
+    return camera_to_world_normals(local, projection, columns)
 
 
 # Ground --------------------------------------------------------------------------------------------
@@ -421,7 +446,7 @@ def build_world(snapshot, step: int = 1, overrides: Optional[dict] = None) -> Wo
     if normal is not None and normal.shape[-1] == 3:
         normals = camera_to_world_normals(normal[::step, ::step], projection, columns)
     else:
-        normals = grid_normals(points, wrap=projection.full_circle)
+        normals = distance_normals(distance, projection, rows, columns, step)
     # The sky is seen from inside its cylinder: its normals face the camera.
     if sky.any():
         normals[sky] = -_unit_rays(sky.shape, projection, columns)[sky]

@@ -179,9 +179,20 @@ def _direction(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     return np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch), -math.cos(yaw) * math.cos(pitch)])
 
 
-def srgb_to_linear(colors: np.ndarray) -> np.ndarray:
-    c = np.clip(np.asarray(colors, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+def _pre_encode(image) -> "np.ndarray":
+    """An 8-bit sRGB texture encoded once more, so that the renderer's sRGB -> linear decoding
+    gives back the original numbers (post-processing, which would re-encode, is off: see
+    ``_exact_colours``)."""
+    c = np.asarray(image, dtype=np.float64) / 255.0
+    encoded = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+    return np.ascontiguousarray(np.round(np.clip(encoded, 0, 1) * 255).astype(np.uint8))
+
+
+def _exact_colours(view) -> None:
+    """Show the panorama's colours as they are. Filament's post-processing tone-maps (ACES:
+    darker, shifted colours); without it the shader output is written as is, so textures are
+    pre-encoded (``_pre_encode``) and point colours are passed unchanged."""
+    view.set_post_processing(False)
 
 
 def angular_spacing(points: np.ndarray, eye: np.ndarray) -> float:
@@ -205,8 +216,11 @@ def angular_spacing(points: np.ndarray, eye: np.ndarray) -> float:
     return float(math.sqrt(max(solid, 1e-9) / max(int(ok.sum()), 1)))
 
 
-def _o3d_geometries(view: ViewSource, point_size: float = 3.0):
-    """[(name, geometry, MaterialRecord)] for open3d, unlit (the panorama carries its own light)."""
+def _o3d_geometries(view: ViewSource, point_size: float = 3.0, exact: bool = True):
+    """[(name, geometry, MaterialRecord)] for open3d, unlit (the panorama carries its own light).
+
+    ``exact``: colours for a view without post-processing (``_exact_colours``); otherwise for the
+    interactive window, whose post-processing decodes nothing and encodes linear light to sRGB."""
     import open3d as o3d
 
     rendering = o3d.visualization.rendering
@@ -224,15 +238,22 @@ def _o3d_geometries(view: ViewSource, point_size: float = 3.0):
                 continue
             mat = rendering.MaterialRecord()
             mat.shader = "defaultUnlit"
+            mesh = info.mesh
+            # The unlit shader multiplies the texture by the vertex colour (grey when there is none).
+            mesh.vertex_colors = o3d.utility.Vector3dVector(np.ones((len(mesh.vertices), 3)))
             if 0 <= info.material_idx < len(model.materials):
                 source = model.materials[info.material_idx]
-                mat.albedo_img = source.albedo_img
+                if source.albedo_img is not None and not source.albedo_img.is_empty():
+                    albedo = np.asarray(source.albedo_img)
+                    mat.albedo_img = o3d.geometry.Image(_pre_encode(albedo) if exact else albedo)
                 mat.base_color = source.base_color
-            items.append((f"{index}-{info.mesh_name or 'mesh'}", info.mesh, mat))
+            items.append((f"{index}-{info.mesh_name or 'mesh'}", mesh, mat))
     else:
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(view.points.astype(np.float64)))
-        # open3d shades vertex colours as linear light (textures as sRGB): linearise sRGB colours.
-        cloud.colors = o3d.utility.Vector3dVector(srgb_to_linear(view.colors))
+        colors = view.colors.astype(np.float64)
+        if not exact:  # the window encodes to sRGB: hand it linear light
+            colors = np.where(colors <= 0.04045, colors / 12.92, ((colors + 0.055) / 1.055) ** 2.4)
+        cloud.colors = o3d.utility.Vector3dVector(colors)
         mat = rendering.MaterialRecord()
         mat.shader = "defaultUnlit"
         mat.point_size = float(point_size)
@@ -262,14 +283,18 @@ def render_image(view: ViewSource, width: int = 1280, height: int = 720, yaw_deg
     focal = (height / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
     point_size = 3.0
     if view.kind != "mesh":
-        # x2: a wide view stretches the spacing towards its edges (by 1 / cos^2 of the angle).
-        point_size = float(np.clip(2.0 * focal * angular_spacing(view.points, view.eye), 1.0, 32.0))
+        # A flat image stretches the spacing towards its edges by 1 / cos^2 of the angle off-axis:
+        # size the points for the widest angle (with a margin), so no gaps open at the sides.
+        half_width = math.atan(math.tan(math.radians(fov_deg) / 2) * width / height)
+        stretch = 1.25 / math.cos(half_width) ** 2
+        point_size = float(np.clip(stretch * focal * angular_spacing(view.points, view.eye), 1.0, 48.0))
     items = _o3d_geometries(view, point_size)
     renderer = _offscreen_renderer(width, height)
     try:
         for name, geometry, material in items:
             renderer.scene.add_geometry(name, geometry, material)
         renderer.scene.set_background([*background, 1.0])
+        _exact_colours(renderer.scene.view)
         eye = np.asarray(view.eye, dtype=np.float64)
         camera = renderer.scene.camera
         camera.look_at(eye + _direction(yaw_deg, pitch_deg), eye, np.array([0.0, 1.0, 0.0]))
@@ -307,7 +332,7 @@ def open_window(source, max_vertices: int = DEFAULT_MAX_VERTICES, fov_deg: float
         raise UserInputError("no display here; use --screenshot FILE.png (renders headless) or --web (browser)")
     view = load_source(source, max_vertices=max_vertices)
     items = [{"name": name, "geometry": geometry, "material": material}
-             for name, geometry, material in _o3d_geometries(view)]
+             for name, geometry, material in _o3d_geometries(view, exact=False)]
     eye = np.asarray(view.eye, dtype=np.float64)
     o3d.visualization.draw(items, title="worldgen", eye=eye, lookat=eye + _direction(0.0, 0.0), up=[0.0, 1.0, 0.0],
                            field_of_view=fov_deg, show_skybox=False, bg_color=(0.0, 0.0, 0.0, 1.0))

@@ -56,6 +56,9 @@ Tiny checkpoints and the model store (``tiny.py``, ``store.py``)
 - ``resolve_model(name_or_path, base=None) -> (checkpoint_dir, base_dir)``: a folder, or a name
   registered with ``worldgen models add``; raises ``ModelError`` naming the fix when no base is known.
 - ``default_model() -> ModelEntry | None``: the registered default JointNet model, if any.
+- ``resolve(name_or_None) -> Path | None``: checkpoint folder of a registered name (None: the
+  default), None if unknown; ``base_for(checkpoint_dir) -> Path | None``: its registered base, else
+  its own ``base/``, else None.
 - ``ModelStore`` / ``ModelEntry`` (``store_root()``: $WORLDGEN_HOME, else $XDG_DATA_HOME/worldgen,
   else ~/.local/share/worldgen).
 """
@@ -82,6 +85,8 @@ _EXPORTS = {
     "write_tiny_checkpoint": "tiny",
     "resolve_model": "store",
     "default_model": "store",
+    "resolve": "store",
+    "base_for": "store",
     "ModelStore": "store",
     "ModelEntry": "store",
     "store_root": "store",

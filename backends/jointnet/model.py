@@ -127,11 +127,10 @@ class JointNetModel(UNet2DConditionModel):
         """Time (+ text/class) embedding and the processed text states, as the UNet computes them."""
         if self.config.addition_embed_type == "image_hint":
             raise ValueError("JointNet branches do not support addition_embed_type='image_hint'")
+        if self.class_embedding is not None:
+            raise ValueError("JointNet branches do not take class labels; use a UNet without class_embed_type")
         added_cond_kwargs = added_cond_kwargs or {}
         emb = self.time_embedding(self.get_time_embed(sample=sample, timestep=timestep))
-        class_emb = self.get_class_embed(sample=sample, class_labels=added_cond_kwargs.get("class_labels"))
-        if class_emb is not None:
-            emb = torch.cat([emb, class_emb], dim=-1) if self.config.class_embeddings_concat else emb + class_emb
         aug_emb = self.get_aug_embed(emb=emb, encoder_hidden_states=encoder_hidden_states,
                                      added_cond_kwargs=added_cond_kwargs)
         if aug_emb is not None:

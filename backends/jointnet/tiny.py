@@ -17,10 +17,13 @@ from pathlib import Path
 from worldgen.errors import UserInputError
 
 # sample_size 64 latent cells (512 px), as SD 2.1-base: samplers size their windows from it.
+# Attention only at the lowest level (16x16 tokens for a 64x64 window) keeps a CPU demo panorama
+# quick; full-resolution attention would be ~10x slower at these sizes.
 TINY_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=32, attention_head_dim=(2, 4), norm_num_groups=8,
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32, 32),
+    down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    cross_attention_dim=32, attention_head_dim=(2, 2, 4), norm_num_groups=8,
 )
 TINY_VAE = dict(
     in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,

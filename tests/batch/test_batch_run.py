@@ -66,8 +66,10 @@ def test_a_restart_skips_finished_worlds(tmp_path, small_jobs, maker, count_gene
     glb = out / f"{jobs[0].name}.glb"
     before = glb.stat().st_mtime_ns
 
-    summary = run_batch(jobs, out, maker())
+    idle = maker()
+    summary = run_batch(jobs, out, idle)
     assert len(count_generate) == 5  # nothing generated again
+    assert not idle.loaded and summary["ranks"][0]["load_seconds"] == 0  # no model even loaded
     assert (summary["done"], summary["skipped"]) == (0, 5)
     assert glb.stat().st_mtime_ns == before
 

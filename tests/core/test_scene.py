@@ -164,3 +164,10 @@ def test_atomic_write_failure_mid_write_keeps_the_old_file(tmp_path, monkeypatch
         atomic_write_bytes(target, b"new contents that never land")
     assert target.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # no temp file left behind
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path):
+    from worldgen.atomic import FILE_MODE
+
+    target = atomic_write_bytes(tmp_path / "out.glb", b"x")
+    assert target.stat().st_mode & 0o777 == FILE_MODE

@@ -23,20 +23,20 @@ PILLAR_RGB = np.array([0.85, 0.15, 0.1], dtype=np.float32)
 FLOOR_RGB = np.array([0.45, 0.35, 0.2], dtype=np.float32)
 
 
-def room_layers(width: int, height: int, span: float = 360.0):
+def room_layers(width: int, height: int, span: float = 360.0, pillar: bool = True, sky: bool = True):
     """(distance (inf = sky), labels, image) of the room, labels 0 sky, 1 wall, 2 pillar, 3 floor."""
     proj = CylindricalProjection(width, height, span)
     t = row_slopes(proj)[:, None] * np.ones((1, width))
     u = np.arange(width)[None, :] * np.ones((height, 1))
     lo, hi = (int(f * width) for f in PILLAR_COLUMNS)
-    wall_r = np.where((u >= lo) & (u < hi), PILLAR, WALL)
+    wall_r = np.where((u >= lo) & (u < hi) & pillar, PILLAR, WALL)
     floor_r = np.where(t < 0, FLOOR_Y / np.minimum(t, -1e-9), np.inf)
     r = np.minimum(wall_r, floor_r)
     labels = np.where(wall_r == PILLAR, 2, 1)
     labels = np.where(floor_r <= wall_r, 3, labels)
-    sky = (t * wall_r > WALL_TOP) & (labels != 3)
-    labels = np.where(sky, 0, labels)
-    r = np.where(sky, np.inf, r)
+    sky_mask = (t * wall_r > WALL_TOP) & (labels != 3) & sky
+    labels = np.where(sky_mask, 0, labels)
+    r = np.where(sky_mask, np.inf, r)
 
     theta = column_azimuths(proj)[None, :] * np.ones((height, 1))
     stripes = 0.5 + 0.4 * np.sin(theta * 12.0)[..., None] * np.array([1.0, 0.6, 0.2])
@@ -48,8 +48,8 @@ def room_layers(width: int, height: int, span: float = 360.0):
 
 
 def room_snapshot(width: int = 256, height: int = 64, span: float = 360.0, with_normals: bool = False,
-                  depth: bool = True) -> Snapshot:
-    proj, r, labels, image = room_layers(width, height, span)
+                  depth: bool = True, pillar: bool = True, sky: bool = True) -> Snapshot:
+    proj, r, labels, image = room_layers(width, height, span, pillar, sky)
     modalities = {}
     if depth:
         disparity = np.where(np.isfinite(r), 1.0 / (2.0 * r), 0.0)
@@ -71,3 +71,111 @@ def room_normals(proj, labels):
 @pytest.fixture
 def room():
     return room_snapshot()
+
+
+# Reading GLBs back with pygltflib (independently of the exporter's own writer) --------------------
+
+_COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+
+
+def glb_document(data: bytes):
+    from pygltflib import GLTF2
+
+    return GLTF2.load_from_bytes(data)
+
+
+def accessor_array(gltf, index: int) -> np.ndarray:
+    acc = gltf.accessors[index]
+    view = gltf.bufferViews[acc.bufferView]
+    blob = gltf.binary_blob()
+    dtype = _COMPONENTS[acc.componentType]
+    width = _WIDTH[acc.type]
+    start = (view.byteOffset or 0) + (acc.byteOffset or 0)
+    arr = np.frombuffer(blob, dtype=dtype, count=acc.count * width, offset=start)
+    return arr.reshape(acc.count, width) if width > 1 else arr
+
+
+def glb_nodes(data: bytes) -> dict:
+    """{node name: {"POSITION": ..., "NORMAL": ..., "TEXCOORD_0": ..., "faces": ..., "node": ..., "material": ...}}"""
+    gltf = glb_document(data)
+    out = {}
+    for node in gltf.nodes:
+        entry = {"node": node}
+        if node.mesh is not None:
+            prim = gltf.meshes[node.mesh].primitives[0]
+            for name in ("POSITION", "NORMAL", "TEXCOORD_0"):
+                index = getattr(prim.attributes, name)
+                entry[name] = accessor_array(gltf, index) if index is not None else None
+            entry["faces"] = accessor_array(gltf, prim.indices).reshape(-1, 3)
+            entry["material"] = gltf.materials[prim.material] if prim.material is not None else None
+        out[node.name] = entry
+    return out
+
+
+# The Khronos glTF validator (npm package gltf-validator) -----------------------------------------
+
+VALIDATOR_ENV = "WORLDGEN_GLTF_VALIDATOR"
+_REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+_VALIDATE_JS = """
+const validator = require(process.env.WORLDGEN_VALIDATOR_PACKAGE);
+const chunks = [];
+process.stdin.on('data', c => chunks.push(c));
+process.stdin.on('end', async () => {
+  const data = new Uint8Array(Buffer.concat(chunks));
+  const report = await validator.validateBytes(data, {maxIssues: 50});
+  process.stdout.write(JSON.stringify(report.issues));
+});
+"""
+
+
+def find_gltf_validator():
+    """(node executable, gltf-validator package folder) or None with the reason."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        return None, "node is not installed (Debian: apt-get install nodejs npm)"
+    candidates = []
+    if os.environ.get(VALIDATOR_ENV):
+        candidates.append(Path(os.environ[VALIDATOR_ENV]))
+    candidates.append(_REPO / ".tools" / "node_modules" / "gltf-validator")
+    for candidate in candidates:
+        if candidate.name == "node_modules":
+            candidate = candidate / "gltf-validator"
+        if (candidate / "package.json").is_file():
+            return (node, candidate), None
+    return None, (f"gltf-validator is not installed: run `mkdir -p .tools && cd .tools && npm install "
+                  f"gltf-validator` in the repository, or set {VALIDATOR_ENV} to its folder")
+
+
+@pytest.fixture(scope="session")
+def gltf_validator():
+    """A function GLB bytes -> the validator's issues dict; skips when the validator is absent."""
+    import json
+    import os
+    import subprocess
+
+    found, reason = find_gltf_validator()
+    if found is None:
+        pytest.skip(reason)
+    node, package = found
+
+    def validate(data: bytes) -> dict:
+        env = dict(os.environ, WORLDGEN_VALIDATOR_PACKAGE=str(package))
+        proc = subprocess.run([node, "-e", _VALIDATE_JS], input=data, capture_output=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        return json.loads(proc.stdout)
+
+    return validate
+
+
+@pytest.fixture(scope="session")
+def kit():
+    """This module: the scene builders, constants and GLB readers above, for the tests to call
+    (with --import-mode=importlib a conftest cannot be imported by name)."""
+    import sys
+
+    return sys.modules[__name__]

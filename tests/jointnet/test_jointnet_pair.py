@@ -125,3 +125,25 @@ def test_mask_arguments_are_checked(pair, inpaint_pair, reference):
         inpaint_pair(r["x_rgb"], r["x_joint"], r["t"], r["ctx"])
     with pytest.raises(ValueError, match="batch sizes differ"):
         pair(r["x_rgb"], r["x_joint"][:1], r["t"], r["ctx"])
+
+
+def test_zero_exchange_still_learns(base_unet, reference):
+    """Zero-initialised exchange layers get gradients (training can move them), both directions."""
+    r = reference
+    pair = JointNetPair.from_unet(base_unet).train()
+    eps_rgb, eps_joint = pair(r["x_rgb"], r["x_joint"], r["t"], r["ctx"])
+    loss = (eps_rgb - torch.randn_like(eps_rgb)).pow(2).mean() + (eps_joint - torch.randn_like(eps_joint)).pow(2).mean()
+    loss.backward()
+    for branch in (pair.unet, pair.jointnet):
+        assert branch.jointnet_rgb_in_trans.weight.grad.abs().sum() > 0
+        assert branch.jointnet_mid_block.weight.grad.abs().sum() > 0
+        assert all(m.weight.grad.abs().sum() > 0 for m in branch.jointnet_down_blocks)
+
+
+def test_public_api_names_resolve():
+    import worldgen.backends.jointnet as jointnet
+
+    for name in jointnet.__all__:
+        assert getattr(jointnet, name) is not None
+    with pytest.raises(AttributeError):
+        jointnet.no_such_name

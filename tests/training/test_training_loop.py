@@ -94,10 +94,12 @@ def test_loss_falls_on_a_fixed_batch(tiny_checkpoint, tmp_path, make_images, mak
 
 
 # ---- resuming ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("stage, ema", [("1", True), ("inpaint", False)])
-def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_checkpoint, depth_data, tmp_path, stage, ema):
+@pytest.mark.parametrize("stage, ema, streaming", [("1", True, False), ("inpaint", False, False), ("1", False, True)])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_checkpoint, depth_data, tmp_path, stage, ema,
+                                                            streaming):
     base = tiny_checkpoint / "base" if stage == "1" else tiny_checkpoint
-    common = dict(stage=stage, ema=ema, ema_decay=0.9, text_dropout=0.5, min_crop=0.5)
+    common = dict(stage=stage, ema=ema, ema_decay=0.9, text_dropout=0.5, min_crop=0.5, streaming=streaming,
+                  shuffle_buffer=3)
     straight = train(config(base, depth_data, tmp_path / "straight", steps=6, checkpoint_every=3, **common))
 
     first = train(config(base, depth_data, tmp_path / "resumed", steps=3, **common))
@@ -177,3 +179,77 @@ def test_stage_and_base_must_fit(tiny_checkpoint, depth_data, tmp_path):
         train(config(tiny_checkpoint, depth_data, tmp_path / "a", stage="1", components=tiny_checkpoint / "base"))
     with pytest.raises(UserInputError, match="--stage 1"):
         train(config(tiny_checkpoint / "base", depth_data, tmp_path / "b", stage="2"))
+
+
+def test_checkpoints_are_complete_pruned_and_recorded(tiny_checkpoint, depth_data, tmp_path):
+    from worldgen.training.checkpoints import list_checkpoints, read_state
+
+    out = tmp_path / "run"
+    train(config(tiny_checkpoint / "base", depth_data, out, steps=3, checkpoint_every=1, keep_checkpoints=2))
+    kept = list_checkpoints(out)
+    assert [step for step, _ in kept] == [2, 3]
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]  # no half-written leftovers
+    state = read_state(kept[-1][1])
+    assert state["step"] == 3 and state["samples_seen"] == 6 and state["config"]["modality"] == "depth"
+    names = {p.name for p in kept[-1][1].iterdir()}
+    assert {"model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"} <= names
+
+
+def test_tensorboard_gets_losses_throughput_and_samples(tiny_checkpoint, depth_data, tmp_path):
+    pytest.importorskip("tensorboard", reason="TensorBoard logging needs the 'train' extra: pip install tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    train(config(tiny_checkpoint / "base", depth_data, out, steps=2, report_to="tensorboard"))
+    events = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/samples_per_s"} <= scalars
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+    assert "validation" in acc.Tags()["images"]
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tiny_checkpoint, depth_data, tmp_path):
+    from worldgen.training.models import build_pair
+
+    # It is really on: in the backward pass each block's forward runs again (recomputation).
+    pair = build_pair("1", tiny_checkpoint / "base")
+    pair.jointnet.enable_gradient_checkpointing()
+    calls = []
+    # A pre-hook: recomputation stops early, once it has what backward needs, so it may never return.
+    pair.jointnet.down_blocks[0].resnets[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    x = torch.randn(1, 4, 4, 4)
+    eps_rgb, eps_mod = pair(x, x, 500, torch.randn(1, 77, 32))
+    eps_mod.square().mean().backward()
+    assert len(calls) == 2
+
+    plain = train(config(tiny_checkpoint / "base", depth_data, tmp_path / "plain", steps=2))
+    saved = train(config(tiny_checkpoint / "base", depth_data, tmp_path / "ckpt", steps=2, gradient_checkpointing=True))
+    a, b = branch_state(plain.export_dir / "jointnet"), branch_state(saved.export_dir / "jointnet")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_work(tiny_checkpoint, depth_data, tmp_path):
+    """Data-parallel on CPU (gloo), the way `accelerate launch` runs on several GPUs."""
+    import os
+    import subprocess
+    import sys
+
+    from worldgen.training.checkpoints import list_checkpoints, read_state
+
+    out = tmp_path / "ddp"
+    env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "worldgen.training",
+            "--modality", "depth", "--base", str(tiny_checkpoint / "base"), "--data", str(depth_data),
+            "--out", str(out), "--steps", "2", "--resolution", "32", "--batch-size", "2", "--num-workers", "0",
+            "--warmup-steps", "0", "--validation-every", "0", "--validation-steps", "2", "--report-to", "none", "-q"]
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines() == [str(out / "model")]  # one process reports
+    step, folder = list_checkpoints(out)[-1]
+    state = read_state(folder)
+    assert step == 2 and state["world_size"] == 2 and state["samples_seen"] == 2 * 2 * 2
+    assert (folder / "random_states_0.pkl").is_file() and (folder / "random_states_1.pkl").is_file()

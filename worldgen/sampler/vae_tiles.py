@@ -102,7 +102,11 @@ class TiledVAE:
         b = source.shape[0]
         h = source.shape[-2] // in_scale
         stride = self.tile - self.overlap
-        layout = tile_layout(w, h, (self.tile, self.tile), (stride, stride), circular=circular, ramp=self.overlap)
+        # On a cylinder, shift the grid so that a tile is centred on the wrap: its columns come out of
+        # one decoder pass with context on both sides, so the wrap is an interior column, not a seam.
+        offset = (-(self.tile // 2)) % stride if circular else 0
+        layout = tile_layout(w, h, (self.tile, self.tile), (stride, stride), circular=circular,
+                             offset=(offset, 0), ramp=self.overlap)
         weight_sum = torch.zeros((1, 1, h * out_scale, w * out_scale), dtype=torch.float32, device=source.device)
         out = None
         n, start, batch = len(layout), 0, self.batch

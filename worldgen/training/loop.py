@@ -112,17 +112,18 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
     loader = _make_loader(cfg, spec, accelerator, start_step * samples_per_step, say)
     batches = iter(loader)
 
-    # 5. The loop.
+    # 5. The loop. Throughput is wall-clock per logging window (data loading included,
+    # checkpoints and validation samples excluded); the loss is summed on the device so that
+    # only logging steps wait for the GPU.
     step = start_step
-    window_loss, window_count, window_time = 0.0, 0, 0.0
+    window_loss, window_batches, window_steps = torch.zeros((), device=device), 0, 0
+    window_start, paused = time.perf_counter(), 0.0
     total_time, total_steps = 0.0, 0
     last_loss: Optional[float] = None
-    rate: Optional[float] = None
     samples: list[Path] = []
     detail = ""
     report(say, "train", step, cfg.steps, "resumed" if resumed_from else "")
     while step < cfg.steps:
-        started = time.perf_counter()
         for _ in range(cfg.gradient_accumulation):
             batch = next(batches)
             with accelerator.accumulate(model):
@@ -133,31 +134,33 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            window_loss += loss.detach().item()
-            window_count += 1
+            window_loss += loss.detach()
+            window_batches += 1
         step += 1
+        window_steps += 1
         if ema is not None:
             ema.step(trainable)
-        elapsed = time.perf_counter() - started
-        window_time += elapsed
-        total_time += elapsed
-        total_steps += 1
 
         if step % cfg.log_every == 0 or step == cfg.steps:
-            mean = torch.tensor(window_loss / max(window_count, 1), device=device)
-            last_loss = accelerator.reduce(mean, reduction="mean").item()
-            rate = samples_per_step * (window_count / cfg.gradient_accumulation) / window_time if window_time > 0 else None
+            last_loss = accelerator.reduce(window_loss / window_batches, reduction="mean").item()
+            elapsed = time.perf_counter() - window_start - paused
+            rate = samples_per_step * window_steps / elapsed if elapsed > 0 else None
+            total_time, total_steps = total_time + elapsed, total_steps + window_steps
             lr = lr_scheduler.get_last_lr()[0]
             detail = f"loss {last_loss:.4f} lr {lr:.2e}" + (f" {rate:.1f} samples/s" if rate else "")
             record = {"step": step, "loss": last_loss, "lr": lr, "samples_per_s": rate}
+            if device.type == "cuda":
+                record["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             if trackers:
                 accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step" and v is not None}, step=step)
             if accelerator.is_main_process:
                 with open(cfg.out / LOG_NAME, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(record) + "\n")
-            window_loss, window_count, window_time = 0.0, 0, 0.0
+            window_loss, window_batches, window_steps = torch.zeros((), device=device), 0, 0
+            window_start, paused = time.perf_counter(), 0.0
         report(say, "train", step, cfg.steps, detail)
 
+        pause_start = time.perf_counter()
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
             state = {"samples_seen": step * samples_per_step, "config": cfg.to_json(),
                      "world_size": accelerator.num_processes, "num_workers": cfg.num_workers}
@@ -166,6 +169,7 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
             path = _validate(cfg, spec, accelerator, pipeline, ema, trainable, step)
             if path is not None:
                 samples.append(path)
+        paused += time.perf_counter() - pause_start
 
     # 6. The model, in the official layout (with EMA weights when EMA was on).
     export_dir = cfg.out / "model"

@@ -48,7 +48,7 @@ _dir = click.Path(file_okay=False, path_type=Path)
 @click.option("--resolution", type=int, default=512, show_default=True, help="Training crop size in pixels (multiple of 8).")
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Examples per GPU per step.")
 @click.option("--lr", type=float, default=None, help="Learning rate [stage 1: 1e-4; stage 2 and inpaint: 1e-5].")
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out (exactly where it stopped).")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out, exactly where it stopped (fresh if there is none).")
 @click.option("--components", type=_dir, default=None,
               help="Stable Diffusion folder for the VAE, text encoder, tokenizer and scheduler when --base lacks them.")
 @click.option("--gradient-accumulation", type=int, default=1, show_default=True, help="Batches per optimizer step.")
