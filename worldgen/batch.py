@@ -548,17 +548,11 @@ class PanoWorldMaker:
         if job.recipe is not None:
             recipe_hook()(job.recipe, scene_dir, glb, seed=job.seed, settings=self.settings)
             return
-        from .scene import Scene
+        from .world import generate_world
 
         request = job.request()  # value checks before any model is loaded
-        instance = self.backend()
-        snapshot = instance.generate(request, None)
-        Scene.create(scene_dir, snapshot, operation="pano", prompt=request.prompt, seed=job.seed,
-                     backend=self.spec.name, backend_settings=instance.settings(), modality=request.modality,
-                     negative_prompt=request.negative_prompt,
-                     params={"steps": request.steps, "guidance": request.guidance, "scheduler": request.scheduler,
-                             "span_deg": request.span_deg})
-        self.export(snapshot, glb)
+        generate_world(self.spec.name, self.backend(), request, scene_dir, job.seed,
+                       export=lambda snapshot: self.export(snapshot, glb))
 
     def export(self, snapshot, glb: Path) -> None:
         if self._export is not None:

@@ -12,7 +12,7 @@ from worldgen.projection import CylindricalProjection
 from worldgen.sampler.canvas import resize_nearest
 from worldgen.sampler.requests import EditRequest, EstimateRequest, OutpaintRequest, PaintRequest, RefineRequest
 
-STEPS = 2
+STEPS = 1
 
 
 def _neighbour_stats(layer):

@@ -61,7 +61,7 @@ def pano(prompt, output, backend, model, base, size, span, steps, guidance, nega
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
     from ...backend import GenerateRequest
     from ...errors import UserInputError
-    from ...scene import MANIFEST_NAME, Scene
+    from ...scene import MANIFEST_NAME
     from ..progress import progress_for
 
     width, height = parse_size(size)
@@ -83,14 +83,11 @@ def pano(prompt, output, backend, model, base, size, span, steps, guidance, nega
                                   "scheduler": scheduler, "window_batch": window_batch}.items() if v is not None}
     progress = progress_for(quiet)
     instance = spec.load(settings)
-    snapshot = instance.generate(request, progress)
-    scene = Scene.create(scene_dir, snapshot, operation="pano", prompt=request.prompt, seed=seed, backend=spec.name,
-                         backend_settings=instance.settings(), modality=modality,
-                         negative_prompt=negative_prompt,
-                         params={"steps": steps, "guidance": guidance, "scheduler": scheduler, "span_deg": span})
     from ...export_files import export_to_file
+    from ...world import generate_world
 
-    export_to_file(snapshot, "glb", output)
+    scene = generate_world(spec.name, instance, request, scene_dir, seed,
+                           export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
     note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
 
 

@@ -1,0 +1,143 @@
+"""`worldgen view --web`: viser serves the world; headless Chromium shows it from inside.
+
+Chromium runs headless with software WebGL and is driven over the DevTools protocol (its
+``--screenshot`` flag fires before the page has opened its websocket and drawn anything).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldgen.scene import Scene
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--remote-debugging-port=0", "--window-size=800,600"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Chromium:
+    """A headless Chromium with a fresh profile, driven over the DevTools websocket."""
+
+    def __init__(self, profile: Path) -> None:
+        from websockets.sync.client import connect
+
+        binary = shutil.which("chromium") or shutil.which("chromium-browser")
+        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=10) as response:
+            page = next(t for t in json.load(response) if t["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self.next_id = 0
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=60))
+            if message.get("id") == self.next_id:
+                return message.get("result", {})
+
+    def screenshot(self) -> np.ndarray:
+        from PIL import Image
+        import io
+
+        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64) / 255
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def near(image: np.ndarray, rgb, tolerance=0.06) -> float:
+    """Fraction of pixels within ``tolerance`` of a colour."""
+    return float((np.abs(image - np.asarray(rgb)).max(axis=-1) < tolerance).mean())
+
+
+@pytest.fixture
+def web_scene(kit, tmp_path):
+    path = tmp_path / "room"
+    Scene.create(path, kit.room_snapshot(256, 64), operation="test", prompt="room", seed=0, backend="test",
+                 backend_settings={}, modality="depth")
+    return path
+
+
+def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scene, tmp_path):
+    pytest.importorskip("viser", reason="the web view needs viser: pip install 'worldgen[web]'")
+    pytest.importorskip("websockets", reason="viser's websockets package drives Chromium here")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    from worldgen.viewer import start_web
+
+    port = free_port()
+    server = start_web(web_scene, port=port)
+    try:
+        assert server.get_host() == "127.0.0.1"  # local only unless asked otherwise
+        profile = tmp_path / "chromium-profile"
+        profile.mkdir()
+        browser = Chromium(profile)
+        try:
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+            image, deadline = None, time.monotonic() + 90
+            while time.monotonic() < deadline:
+                time.sleep(1.0)
+                image = browser.screenshot()
+                left = image[:, : image.shape[1] // 2]  # the controls panel sits on the right
+                if near(left, kit.SKY_RGB) > 0.05 and near(left, kit.FLOOR_RGB) > 0.05:
+                    break
+        finally:
+            browser.close()
+    finally:
+        server.stop()
+    assert image is not None and image.std() > 0.05, "the page stayed blank"
+    left = image[:, : image.shape[1] // 2]
+    # Inside the room looking down -z: sky above, the striped wall ahead, the floor below.
+    rows = left.shape[0]
+    assert near(left[: rows // 4], kit.SKY_RGB) > 0.3, "no sky at the top"
+    assert near(left[-rows // 5:], kit.FLOOR_RGB) > 0.3, "no floor at the bottom"
+
+
+def test_view_command_refuses_conflicting_modes(web_scene, tmp_path):
+    from click.testing import CliRunner
+
+    from worldgen.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["view", str(web_scene), "--web", "--screenshot", str(tmp_path / "a.png")])
+    assert result.exit_code == 1 and "choose one" in result.output
+
+
+def test_web_view_binds_to_localhost_by_default():
+    from worldgen.cli.commands.view import view
+
+    host = next(p for p in view.params if p.name == "host")
+    assert host.default == "127.0.0.1"
