@@ -11,7 +11,7 @@ WITH_TEST=0
 
 apt_packages=(libusb-1.0-0 libgomp1)   # open3d links libusb; torch/open3d use OpenMP
 if [ "$WITH_TEST" = 1 ]; then
-  apt_packages+=(chromium libegl1 libgl1 libosmesa6 nodejs npm)
+  apt_packages+=(chromium libegl1 libgl1 libvulkan1 mesa-vulkan-drivers nodejs npm)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -44,7 +44,7 @@ extras="."
 [ "$WITH_TEST" = 1 ] && extras=".[test,web]"
 "${PIP[@]}" -e "$extras"
 
-if [ "$WITH_TEST" = 1 ] && [ ! -x .tools/node_modules/.bin/gltf_validator ] && command -v npm >/dev/null; then
+if [ "$WITH_TEST" = 1 ] && [ ! -f .tools/node_modules/gltf-validator/package.json ] && command -v npm >/dev/null; then
   mkdir -p .tools && (cd .tools && npm install --silent --no-audit --no-fund gltf-validator >/dev/null 2>&1) \
     || echo "bootstrap: gltf-validator could not be installed; the validator test will say so" >&2
 fi

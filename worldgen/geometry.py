@@ -401,7 +401,8 @@ def build_world(snapshot, step: int = 1, overrides: Optional[dict] = None) -> Wo
     """Points, normals, sky and colours of a snapshot, every ``step``-th pixel in each direction.
 
     Distance comes from the ``depth`` layer, else from integrating the ``normal`` layer; normals
-    come from the ``normal`` layer when there is one, else from the point grid. ``overrides``
+    come from the ``normal`` layer when there is one, else from the distance grid
+    (``distance_normals``). ``overrides``
     replaces geometry settings (e.g. ``{"far": 500}``) for this call only."""
     step = check_step(step)
     projection = snapshot.projection

@@ -159,12 +159,12 @@ class PrecisionGuard:
         result = step(self.dtype)
         if all_finite(result):
             return result
+        first = str(self.dtype).replace("torch.", "")
         if not is_reduced_precision(self.dtype):
             raise NumericalError(_one_line(f"{self.where} (step {self.steps}) produced NaN or infinite values "
-                                           f"in float32; {self.advice}"))
+                                           f"in {first}; {self.advice}"))
         if rng is not None:
             rng.restore()
-        first = str(self.dtype).replace("torch.", "")
         result = step(torch.float32)
         self.redos += 1
         if not all_finite(result):

@@ -59,8 +59,8 @@ def load_source(source: str | Path, max_vertices: int = DEFAULT_MAX_VERTICES, un
         raise UserInputError(f"{path} does not exist; give a scene folder, a .glb or a .ply")
     suffix = path.suffix.lower()
     if suffix in (".glb", ".gltf"):
-        data = path.read_bytes()
-        return ViewSource(kind="mesh", glb=data if suffix == ".glb" else None, eye=_glb_eye(path), far=_glb_far(path),
+        eye, far = _gltf_eye_and_far(path)
+        return ViewSource(kind="mesh", glb=path.read_bytes() if suffix == ".glb" else None, eye=eye, far=far,
                           extras={"path": str(path)})
     if suffix == ".ply":
         return _from_ply(path)
@@ -81,31 +81,20 @@ def _from_scene(path: Path, max_vertices: int, unlit: bool) -> ViewSource:
     return ViewSource(kind="mesh", glb=glb, eye=np.zeros(3), far=far, extras={"step": step})
 
 
-def _gltf(path: Path):
+def _gltf_eye_and_far(path: Path) -> tuple[np.ndarray, float]:
+    """The eye (translation of the first node with a camera, else the origin) and the farthest
+    coordinate in the file's position bounds (for the camera's far plane)."""
     from pygltflib import GLTF2
 
     try:
-        return GLTF2().load(str(path))
+        gltf = GLTF2().load(str(path))
     except Exception as exc:
         raise UserInputError(f"{path} is not a readable glTF file ({exc})") from None
-
-
-def _glb_eye(path: Path) -> np.ndarray:
-    """The translation of the first node holding a camera, else the origin."""
-    gltf = _gltf(path)
-    for node in gltf.nodes:
-        if node.camera is not None and node.translation:
-            return np.asarray(node.translation, dtype=np.float64)
-    return np.zeros(3)
-
-
-def _glb_far(path: Path) -> float:
-    gltf = _gltf(path)
-    extent = 0.0
-    for acc in gltf.accessors:
-        if acc.type == "VEC3" and acc.max and acc.min:
-            extent = max(extent, max(abs(v) for v in acc.max + acc.min))
-    return extent or 100.0
+    eye = next((np.asarray(node.translation, dtype=np.float64) for node in gltf.nodes
+                if node.camera is not None and node.translation), np.zeros(3))
+    extent = max((abs(v) for acc in gltf.accessors if acc.type == "VEC3" and acc.max and acc.min
+                  for v in acc.max + acc.min), default=0.0)
+    return eye, extent or 100.0
 
 
 def read_ply_header(data: bytes) -> tuple[list[tuple[str, str]], int, int]:
@@ -147,28 +136,33 @@ def read_ply_vertices(data: bytes) -> np.ndarray:
 
 
 def _from_ply(path: Path) -> ViewSource:
-    data = path.read_bytes()
-    records = read_ply_vertices(data)
-    names = records.dtype.names
-    points = np.stack([records["x"], records["y"], records["z"]], axis=1).astype(np.float32)
-    far = float(np.abs(points).max()) if len(points) else 1.0
-    if "f_dc_0" in names:  # 3D Gaussian splats
-        from scipy.spatial.transform import Rotation
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if b"f_dc_0" not in head.partition(b"end_header")[0]:  # a plain point cloud: open3d reads any PLY
+        import open3d as o3d
 
-        colors = np.clip(0.5 + SH_C0 * np.stack([records[f"f_dc_{i}"] for i in range(3)], axis=1), 0, 1)
-        opacity = 1.0 / (1.0 + np.exp(-records["opacity"].astype(np.float64)))
-        scales = np.exp(np.stack([records[f"scale_{i}"] for i in range(3)], axis=1).astype(np.float64))
-        wxyz = np.stack([records[f"rot_{i}"] for i in range(4)], axis=1).astype(np.float64)
-        rot = Rotation.from_quat(wxyz[:, [1, 2, 3, 0]]).as_matrix()
-        cov = rot @ (scales[:, :, None] ** 2 * np.eye(3)[None]) @ rot.transpose(0, 2, 1)
-        return ViewSource(kind="splats", points=points, colors=colors.astype(np.float32), eye=np.zeros(3), far=far,
-                          opacities=opacity.astype(np.float32), covariances=cov.astype(np.float32))
-    if {"red", "green", "blue"} <= set(names):
-        colors = np.stack([records["red"], records["green"], records["blue"]], axis=1).astype(np.float32)
-        colors /= 255.0 if records["red"].dtype == np.uint8 else 1.0
-    else:
-        colors = np.full((len(points), 3), 0.8, dtype=np.float32)
-    return ViewSource(kind="points", points=points, colors=colors, eye=np.zeros(3), far=far)
+        cloud = o3d.io.read_point_cloud(str(path))
+        points = np.asarray(cloud.points, dtype=np.float32)
+        if len(points) == 0:
+            raise UserInputError(f"{path} holds no points; export it again or check the file")
+        colors = (np.asarray(cloud.colors, dtype=np.float32) if cloud.has_colors()
+                  else np.full((len(points), 3), 0.8, dtype=np.float32))
+        return ViewSource(kind="points", points=points, colors=colors, eye=np.zeros(3),
+                          far=float(np.abs(points).max()))
+    # 3D Gaussian splats
+    from scipy.spatial.transform import Rotation
+
+    records = read_ply_vertices(path.read_bytes())
+    points = np.stack([records["x"], records["y"], records["z"]], axis=1).astype(np.float32)
+    colors = np.clip(0.5 + SH_C0 * np.stack([records[f"f_dc_{i}"] for i in range(3)], axis=1), 0, 1)
+    opacity = 1.0 / (1.0 + np.exp(-records["opacity"].astype(np.float64)))
+    scales = np.exp(np.stack([records[f"scale_{i}"] for i in range(3)], axis=1).astype(np.float64))
+    wxyz = np.stack([records[f"rot_{i}"] for i in range(4)], axis=1).astype(np.float64)
+    rot = Rotation.from_quat(wxyz[:, [1, 2, 3, 0]]).as_matrix()
+    cov = rot @ (scales[:, :, None] ** 2 * np.eye(3)[None]) @ rot.transpose(0, 2, 1)
+    far = float(np.abs(points).max()) if len(points) else 1.0
+    return ViewSource(kind="splats", points=points, colors=colors.astype(np.float32), eye=np.zeros(3), far=far,
+                      opacities=opacity.astype(np.float32), covariances=cov.astype(np.float32))
 
 
 # open3d ----------------------------------------------------------------------------------------
@@ -264,6 +258,7 @@ def _o3d_geometries(view: ViewSource, point_size: float = 3.0, exact: bool = Tru
 def _offscreen_renderer(width: int, height: int):
     import open3d as o3d
 
+    o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)  # "no X11, going headless" is expected
     try:
         return o3d.visualization.rendering.OffscreenRenderer(width, height)
     except RuntimeError as exc:

@@ -148,12 +148,18 @@ def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None):
     if weights is None:
         raise ModelError(f"{what}: no {SAFETENSORS_NAME} or {PICKLE_NAME} in {folder}; re-download the checkpoint")
     state = read_state_dict(weights)
-    model = cls.from_config(config)
-    result = model.load_state_dict(state, strict=False)
+    # Built on the meta device and given the loaded tensors (assign=True): no time is spent on a
+    # random initialisation that the weights would overwrite (seconds for an SD-sized UNet).
+    with torch.device("meta"):
+        model = cls.from_config(config)
+    result = model.load_state_dict(state, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(f"{what}: weights in {weights} do not match its config.json "
                          f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}); "
                          f"re-download the checkpoint")
+    unset = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if unset:  # a buffer the state dict does not carry; never expected for diffusers models
+        raise ModelError(f"{what}: {unset[0]} is not in {weights}; re-download the checkpoint")
     if dtype is not None and dtype != model.dtype:
         # nn.Module.to: ModelMixin.to logs a float32-modules notice even when there are none.
         model = torch.nn.Module.to(model, dtype=dtype)
@@ -198,6 +204,7 @@ def load_pair(checkpoint_dir: Path, dtype=None, device=None):
         pair = JointNetPair(unet, jointnet)
     except ValueError as exc:
         raise ModelError(f"{checkpoint_dir}: {exc}; the two branch configs must come from one checkpoint") from None
+    pair.eval()  # inference mode, like every loaded model; training calls .train()
     return pair.to(device) if device is not None else pair
 
 

@@ -83,7 +83,11 @@ class JointNetModel(UNet2DConditionModel):
     @classmethod
     def from_unet(cls, unet: UNet2DConditionModel, masked_latent_input: bool = False,
                   joint_in_channels: Optional[int] = None) -> "JointNetModel":
-        """A branch that copies ``unet`` and has zero exchange layers (output-preserving)."""
+        """A branch that copies ``unet``; exchange layers ``unet`` lacks start at zero (output-preserving).
+
+        ``unet`` may itself be a JointNetModel: its exchange weights are then kept, and only the
+        layers it does not have (e.g. the masked-latent conv when adding inpainting) start at zero.
+        """
         config = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
         config.update(joint_in_channels=joint_in_channels, has_masked_latent_input=masked_latent_input)
         branch = cls.from_config(config)
@@ -124,7 +128,7 @@ class JointNetModel(UNet2DConditionModel):
 
     def embed(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
               added_cond_kwargs: Optional[dict] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Time (+ text/class) embedding and the processed text states, as the UNet computes them."""
+        """Time (+ text, for IF) embedding and the processed text states, as the UNet computes them."""
         if self.config.addition_embed_type == "image_hint":
             raise ValueError("JointNet branches do not support addition_embed_type='image_hint'")
         if self.class_embedding is not None:

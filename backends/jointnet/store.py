@@ -93,6 +93,7 @@ def safe_extract(archive: Path, target: Path) -> None:
             plan = [(info, _member_path(info)) for info in infos]
             if sum(info.file_size for info in infos) > MAX_UNPACKED_BYTES:
                 raise ModelError(f"{archive} unpacks to more than {MAX_UNPACKED_BYTES >> 30} GiB; refusing it")
+            _check_layout([rel for _, rel in plan if rel is not None], archive)
             for info, rel in plan:
                 if rel is None:
                     continue
@@ -110,11 +111,24 @@ def safe_extract(archive: Path, target: Path) -> None:
                         out.write(chunk)
     except zipfile.BadZipFile as exc:
         raise ModelError(f"{archive} is not a readable zip ({exc}); re-download it") from None
-    except FileExistsError as exc:
-        raise ModelError(f"{archive} holds the same file twice ({Path(exc.filename).name}); refusing the archive") from None
+    except OSError as exc:  # a file where a folder should be, a full disk, ...
+        raise ModelError(f"cannot unpack {archive} ({exc.strerror or exc}); check the archive and free disk space") from None
 
 
-def find_checkpoint(folder: Path, max_depth: int = 3) -> Optional[Path]:
+def _check_layout(files: list[PurePosixPath], archive: Path) -> None:
+    """Each file once, and no path that is both a file and a folder."""
+    seen: set[PurePosixPath] = set()
+    for rel in files:
+        if rel in seen:
+            raise ModelError(f"{archive} holds {rel} twice; refusing the archive")
+        seen.add(rel)
+    folders = {parent for rel in files for parent in rel.parents}
+    clash = seen & folders
+    if clash:
+        raise ModelError(f"{archive} has {sorted(clash)[0]} as both a file and a folder; refusing the archive")
+
+
+def find_checkpoint(folder: Path, max_depth: int = 2) -> Optional[Path]:
     """The folder holding unet/ and jointnet/ at or below ``folder`` (zips often add a top folder)."""
     folder = Path(folder)
     if is_checkpoint_dir(folder):

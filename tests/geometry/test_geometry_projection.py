@@ -250,3 +250,14 @@ def test_scene_without_depth_or_normals_is_a_scene_error():
     with pytest.raises(UserInputError):
         build_world(Snapshot(np.zeros((8, 16, 3), np.float32), {"depth": np.ones((8, 16, 1), np.float32)}, proj, {}),
                     step=0)
+
+
+def test_a_normal_layer_beside_depth_gives_the_shading_normals():
+    proj, r = floor_and_wall(64, 32)
+    tilted = np.zeros((32, 64, 3), np.float32)
+    tilted[..., 0], tilted[..., 2] = 0.6, 0.8  # every surface turned 37 degrees to the right
+    snap = Snapshot(np.zeros((32, 64, 3), np.float32),
+                    {"depth": (1.0 / (2.0 * r))[..., None].astype(np.float32), "normal": tilted}, proj, dict(METRIC))
+    world = build_world(snap)
+    np.testing.assert_allclose(world.normals, camera_to_world_normals(tilted, proj), atol=1e-6)
+    np.testing.assert_allclose(world.distance, r, rtol=1e-5)  # the geometry still comes from depth

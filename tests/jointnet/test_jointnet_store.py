@@ -140,3 +140,19 @@ def test_corrupt_index_names_the_fix(store_home):
     (store_home / "models.json").write_text("{not json")
     with pytest.raises(ModelError, match="delete it"):
         ModelStore().entries()
+
+
+def test_zip_with_duplicate_or_clashing_members(store_home, tmp_path):
+    twice = tmp_path / "twice.zip"
+    with zipfile.ZipFile(twice, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("ck/a.txt", "1")
+        zf.writestr("ck/a.txt", "2")
+    with pytest.raises(ModelError, match="twice"):
+        ModelStore().add(twice, "twice")
+    archive = tmp_path / "clash.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ck/unet", "a file")
+        zf.writestr("ck/unet/config.json", "{}")
+    with pytest.raises(ModelError, match="both a file and a folder"):
+        ModelStore().add(archive, "clash")
+    assert list((store_home / "models").iterdir()) == []

@@ -120,6 +120,25 @@ def test_truncated_manifest_opens_or_raises_scene_error(scene_dir, data):
     _open_and_load(scene_dir, text[: data.draw(st.integers(0, len(text)), label="cut")])
 
 
+# Crashes the fuzzer has found, kept as fixed examples so they are checked on every run.
+FOUND = {
+    "geometry-not-an-object": ("geometry", 5),
+    "previews-not-an-object": ("previews", [1]),
+    "previews-null": ("previews", None),
+    "layers-a-list": ("layers", ["v1/image.png"]),
+    "projection-a-string": ("projection", "cylindrical"),
+    "size-a-string": ("size", "64x32"),
+    "prompt-a-number": ("prompt", 5),
+}
+
+
+@pytest.mark.parametrize("key, value", list(FOUND.values()), ids=list(FOUND))
+def test_found_crashers_raise_scene_error(scene_dir, key, value):
+    document = json.loads(_pristine(scene_dir))
+    document["versions"][0][key] = value
+    _open_and_load(scene_dir, json.dumps(document))
+
+
 _PRISTINE: dict[Path, str] = {}
 
 
@@ -177,11 +196,7 @@ def test_toml_jobs_parse_or_raise_user_input_error(jobs):
 
 # ---- the model store index ---------------------------------------------------------------------------------
 
-@FUZZ
-@given(document=JSON_VALUES | st.fixed_dictionaries({"version": SCALARS, "default": SCALARS,
-                                                      "models": st.dictionaries(st.text(max_size=8), JSON_VALUES,
-                                                                                max_size=3)}))
-def test_model_index_reads_or_raises_model_error(document):
+def _read_index(document) -> None:
     from worldgen.backends.jointnet.store import ModelStore
 
     with tempfile.TemporaryDirectory() as root:
@@ -192,4 +207,54 @@ def test_model_index_reads_or_raises_model_error(document):
                 _ = entry.checkpoint_dir, entry.base_dir
             store.default()
         except ModelError as exc:
+            _one_line(exc)
+
+
+@pytest.mark.parametrize("document", [
+    {"version": 1, "default": None, "models": {"rgbd": None}},
+    {"version": 1, "default": None, "models": {"rgbd": []}},
+    {"version": 1, "default": None, "models": {"rgbd": {"path": 5}}},
+    {"version": 1, "default": None, "models": {"rgbd": {"path": "/x", "base": 7}}},
+    {"version": 1, "default": ["rgbd"], "models": {}},
+], ids=["entry-null", "entry-list", "path-number", "base-number", "default-list"])
+def test_found_model_index_crashers_raise_model_error(document):
+    _read_index(document)
+
+@FUZZ
+@given(document=JSON_VALUES | st.fixed_dictionaries({"version": SCALARS, "default": SCALARS,
+                                                      "models": st.dictionaries(st.text(max_size=8), JSON_VALUES,
+                                                                                max_size=3)}))
+def test_model_index_reads_or_raises_model_error(document):
+    _read_index(document)
+
+
+# ---- scene recipes (`worldgen build`) -------------------------------------------------------------------
+
+def _recipe_loader():
+    """worldgen.recipes' file loader: ``load_recipe(path)``; skipped only while the module does not exist."""
+    recipes = pytest.importorskip("worldgen.recipes", reason="worldgen.recipes (`worldgen build`) does not exist yet")
+    loader = getattr(recipes, "load_recipe", None)
+    if loader is None:
+        pytest.fail("worldgen.recipes has no load_recipe(path); the recipe fuzz test needs one (or adapt this test)")
+    return loader
+
+
+RECIPE_KEYS = ["prompt", "seed", "size", "span", "steps", "backend", "model", "modality", "refine", "outpaint",
+               "edit", "export", "scene", "layers", "mask", "region", "regions", "name", "version", "format"]
+
+
+@FUZZ
+@given(text=st.text(max_size=300)
+       | st.lists(st.tuples(st.sampled_from(RECIPE_KEYS), SCALARS.filter(lambda v: v is not None)), max_size=6)
+       .map(lambda pairs: "\n".join(f"{k} = {json.dumps(v)}" for k, v in pairs)))
+def test_recipe_loads_or_raises_a_worldgen_error(text):
+    from worldgen.errors import WorldgenError
+
+    load_recipe = _recipe_loader()
+    with tempfile.TemporaryDirectory() as root:
+        path = Path(root) / "scene.toml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_recipe(path)
+        except WorldgenError as exc:
             _one_line(exc)

@@ -4,9 +4,10 @@
 Three layers of evidence:
 1. real `worldgen` processes (interrupt_driver.py) killed with SIGKILL or SIGINT at seeded random
    moments while they loop over their command: the scene opens and every version loads;
-2. in-process, a Ctrl-C (KeyboardInterrupt) injected before EACH file-system step of a command in
-   turn (every mkdir, temp file, write, fsync, rename and replace): exit code 130 with one line,
-   and the folder is exactly as before (or, for `pano`, holds nothing or a complete scene);
+2. in-process, a Ctrl-C (KeyboardInterrupt) injected just before and just after EACH file-system
+   step of a command in turn (every mkdir, open, temp file, write, fsync, rename and replace): exit
+   code 130 with one line, and the folder is exactly as before, or exactly as a finished command
+   leaves it (a Ctrl-C after the final replace); for `pano`: nothing, or a complete scene;
 3. the real JointNet refine and a real training run interrupted mid-way; training resumes.
 """
 
@@ -79,8 +80,7 @@ def _run_driver(mode: str, root: Path, sig: int, delay: float) -> tuple[int, lis
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    lines = out.split()
-    assert not any(line == "failed" for line in lines), f"a command failed on its own: {out} {err}"
+    assert not [line for line in out.splitlines() if line.startswith("failed")], f"a command failed: {out} {err}"
     return proc.returncode, [line for line in out.splitlines() if line.startswith("done")]
 
 
@@ -100,7 +100,7 @@ def template(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("mode, sig, delay", KILLS,
                          ids=[f"{m}-{signal.Signals(s).name}-{d:.2f}s" for m, s, d in KILLS])
-def test_a_killed_process_never_leaves_a_scene_unreadable(mode, sig, delay, template, tmp_path):
+def test_a_killed_process_never_leaves_a_scene_unreadable(mode, sig, delay, template, tmp_path, monkeypatch):
     import shutil
 
     root = tmp_path
@@ -122,56 +122,50 @@ def test_a_killed_process_never_leaves_a_scene_unreadable(mode, sig, delay, temp
         assert code == -signal.SIGKILL
     # Hidden temporaries are tolerated here even after a SIGINT: a signal that arrives inside a slow
     # syscall that creates one can leak it (the in-process injection tests below pin that down).
-    handled = False
     if mode == "pano":
         for index in range(len(done) + 1):
             folder, glb = root / f"w{index}", root / f"w{index}.glb"
             if (folder / "scene.json").exists():
-                assert_scene_intact(folder, allow_temp=not handled)
+                assert_scene_intact(folder)
             elif folder.exists():  # killed before the manifest: nothing that looks like a scene
                 assert all(p.name.startswith(".") or p.name == "v1" for p in folder.iterdir())
             if glb.exists():
                 assert glb_is_complete(glb)
             if index < len(done):
                 assert (folder / "scene.json").exists() and glb.exists()
-        # Whatever the kill left, running the same command again works.
+        # Whatever the kill left, running the same command again works (or, if the killed run had
+        # finished its scene, says so).
+        folder = root / f"w{len(done)}"
+        had_scene = (folder / "scene.json").exists()
         again = invoke(["pano", "hills by a lake", "-o", root / f"w{len(done)}.glb", "--size", "128x64", "-q"])
-        if not (root / f"w{len(done)}" / "scene.json").exists() or again.exit_code != 0:
-            assert again.exit_code == 0 or "already holds a scene" in again.output, again.output
+        if had_scene:
+            assert again.exit_code == 1 and "already holds a scene" in again.output, again.output
+        else:
+            assert again.exit_code == 0, again.output
+            assert_scene_intact(folder)
     elif mode == "export":
         assert tree(root / "scene") == scene_before, "export changed the scene"
         out = root / "out.glb"
         assert not out.exists() or out.read_bytes() in expected.values(), "out.glb is neither old nor new"
-        leftovers = [p.name for p in root.iterdir() if p.name.startswith(".out.glb")]
-        assert not (handled and leftovers), leftovers
     else:
-        scene = assert_scene_intact(root / "scene", at_least=1 + len(done), allow_temp=not handled)
+        scene = assert_scene_intact(root / "scene", at_least=1 + len(done))
         first = np.round(scene.load(1).image * 255)
         for version in range(2, scene.current + 1):  # no torn version: each is exactly one step on
             assert np.array_equal(np.round(scene.load(version).image * 255), np.minimum(first + version - 1, 255))
         # The next refine after the kill works and lands right after the last complete version.
         sys.path.insert(0, str(DRIVER.parent))
-        from interrupt_driver import use_step_refiner
+        from interrupt_driver import StepRefiner
 
-        use_step_refiner()
-        try:
-            assert invoke(["refine", root / "scene", "--scale", "1", "-q"]).exit_code == 0
-        finally:
-            _restore_load_backend()
+        from worldgen.cli.commands import _taskcli
+
+        monkeypatch.setattr(_taskcli, "load_backend", lambda kw, scene=None: StepRefiner())
+        assert invoke(["refine", root / "scene", "--scale", "1", "-q"]).exit_code == 0
         assert assert_scene_intact(root / "scene").current == scene.current + 1
 
 
-def _restore_load_backend():
-    import importlib
+# ---- Ctrl-C at every file-system step ---------------------------------------------------------------
 
-    from worldgen.cli.commands import _taskcli
-
-    importlib.reload(_taskcli)
-
-
-# ---- Ctrl-C before every file-system step ---------------------------------------------------------------
-
-WRITE_STEPS = [(os, "replace"), (os, "fsync"), (tempfile, "mkstemp"), (tempfile, "mkdtemp"),
+WRITE_STEPS = [(os, "open"), (os, "replace"), (os, "fsync"), (tempfile, "mkstemp"), (tempfile, "mkdtemp"),
                (pathlib.Path, "write_bytes"), (pathlib.Path, "rename"), (pathlib.Path, "mkdir")]
 
 
@@ -201,8 +195,11 @@ class CtrlCAt:
 
 
 def _interrupt_everywhere(monkeypatch, run, check, limit: int = 60) -> int:
-    """Run ``run()`` with a Ctrl-C before, then after, step 1, 2, ... until it completes;
-    ``check(result, where)`` after each interrupted run. Returns the number of steps of a full run."""
+    """Run ``run()`` with a Ctrl-C before, then after, step 1, 2, ... until it completes. After each
+    interrupted run ``check(where)`` returns what is wrong with the files (and puts them back as they
+    were, so the next run starts clean). All problems are reported together at the end.
+    Returns the number of file-system steps of an uninterrupted run."""
+    problems = []
     for k in range(1, limit):
         for when in ("before", "after"):
             with monkeypatch.context() as patch:
@@ -210,13 +207,33 @@ def _interrupt_everywhere(monkeypatch, run, check, limit: int = 60) -> int:
                 result = run()
             if injector.seen < k:  # finished before step k: every step has been interrupted
                 assert result.exit_code == 0, result.output
+                assert not problems, "\n".join(problems)
                 return k - 1
             where = f"Ctrl-C {when} step {k} ({injector.steps[k - 1]})"
             assert result.exit_code == 130, f"{where}: {result.output}"
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             assert lines == ["worldgen: interrupted; nothing was written past the last complete version"], lines
-            check(result, where)
+            problems += [f"{where}: {problem}" for problem in check(where)]
     pytest.fail(f"the command did not finish within {limit} steps")
+
+
+def _reset(root: Path, before: dict, originals: dict[str, bytes]) -> list[str]:
+    """What differs from ``before`` under ``root``; then remove what is new and restore ``originals``."""
+    import shutil
+
+    after = tree(root)
+    changed = _diff(before, after)
+    for rel in sorted(changed, key=len, reverse=True):
+        path = root / rel
+        if rel not in before:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for rel, data in originals.items():
+        (root / rel).write_bytes(data)
+    assert tree(root) == before
+    new = {rel for rel in changed if rel not in before}
+    shown = [rel for rel in sorted(changed) if str(Path(rel).parent) not in new]  # a new folder, not its files
+    return [f"{rel}{'/' if after.get(rel) == 'dir' else ''} {'left behind' if rel in new else 'changed'}"
+            for rel in shown]
 
 
 def test_ctrl_c_at_every_step_of_refine_leaves_the_scene_as_it_was(template, tmp_path, monkeypatch):
@@ -232,13 +249,15 @@ def test_ctrl_c_at_every_step_of_refine_leaves_the_scene_as_it_was(template, tmp
     monkeypatch.setattr(_taskcli, "load_backend", lambda kw, scene=None: StepRefiner())
     before, manifest = tree(scene), (scene / "scene.json").read_bytes()
 
-    def check(result, where):
+    def check(where):
         # Either nothing happened, or (a Ctrl-C after the manifest's final replace) version 2 is complete.
-        if (scene / "v2").exists() and Scene.open(scene).current == 2:
-            assert_scene_intact(scene, allow_temp=False)
-            assert sorted(p.name for p in scene.iterdir()) == ["scene.json", "v1", "v2"], where
-            _remove_version_2(scene, manifest)
-        assert tree(scene) == before, f"{where} changed the scene folder: {_diff(before, tree(scene))}"
+        if Scene.open(scene).current == 2:
+            assert_scene_intact(scene)
+            extra = sorted(p.name for p in scene.iterdir() if p.name not in ("scene.json", "v1", "v2"))
+            (scene / "scene.json").write_bytes(manifest)
+            shutil.rmtree(scene / "v2")
+            return [f"{name} left behind" for name in extra] + _reset(scene, before, {})
+        return _reset(scene, before, {"scene.json": manifest})
 
     steps = _interrupt_everywhere(monkeypatch, lambda: invoke(["refine", scene, "--scale", "1", "-q"]), check)
     assert steps >= 6  # temp folder, four layer files, rename, manifest temp/fsync/replace
@@ -254,18 +273,24 @@ def test_ctrl_c_at_every_step_of_pano_leaves_nothing_or_a_complete_scene(tmp_pat
 
     count = iter(range(1000))
 
-    def check(result, where):
+    def check(where):
         name = f"w{next(count)}"
         folder, glb = tmp_path / name, tmp_path / f"{name}.glb"
+        problems = []
         if (folder / "scene.json").exists():
-            assert_scene_intact(folder, allow_temp=False)
-            assert sorted(p.name for p in folder.iterdir()) == ["scene.json", "v1"], where
-            assert not glb.exists() or glb_is_complete(glb)
-        else:
-            assert not folder.exists(), f"{where} left a partial scene folder: " \
-                                        f"{sorted(p.name for p in folder.iterdir())}"
-            assert not glb.exists()
-        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], where
+            assert_scene_intact(folder)
+            extra = sorted(p.name for p in folder.iterdir() if p.name not in ("scene.json", "v1"))
+            problems += [f"{name}/{entry} left behind" for entry in extra]
+            if glb.exists() and not glb_is_complete(glb):
+                problems.append(f"{glb.name} is incomplete")
+        elif folder.exists():
+            problems.append(f"partial scene folder {name}/ left behind: {sorted(p.name for p in folder.iterdir())}")
+        elif glb.exists():
+            problems.append(f"{glb.name} written without a scene")
+        for leftover in [p for p in tmp_path.iterdir() if p.name.startswith(".")]:
+            problems.append(f"{leftover.name} left behind")
+            leftover.unlink()
+        return problems
 
     assert _interrupt_everywhere(monkeypatch, run, check) >= 9
 
@@ -278,11 +303,13 @@ def test_ctrl_c_at_every_step_of_export_keeps_the_old_file(template, tmp_path, m
     out.write_bytes(b"the previous export")
     before = tree(tmp_path)
 
-    def check(result, where):
+    def check(where):
+        problems = []
         if out.read_bytes() != b"the previous export":  # a Ctrl-C after the final replace: the new file
-            assert glb_is_complete(out), where
+            if not glb_is_complete(out):
+                problems.append(f"{out.name} is neither the old file nor a complete new one")
             out.write_bytes(b"the previous export")
-        assert tree(tmp_path) == before, f"{where} changed files: {_diff(before, tree(tmp_path))}"
+        return problems + _reset(tmp_path, before, {})
 
     steps = _interrupt_everywhere(monkeypatch, lambda: invoke(["export", scene, "-o", out, "-O", "step=2", "-q"]),
                                   check)
@@ -291,14 +318,6 @@ def test_ctrl_c_at_every_step_of_export_keeps_the_old_file(template, tmp_path, m
 
 def _diff(before: dict, after: dict) -> dict:
     return {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
-
-
-def _remove_version_2(scene: Path, manifest: bytes) -> None:
-    """Put a scene that completed version 2 back to version 1 (its original manifest) for the next injection."""
-    import shutil
-
-    (scene / "scene.json").write_bytes(manifest)
-    shutil.rmtree(scene / "v2")
 
 
 # ---- the real model and real training --------------------------------------------------------------------

@@ -46,3 +46,15 @@ def inpaint_backend(tiny_models):
 
     return load({"model": str(tiny_models["inpaint"])})
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _plain_cpu_kernels():
+    """oneDNN's per-shape kernel set-up costs far more than the convolutions of these tiny models
+    (the windows come in several batch shapes); plain kernels give the same results, faster."""
+    import torch
+
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    yield
+    torch.backends.mkldnn.enabled = previous

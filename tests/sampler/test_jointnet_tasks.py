@@ -232,3 +232,19 @@ def test_tasks_on_a_scene_without_the_modality_say_what_to_do(backend, small):
     bare = Snapshot(image=pano.image, modalities={}, projection=pano.projection)
     with pytest.raises(UserInputError, match="worldgen depth"):
         backend.refine(RefineRequest(scale=1, steps=STEPS), bare)
+
+
+def test_the_official_layout_fixture_runs_through_the_backend():
+    """The checkpoint written by the original implementation (pickled weights, 0.19 configs, its
+    own tiny VAE with a 2x latent factor) works unchanged: windows and latent scale come from it."""
+    from pathlib import Path
+
+    from worldgen.backends.jointnet.backend import load
+
+    fixture = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "official-tiny"
+    inpaint = load({"model": str(fixture / "model_inpaint"), "base": str(fixture / "base")})
+    assert (inpaint.window, inpaint.factor, inpaint.has_masked_input) == (16, 2, True)
+    image = np.linspace(0, 1, 32 * 32 * 3, dtype=np.float32).reshape(32, 32, 3)
+    result = inpaint.estimate(EstimateRequest(steps=1, image=image, span_deg=60.0, method="masked"))
+    assert np.array_equal(result.image, image)
+    assert result.modalities["depth"].shape == (32, 32, 1) and np.isfinite(result.modalities["depth"]).all()

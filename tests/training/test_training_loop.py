@@ -253,3 +253,14 @@ def test_two_processes_share_the_work(tiny_checkpoint, depth_data, tmp_path):
     state = read_state(folder)
     assert step == 2 and state["world_size"] == 2 and state["samples_seen"] == 2 * 2 * 2
     assert (folder / "random_states_0.pkl").is_file() and (folder / "random_states_1.pkl").is_file()
+
+
+def test_a_damaged_checkpoint_fails_as_one_line(tiny_checkpoint, depth_data, tmp_path):
+    from worldgen.errors import ModelError
+
+    out = tmp_path / "run"
+    train(config(tiny_checkpoint / "base", depth_data, out, steps=1))
+    (out / "checkpoints" / "step-00000001" / "random_states_0.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ModelError, match="delete it") as caught:
+        train(config(tiny_checkpoint / "base", depth_data, out, steps=2, resume=True))
+    assert "\n" not in str(caught.value)

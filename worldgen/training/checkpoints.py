@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..atomic import atomic_write_text
-from ..errors import UserInputError
+from ..errors import ModelError, UserInputError
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_NAME = "trainer_state.json"
@@ -106,9 +106,32 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, ema=None, ke
 
 
 def load_checkpoint(accelerator, path: Path, ema=None) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler, RNG (and EMA) state; returns ``trainer_state.json``."""
+    """Restore model, optimizer, scheduler, RNG (and EMA) state; returns ``trainer_state.json``.
+
+    Accelerate reads its pickles with ``torch.load(weights_only=True)``, which refuses any pickle
+    that would construct objects; such a refusal, or any other damage, becomes one ModelError.
+    Accelerate skips RNG states it cannot read without a word, which would make the resumed run
+    silently differ; they are checked first.
+    """
+    path = Path(path)
     state = read_state(path)
-    accelerator.load_state(str(path))
+    try:
+        _check_rng_state(path, accelerator.process_index)
+        accelerator.load_state(str(path))
+    except Exception as exc:  # unpickling refusals and corrupt files surface as many types
+        detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise ModelError(f"cannot restore the training checkpoint {path} ({type(exc).__name__}: {detail}); "
+                         "delete it to resume from an older one, or start a new --out") from None
     if ema is not None:
-        _load_ema(ema, Path(path))
+        _load_ema(ema, path)
     return state
+
+
+def _check_rng_state(path: Path, process_index: int) -> None:
+    from accelerate.utils import load
+
+    file = path / f"random_states_{process_index}.pkl"
+    # Missing: the run was saved with fewer processes. Resuming on more GPUs is allowed (the data
+    # stream still continues exactly); only the extra processes' random draws start afresh.
+    if file.is_file():
+        load(str(file))  # the same safe loader Accelerate uses; raises where Accelerate would stay silent

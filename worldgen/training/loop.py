@@ -118,6 +118,7 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
     step = start_step
     window_loss, window_batches, window_steps = torch.zeros((), device=device), 0, 0
     window_start, paused = time.perf_counter(), 0.0
+    last_good = start_step  # the last step whose state is known finite (nothing later is ever saved)
     total_time, total_steps = 0.0, 0
     last_loss: Optional[float] = None
     samples: list[Path] = []
@@ -141,6 +142,12 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
         if ema is not None:
             ema.step(trainable)
 
+        checkpoint_now = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps
+        validate_now = (cfg.validation_every and step % cfg.validation_every == 0) or step == cfg.steps
+        if step % cfg.log_every == 0 or checkpoint_now or validate_now:
+            # A NaN/inf loss has already poisoned the weights: stop before anything is saved.
+            _stop_if_not_finite(accelerator, window_loss, step, last_good, cfg)
+            last_good = step
         if step % cfg.log_every == 0 or step == cfg.steps:
             last_loss = accelerator.reduce(window_loss / window_batches, reduction="mean").item()
             elapsed = time.perf_counter() - window_start - paused
@@ -161,11 +168,11 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
         report(say, "train", step, cfg.steps, detail)
 
         pause_start = time.perf_counter()
-        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
+        if checkpoint_now:
             state = {"samples_seen": step * samples_per_step, "config": cfg.to_json(),
                      "world_size": accelerator.num_processes, "num_workers": cfg.num_workers}
             save_checkpoint(accelerator, cfg.out, step, state, ema=ema, keep=cfg.keep_checkpoints)
-        if (cfg.validation_every and step % cfg.validation_every == 0) or step == cfg.steps:
+        if validate_now:
             path = _validate(cfg, spec, accelerator, pipeline, ema, trainable, step)
             if path is not None:
                 samples.append(path)
@@ -227,6 +234,17 @@ def joint_loss(model, noise_scheduler, latents_rgb: torch.Tensor, latents_mod: t
     channels = latents_rgb.shape[1]  # learned-variance UNets (IF) also output a variance half
     return sum(F.mse_loss(pred[:, :channels].float(), target.float())
                for pred, target in zip((pred_rgb, pred_mod), targets))
+
+
+def _stop_if_not_finite(accelerator, window_loss: torch.Tensor, step: int, last_good: int, cfg: TrainConfig) -> None:
+    """Raise, on every process at once, if any process saw a NaN/inf loss since ``last_good``."""
+    bad = accelerator.reduce((~torch.isfinite(window_loss)).float(), reduction="sum").item()
+    if bad:
+        saved = f"the last checkpoint is from step {last_good} or earlier" if last_good else "nothing was saved"
+        raise UserInputError(
+            f"the training loss became NaN or infinite between steps {last_good + 1} and {step}; {saved}. "
+            f"Lower --lr (now {cfg.lr:g}), use --mixed-precision bf16 rather than fp16, or check the data"
+        )
 
 
 # ---- pieces of set-up ---------------------------------------------------------------------------
