@@ -193,7 +193,7 @@ def render(recipe: Recipe, width: int, height: int, span_deg: float, seed: int):
         distance = np.where(mask, layer_r[None, :], distance)
         # Shading: slopes facing the sun are lit; height above ground darkens toward the base.
         slope = np.gradient(top_height) / np.maximum(layer_r * span / width, 1e-6)
-        lit = 0.75 + 0.25 * np.tanh(2.0 * slope * np.sign(np.sin(theta - sun_az)))
+        lit = 0.75 + 0.25 * np.tanh(2.0 * slope * np.sin(theta - sun_az))
         y_world = EYE_HEIGHT_M + layer_r[None, :] * (centre - rows) / f
         colour = np.array(layer.colour) * lit[None, :, None] * (0.85 + 0.3 * texture[..., None]) * light
         if layer.style == "ridged":

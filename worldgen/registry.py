@@ -30,6 +30,9 @@ ALLOWLIST_ENV = "WORLDGEN_PLUGINS"
 DEV_PLUGINS_ENV = "WORLDGEN_DEV_PLUGINS"
 
 
+GROUP_KINDS = {GROUP_BACKENDS: "backend", GROUP_MODALITIES: "modality", GROUP_EXPORTERS: "exporter"}
+
+
 class PluginWarning(UserWarning):
     """A plugin was skipped; the message says which, from where, and why."""
 
@@ -137,7 +140,7 @@ class Registry:
         try:
             return self._plugins[group][name].spec
         except KeyError:
-            kind = group.rsplit(".", 1)[-1].rstrip("s")
+            kind = GROUP_KINDS.get(group, "plugin")
             known = ", ".join(self.names(group)) or "none"
             raise PluginError(
                 f"unknown {kind} {name!r}; installed: {known} (see `worldgen plugins`)"

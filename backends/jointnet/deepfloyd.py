@@ -22,7 +22,7 @@ from worldgen.errors import ModelError, UserInputError
 from worldgen.progress import ProgressCallback, report
 
 from .pair import JointNetPair
-from .pipeline import JointNetPipelineOutput, step_kwargs
+from .pipeline import JointNetPipelineOutput, check_text_width, step_kwargs
 
 # IF stage I's scheduler settings (squared-cosine betas, learned variance, dynamic thresholding).
 IF_SCHEDULER = dict(
@@ -73,6 +73,7 @@ class DeepFloydJointNetPipeline(DiffusionPipeline):
         if not jointnet.learned_variance:
             raise ModelError("a DeepFloyd JointNet predicts noise and variance (out = 2 x in channels); "
                              "this pair does not; use JointNetPipeline for latent checkpoints")
+        check_text_width(text_encoder, jointnet)
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, scheduler=scheduler, jointnet=jointnet)
 
     @classmethod

@@ -152,7 +152,12 @@ def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None):
     # random initialisation that the weights would overwrite (seconds for an SD-sized UNet).
     with torch.device("meta"):
         model = cls.from_config(config)
-    result = model.load_state_dict(state, strict=False, assign=True)
+    try:
+        result = model.load_state_dict(state, strict=False, assign=True)
+    except RuntimeError as exc:  # size mismatches: weights of another architecture than config.json
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc)[:200])
+        raise ModelError(f"{what}: weights in {weights} do not fit its config.json ({first}); "
+                         f"re-download the checkpoint") from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(f"{what}: weights in {weights} do not match its config.json "
                          f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}); "

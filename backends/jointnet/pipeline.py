@@ -48,6 +48,19 @@ def step_kwargs(scheduler, generator, eta: float = 0.0) -> dict:
     return kwargs
 
 
+def check_text_width(text_encoder, jointnet: JointNetPair) -> None:
+    """The text encoder's width must be what the UNet branches read (else a matmul fails mid-run)."""
+    config = text_encoder.config
+    width = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+    unet = jointnet.unet.config
+    expected = unet.encoder_hid_dim or unet.cross_attention_dim
+    if isinstance(expected, (list, tuple)):
+        expected = expected[0]
+    if width is not None and width != expected:
+        raise ModelError(f"the base text encoder is {width} wide but the JointNet expects {expected}; "
+                         f"use the base model the checkpoint was trained on (--base)")
+
+
 class JointNetPipeline(DiffusionPipeline):
     """vae, text_encoder, tokenizer, scheduler from the base model; ``jointnet`` is the JointNetPair."""
 
@@ -55,6 +68,10 @@ class JointNetPipeline(DiffusionPipeline):
 
     def __init__(self, vae, text_encoder, tokenizer, scheduler, jointnet: JointNetPair):
         super().__init__()
+        check_text_width(text_encoder, jointnet)
+        if vae.config.latent_channels != jointnet.in_channels:
+            raise ModelError(f"the base VAE makes {vae.config.latent_channels}-channel latents but the JointNet "
+                             f"takes {jointnet.in_channels}; use the base model the checkpoint was trained on")
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
                               jointnet=jointnet)
 

@@ -16,6 +16,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -61,6 +62,11 @@ class ModelEntry:
             return Path(self.base)
         own = Path(self.path) / "base"
         return own if is_base_dir(own) else None
+
+
+# What each index field must be (bool is also an int in Python, so the types are exact enough here).
+ENTRY_FIELD_TYPES = {"path": str, "base": (str, type(None)), "modality": str, "inpaint": bool,
+                     "managed": bool, "added": str}
 
 
 # ---- safe unpacking -----------------------------------------------------------------------------------
@@ -109,8 +115,10 @@ def safe_extract(archive: Path, target: Path) -> None:
                         if written > info.file_size:
                             raise ModelError(f"zip member {info.filename!r} is larger than it declares; refusing the archive")
                         out.write(chunk)
-    except zipfile.BadZipFile as exc:
-        raise ModelError(f"{archive} is not a readable zip ({exc}); re-download it") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ModelError(f"{archive} is damaged ({exc}); re-download it") from None
+    except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encrypted members
+        raise ModelError(f"{archive} cannot be unpacked here ({exc}); re-pack it as a plain zip") from None
     except OSError as exc:  # a file where a folder should be, a full disk, ...
         raise ModelError(f"cannot unpack {archive} ({exc.strerror or exc}); check the archive and free disk space") from None
 
@@ -151,7 +159,8 @@ class ModelStore:
         self.index_path = self.root / "models.json"
 
     # index ------------------------------------------------------------------------------------
-    def _read(self) -> dict:
+    def _read(self, check_default: bool = True) -> dict:
+        """The index, checked field by field: a hand-edited or damaged index is a ModelError, never a crash."""
         if not self.index_path.exists():
             return {"version": INDEX_VERSION, "default": None, "models": {}}
         try:
@@ -161,7 +170,30 @@ class ModelStore:
                              f"with `worldgen models add`") from None
         if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
             raise ModelError(f"{self.index_path} is not a model index; delete it and re-add your models")
+        default = data.get("default")
+        if check_default and default is not None and not (isinstance(default, str) and default in data["models"]):
+            raise ModelError(f"{self.index_path}: 'default' must name a registered model; "
+                             f"run `worldgen models default --clear`, or fix or delete the file")
+        for name, raw in data["models"].items():
+            self._check_raw_entry(name, raw)
         return data
+
+    def _check_raw_entry(self, name, raw) -> None:
+        problem = None
+        if not NAME_RE.match(name):
+            problem = "is not a valid model name"
+        elif not isinstance(raw, dict):
+            problem = "is not an object"
+        else:
+            for key, types in ENTRY_FIELD_TYPES.items():
+                if key in raw and not isinstance(raw[key], types):
+                    problem = f"has a bad {key!r}"
+                    break
+            if problem is None and "path" not in raw:
+                problem = "has no 'path'"
+        if problem:
+            raise ModelError(f"{self.index_path}: entry {name!r} {problem}; fix or delete the file "
+                             f"and re-add the model with `worldgen models add`")
 
     def _write(self, data: dict) -> None:
         atomic_write_text(self.index_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -258,11 +290,12 @@ class ModelStore:
             data["default"] = None
         self._write(data)
         if entry.managed:
-            shutil.rmtree(self.models_dir / name, ignore_errors=True)
+            # Only ever a folder the store unpacked itself (names are checked, so this stays inside).
+            shutil.rmtree(self.models_dir / entry.name, ignore_errors=True)
         return entry
 
     def set_default(self, name: Optional[str]) -> None:
-        data = self._read()
+        data = self._read(check_default=False)  # so `models default --clear` repairs a bad default
         if name is not None and name not in data["models"]:
             raise UserInputError(f"no model named {name!r}; register it with `worldgen models add PATH --name {name}`")
         data["default"] = name

@@ -114,3 +114,11 @@ def test_builtins_come_from_worldgens_own_entry_points():
     registry = Registry.discover()
     procedural = [p for p in registry.plugins() if p.name == "procedural"]
     assert procedural and procedural[0].distribution == "worldgen"
+
+
+def test_unknown_modality_error_reads_well():
+    registry, _ = discover(FakeEntryPoint(GROUP_MODALITIES, "thermal", GOOD_MODALITY))
+    from worldgen.errors import PluginError
+
+    with pytest.raises(PluginError, match=r"^unknown modality 'x'; installed: thermal"):
+        registry.modality("x")

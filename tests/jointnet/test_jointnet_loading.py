@@ -137,3 +137,27 @@ def test_from_unet_keeps_dtype(fixture_dir):
     branch = JointNetModel.from_unet(unet)
     assert branch.dtype == torch.float16
     assert all(not m.weight.detach().any() for m in branch.exchange_modules())
+
+
+def test_weights_of_another_shape_are_a_model_error(tmp_path, fixture_dir):
+    from safetensors.torch import save_file
+
+    ck = tmp_path / "ck"
+    shutil.copytree(fixture_dir / "model", ck)
+    state = torch.load(fixture_dir / "model" / "unet" / "diffusion_pytorch_model.bin", weights_only=True)
+    state["conv_in.weight"] = torch.zeros(32, 4, 3, 3)
+    save_file(state, ck / "unet" / "diffusion_pytorch_model.safetensors")  # preferred over the .bin
+    with pytest.raises(ModelError, match="size mismatch"):
+        load_pair(ck)
+
+
+def test_text_encoder_of_another_width_is_a_model_error(fixture_dir):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from worldgen.backends.jointnet.pipeline import JointNetPipeline
+
+    parts = loading.load_sd_base(fixture_dir / "base")
+    parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(vocab_size=1000, hidden_size=24, intermediate_size=37,
+                                                         num_hidden_layers=1, num_attention_heads=4))
+    with pytest.raises(ModelError, match="24 wide"):
+        JointNetPipeline(jointnet=load_pair(fixture_dir / "model"), **parts)

@@ -156,3 +156,37 @@ def test_zip_with_duplicate_or_clashing_members(store_home, tmp_path):
     with pytest.raises(ModelError, match="both a file and a folder"):
         ModelStore().add(archive, "clash")
     assert list((store_home / "models").iterdir()) == []
+
+
+@pytest.mark.parametrize("models,default", [
+    ({"../x": {"path": "/x"}}, None),
+    ({"m": {"path": "/x", "managed": "yes"}}, None),
+    ({"m": {"base": "/b"}}, None),
+    ({"m": {"path": "/x"}}, "other"),
+])
+def test_damaged_index_entries_are_model_errors(store_home, models, default):
+    store_home.mkdir(parents=True)
+    (store_home / "models.json").write_text(json.dumps({"version": 1, "default": default, "models": models}))
+    with pytest.raises(ModelError, match="fix or delete|default"):
+        ModelStore().entries()
+
+
+def test_clearing_a_dangling_default_repairs_the_index(store_home):
+    store_home.mkdir(parents=True)
+    (store_home / "models.json").write_text(json.dumps({"version": 1, "default": "gone", "models": {}}))
+    ModelStore().set_default(None)
+    assert ModelStore().entries() == [] and default_model() is None
+
+
+def test_damaged_zip_member_is_a_model_error(store_home, tmp_path):
+    archive = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ck/unet/config.json", "{}" * 5000)
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"ck/unet/config.json") + len("ck/unet/config.json")
+    for i in range(start + 10, start + 40):  # scramble the compressed stream, not the headers
+        data[i] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="damaged"):
+        ModelStore().add(archive, "damaged")
+    assert list((store_home / "models").iterdir()) == []

@@ -77,7 +77,8 @@ _dir = click.Path(file_okay=False, path_type=Path)
 @click.option("--num-workers", type=int, default=2, show_default=True, help="Data loader worker processes.")
 @click.option("--min-crop", type=float, default=0.8, show_default=True, help="Smallest random crop, as a fraction of the short side.")
 @click.option("--cache-dir", type=_dir, default=None, help="Where estimated modality maps are cached [OUT/estimates].")
-@click.option("--no-precompute", is_flag=True, help="Estimate missing modality maps lazily instead of before the first step.")
+@click.option("--no-precompute", is_flag=True,
+              help="Estimate missing modality maps lazily, in the loader workers (CPU estimators only), not before the first step.")
 @click.option("--estimator-option", multiple=True, metavar="KEY=VALUE",
               help="Option for the modality's estimator, repeatable, e.g. model=Intel/dpt-hybrid-midas.")
 @seed_option
