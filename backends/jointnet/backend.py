@@ -287,13 +287,21 @@ class JointNetBackend(Backend):
         in ONE batched forward for all windows of a call; masks are cropped to the same windows."""
         import torch
 
+        from worldgen.numerics import float32_modules
+
         pair, c = self.pipe.jointnet, self.channels
         do_cfg = guidance > 1.0 and bool(prompt or negative)
         cond, uncond = self.pipe.encode_prompt(prompt, negative, do_cfg)
 
         def denoise(x, t, windows):
             extra = tuple(windows.crop(m) for m in masked_inputs) if masked_inputs is not None else ()
-            eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, cond, uncond, guidance, *extra)
+            if x.dtype == pair.dtype:
+                eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, cond, uncond, guidance, *extra)
+            else:  # the sampler redoes a half-precision step that overflowed: run it in x's dtype
+                with float32_modules(pair):
+                    eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, cond.to(x.dtype),
+                                                   None if uncond is None else uncond.to(x.dtype), guidance,
+                                                   *(e.to(x.dtype) for e in extra))
             return torch.cat([eps_rgb[:, :c], eps_mod[:, :c]], dim=1)
 
         return denoise

@@ -248,3 +248,27 @@ def test_the_official_layout_fixture_runs_through_the_backend():
     result = inpaint.estimate(EstimateRequest(steps=1, image=image, span_deg=60.0, method="masked"))
     assert np.array_equal(result.image, image)
     assert result.modalities["depth"].shape == (32, 32, 1) and np.isfinite(result.modalities["depth"]).all()
+
+
+def test_a_half_precision_overflow_is_redone_in_float32_with_the_same_weights(tiny_models, monkeypatch):
+    import torch
+
+    from worldgen.backends.jointnet.backend import load
+
+    half = load({"model": str(tiny_models["generate"]), "dtype": "bfloat16"})
+    pair = half.pipe.jointnet
+    weights = {k: v.clone() for k, v in pair.state_dict().items()}
+    original, seen = pair.guided, []
+
+    def overflow_in_half(x_rgb, *args, **kwargs):
+        seen.append(x_rgb.dtype)
+        eps_rgb, eps_mod = original(x_rgb, *args, **kwargs)
+        if x_rgb.dtype == torch.bfloat16:
+            return eps_rgb * float("inf"), eps_mod
+        return eps_rgb, eps_mod
+
+    monkeypatch.setattr(pair, "guided", overflow_in_half)
+    result = _generate(half, width=128, height=32, steps=1)
+    assert np.isfinite(result.image).all() and np.isfinite(result.modalities["depth"]).all()
+    assert seen == [torch.bfloat16] * 2 + [torch.float32] * 2  # windows + whole panorama, then the redo
+    assert all(torch.equal(v, weights[k]) and v.dtype == torch.bfloat16 for k, v in pair.state_dict().items())

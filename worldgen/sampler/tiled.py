@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..numerics import SAMPLING_ADVICE, PrecisionGuard, check_finite
 from ..progress import ProgressCallback, report
 from .windows import Layout, Window, gather, scatter_add, tile_layout
 
@@ -141,14 +142,18 @@ class TiledSampler:
         width, height = shape[-1], shape[-2]
         global_steps = math.ceil(self.recipe.global_fraction * len(timesteps))
         self.stats = SampleStats(steps=len(timesteps))
+        # A step whose prediction holds NaN/inf in half precision is redone in float32 (the denoiser
+        # runs in the dtype of the latents it gets); a fault float32 does not fix stops the run.
+        guard = PrecisionGuard("the denoising step", dtype, SAMPLING_ADVICE)
         for i, t in enumerate(timesteps):
             offset = self._offset(offsets)
             layouts = [(self.recipe.layout(width, height, offset), 1.0)]
             if i < global_steps and self.recipe.global_weight > 0:
                 layouts.append((self._global_layout(width, height, offset), self.recipe.global_weight))
             model_in = scheduler.scale_model_input(latents, t)
-            eps, calls, windows = self._predict(denoise, model_in, t, layouts)
+            eps, calls, windows = guard.run(lambda run_dtype: self._predict(denoise, model_in.to(run_dtype), t, layouts))
             latents = scheduler.step(eps.to(dtype), t, latents, **step_kwargs).prev_sample
+            check_finite(latents, f"the scheduler step at t={int(t)}", SAMPLING_ADVICE)
             if known is not None:
                 t_next = timesteps[i + 1] if i + 1 < len(timesteps) else None
                 latents = self._blend_known(scheduler, latents, known, noise, t_next)
