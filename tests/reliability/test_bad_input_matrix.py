@@ -10,7 +10,6 @@ hidden temporary file.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path

@@ -1,0 +1,628 @@
+"""Speed and GPU memory of worldgen's JointNet panorama and refine paths (issue 8), in one run.
+
+Builds SD 2.1-base-shaped JointNet weights at random (``sd21_models``: nothing is downloaded), then
+times, on the same GPU, in the same process:
+
+  baseline    the original script's way (``original_loop``): windows in batches of 8, one batch
+              after another, a scheduler copy per batch, float16, eager
+  plain       worldgen's sampler with every speed setting off (float16, eager): batching alone
+  eager       + bfloat16, channels-last, fused QKV, cuDNN autotuning (no compile)
+  compiled    + torch.compile: worldgen's default on CUDA, the published recipe (DDIM 50, CFG 7.5,
+              stride 32, whole-panorama window for 40% of steps)
+  fast        the ``fast`` preset (and any --fast-candidates), same compiled model
+  memory      a child process capped to --cap-gb of GPU memory: 2048x512 generation and refinement
+              to 4096x1024 in the low-memory mode; peak memory from the allocator's counters
+
+Each configuration: one warm-up run (compilation happens there), then --repeats timed runs with
+different seeds (median reported; times bracket the whole task with torch.cuda.synchronize()).
+FLOPs are counted with torch's FlopCounterMode for every window shape the model sees; the floor is
+those FLOPs at the bf16 matrix rate measured in the same run. Seam and layout metrics
+(``metrics.py``) are computed on the timed runs' outputs.
+
+    python3 benchmarks/speed_memory.py --out "$OUT"            # on the GPU machine
+    python3 benchmarks/speed_memory.py --device cpu --tiny     # a dry run of the script on a CPU
+
+Prints a table last; writes ``speed_memory.json`` (and ``--results`` if given) with everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import torch  # noqa: E402
+
+import metrics  # noqa: E402
+import original_loop  # noqa: E402
+import sd21_models  # noqa: E402
+
+PROMPT = "a wide mountain valley with a lake at sunrise, 360 degree panorama"
+GIB = 1 << 30
+
+
+# Helpers -------------------------------------------------------------------------------------------
+
+def log(*parts) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class FlopMeter:
+    """Counts model rows (window evaluations) and FLOPs of every call to a JointNet pair.
+
+    FLOPs per row come from FlopCounterMode on a meta-device copy of the pair, once per window shape,
+    so counting costs no GPU time and works the same for compiled and eager models."""
+
+    def __init__(self, pair) -> None:
+        from worldgen.backends.jointnet.model import JointNetModel
+        from worldgen.backends.jointnet.pair import JointNetPair
+
+        with torch.device("meta"):
+            self.meta = JointNetPair(JointNetModel.from_config(pair.unet.config),
+                                     JointNetModel.from_config(pair.jointnet.config))
+        self.context = None
+        self.per_row: dict[tuple[int, int], float] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows = 0
+        self.calls = 0
+        self.flops = 0.0
+        self.shapes: dict[str, int] = {}
+
+    def row_flops(self, h: int, w: int, tokens: int, width: int) -> float:
+        key = (h, w)
+        if key not in self.per_row:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            x = torch.empty(1, self.meta.in_channels, h, w, device="meta")
+            ctx = torch.empty(1, tokens, width, device="meta")
+            counter = FlopCounterMode(display=False)
+            with counter, torch.no_grad():
+                self.meta(x, x, torch.tensor(500.0, device="meta"), ctx)
+            self.per_row[key] = float(counter.get_total_flops())
+        return self.per_row[key]
+
+    def hook(self, module, args, kwargs):
+        x = args[0] if args else kwargs["x_rgb"]
+        ctx = args[3] if len(args) > 3 else kwargs["encoder_hidden_states"]
+        n, _, h, w = x.shape
+        self.rows += n
+        self.calls += 1
+        self.flops += n * self.row_flops(h, w, ctx.shape[1], ctx.shape[2])
+        key = f"{n}x{h}x{w}"
+        self.shapes[key] = self.shapes.get(key, 0) + 1
+
+    def attach(self, pair):
+        return pair.register_forward_pre_hook(self.hook, with_kwargs=True)
+
+
+def matmul_tflops(device, size: int = 8192, repeats: int = 30) -> float:
+    """Median bf16 matrix-product rate on random data, rotating two input sets (events for timing)."""
+    a = [torch.randn(size, size, device=device, dtype=torch.bfloat16) for _ in range(2)]
+    b = [torch.randn(size, size, device=device, dtype=torch.bfloat16) for _ in range(2)]
+    for i in range(5):
+        a[i % 2] @ b[i % 2]
+    times = []
+    for i in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a[i % 2] @ b[i % 2]
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return 2 * size ** 3 / statistics.median(times) / 1e12
+
+
+def attention_tflops(device) -> dict:
+    """Forward SDPA rate per backend at the two sequence lengths the recipe uses (4096: a 64x64
+    window's first level; 16384: the whole-panorama window), head dim 64, bf16."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    out = {}
+    for label, batch_heads, tokens in (("window_4096", 32 * 5, 4096), ("global_16384", 2 * 5, 16384)):
+        q, k, v = (torch.randn(1, batch_heads, tokens, 64, device=device, dtype=torch.bfloat16) for _ in range(3))
+        flops = 4 * batch_heads * tokens * tokens * 64
+        for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                              ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+            try:
+                with sdpa_kernel([backend]):
+                    for _ in range(3):
+                        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                    times = []
+                    for _ in range(10):
+                        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        s.record()
+                        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                        e.record()
+                        e.synchronize()
+                        times.append(s.elapsed_time(e) / 1e3)
+                out[f"{label}_{name}"] = round(flops / statistics.median(times) / 1e12, 1)
+            except RuntimeError as exc:
+                out[f"{label}_{name}"] = f"unavailable: {str(exc).splitlines()[0][:80]}"
+    return out
+
+
+def versions() -> dict:
+    import diffusers
+    import transformers
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__, "cuda": torch.version.cuda}
+    try:
+        import triton
+
+        info["triton"] = triton.__version__
+    except ImportError:
+        info["triton"] = None
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / GIB, 1)
+        info["cudnn"] = torch.backends.cudnn.version()
+    return info
+
+
+def make_backend(parts: dict, device, **kwargs):
+    from worldgen.backends.jointnet.backend import JointNetBackend
+    from worldgen.backends.jointnet.pipeline import JointNetPipeline
+
+    pipe = parts.get("_pipe")
+    if pipe is None:
+        pipe = JointNetPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
+                                scheduler=parts["scheduler"], jointnet=parts["jointnet"])
+        parts["_pipe"] = pipe
+    return JointNetBackend(pipe, model_dir=Path("random-sd21-jointnet"), base_dir=Path("random-sd21-base"),
+                           modality="depth", device=torch.device(device), dtype=parts["jointnet"].dtype, **kwargs)
+
+
+class LatentTap:
+    """Keeps the latents a backend's tiled VAE decodes (the sampler's final result)."""
+
+    def __init__(self, backend) -> None:
+        self.latents = None
+        vae = backend.vae
+        inner = vae.decode
+
+        def decode(latents, *args, **kwargs):
+            self.latents = latents.detach().float().cpu()
+            return inner(latents, *args, **kwargs)
+
+        vae.decode = decode
+
+
+def run_config(name: str, fn, meter: FlopMeter, steps: int, device, repeats: int, warmup: int) -> dict:
+    """Warm-up, then timed runs with seeds 1..repeats; outputs are kept for the quality metrics."""
+    log(f"[{name}] warm-up x{warmup}")
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        fn(0)
+    sync(device)
+    warm_s = time.perf_counter() - t0
+    meter.reset()
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times, outputs = [], []
+    for seed in range(1, repeats + 1):
+        sync(device)
+        start = time.perf_counter()
+        result = fn(seed)
+        sync(device)
+        times.append(time.perf_counter() - start)
+        outputs.append(result)
+        log(f"[{name}] seed {seed}: {times[-1]:.3f} s")
+    row = {"name": name, "seconds": [round(t, 4) for t in times], "median_s": statistics.median(times),
+           "spread": (max(times) - min(times)) / statistics.median(times), "warmup_s": round(warm_s, 2),
+           "model_calls_per_run": meter.calls / repeats, "rows_per_run": meter.rows / repeats,
+           "evals_per_step": meter.rows / repeats / steps, "flops_per_run": meter.flops / repeats,
+           "call_shapes": {k: v // repeats for k, v in meter.shapes.items()}}
+    if torch.device(device).type == "cuda":
+        row["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GIB
+        row["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / GIB
+    row["_outputs"] = outputs
+    return row
+
+
+def quality(row: dict) -> dict:
+    """Seam ratios (mean over seeds) of the decoded RGB/depth and of the final latents."""
+    seams = {"rgb": [], "depth": [], "latent_rgb": [], "latent_depth": []}
+    for rgb, depth, latents in row["_outputs"]:
+        seams["rgb"].append(metrics.wrap_seam_ratio(rgb))
+        seams["depth"].append(metrics.wrap_seam_ratio(depth))
+        if latents is not None:
+            c = latents.shape[1] // 2
+            seams["latent_rgb"].append(metrics.wrap_seam_ratio(latents[:, :c]))
+            seams["latent_depth"].append(metrics.wrap_seam_ratio(latents[:, c:]))
+    return {k: round(statistics.mean(v), 4) for k, v in seams.items() if v}
+
+
+def agreement(a: dict, b: dict) -> dict:
+    """Layout agreement of two configurations' results seed by seed (mean), RGB and depth latents."""
+    out = {"rgb": [], "depth": [], "latent": []}
+    for (ra, da, la), (rb, db, lb) in zip(a["_outputs"], b["_outputs"]):
+        out["rgb"].append(metrics.layout_agreement(ra, rb))
+        out["depth"].append(metrics.layout_agreement(da, db))
+        if la is not None and lb is not None:
+            out["latent"].append(metrics.layout_agreement(la, lb, pool=4))
+    return {k: round(statistics.mean(v), 4) for k, v in out.items() if v}
+
+
+def snapshot_outputs(backend, tap: LatentTap, request_fn):
+    def run(seed):
+        snap = backend.generate(request_fn(seed))
+        return snap.image, snap.modalities["depth"], tap.latents
+
+    return run
+
+
+# The main process --------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child == "memory":
+        return memory_child(args)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    started = time.perf_counter()
+    width, height = (512, 128) if args.tiny else (2048, 512)
+    report: dict = {"benchmark": "speed_memory", "tag": args.tag, "versions": versions(), "device": str(device),
+                    "tiny": args.tiny, "size": f"{width}x{height}", "prompt": PROMPT, "repeats": args.repeats,
+                    "configs": []}
+    phases = set(args.phases.split(","))
+
+    def save() -> None:
+        path = out_dir / "speed_memory.json"
+        path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+        if args.results:
+            Path(args.results).write_text(json.dumps(report, indent=1, default=str) + "\n")
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        report["matmul_bf16_tflops"] = round(matmul_tflops(device), 1)
+        if "attention" in phases or "all" in phases:
+            report["attention_tflops"] = attention_tflops(device)
+        log("env", report["versions"], report["matmul_bf16_tflops"], report.get("attention_tflops"))
+    rate = report.get("matmul_bf16_tflops", 1.0) * 1e12
+    save()
+
+    from worldgen.backend import GenerateRequest
+
+    t0 = time.perf_counter()
+    parts = sd21_models.build(device, torch.bfloat16 if device.type == "cuda" else torch.float32, tiny=args.tiny)
+    sync(device)
+    report["build_s"] = round(time.perf_counter() - t0, 2)
+    report["parameters_m"] = {k: round(sd21_models.parameter_count(parts[k]) / 1e6, 1)
+                              for k in ("jointnet", "vae", "text_encoder")}
+    meter = FlopMeter(parts["jointnet"])
+    report["flops_per_row"] = {}
+    steps = args.steps
+
+    def request(preset_steps=None, scheduler=None):
+        def make(seed):
+            return GenerateRequest(prompt=PROMPT, width=width, height=height, steps=preset_steps or steps,
+                                   guidance=7.5, seed=seed, scheduler=scheduler)
+        return make
+
+    results: dict[str, dict] = {}
+
+    def record(row: dict, **extra) -> None:
+        row.update(extra)
+        row["achieved_tflops"] = row["flops_per_run"] / row["median_s"] / 1e12
+        row["floor_s"] = row["flops_per_run"] / rate
+        row["floor_ratio"] = row["median_s"] / row["floor_s"]
+        row["quality"] = quality(row)
+        results[row["name"]] = row
+        report["configs"].append({k: v for k, v in row.items() if not k.startswith("_")})
+        report["flops_per_row"] = {f"{h}x{w}": v for (h, w), v in meter.per_row.items()}
+        save()
+
+    # Half-precision copy for the baseline and the plain configuration (the original ran float16).
+    half = torch.float16 if device.type == "cuda" else torch.float32
+    if phases & {"all", "baseline", "plain"}:
+        import copy
+
+        half_parts = dict(parts)
+        half_parts.pop("_pipe", None)
+        half_parts["jointnet"] = copy.deepcopy(parts["jointnet"]).to(half)
+        half_parts["vae"] = copy.deepcopy(parts["vae"]).to(half)
+        hook = meter.attach(half_parts["jointnet"])
+        plain = make_backend(half_parts, device, speed="off", memory="high")
+        if phases & {"all", "baseline"}:
+            def baseline(seed):
+                return original_loop.generate(plain.pipe, PROMPT, width=width, height=height, steps=steps,
+                                              seed=seed, window=plain.window, stride=plain.window // 2)
+
+            record(run_config("baseline", baseline, meter, steps, device, args.repeats, args.warmup),
+                   description="original-style: batches of 8 windows in sequence, scheduler copy per batch, "
+                               "fp16 eager, whole-panorama VAE decode")
+        if phases & {"all", "plain"}:
+            tap = LatentTap(plain)
+            record(run_config("plain", snapshot_outputs(plain, tap, request()), meter, steps, device,
+                              args.repeats, args.warmup),
+                   description="worldgen sampler, speed settings off: fp16 eager, all windows of a step in one call")
+        hook.remove()
+        del plain, half_parts
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    hook = meter.attach(parts["jointnet"])
+    if phases & {"all", "eager"}:
+        eager = make_backend(parts, device, speed="eager", memory="high")
+        tap = LatentTap(eager)
+        record(run_config("eager", snapshot_outputs(eager, tap, request()), meter, steps, device,
+                          args.repeats, args.warmup),
+               description="+ bf16, channels-last, fused QKV, cuDNN autotuning; no compile")
+
+    if phases & {"all", "compiled"}:
+        fast_path = make_backend(parts, device, speed="auto", memory="high")
+        tap = LatentTap(fast_path)
+        record(run_config("compiled", snapshot_outputs(fast_path, tap, request()), meter, steps, device,
+                          args.repeats, args.warmup),
+               description="+ torch.compile: the published recipe as worldgen runs it by default on CUDA",
+               compile_active=_compile_active(fast_path))
+        report["sync_free_loop"] = count_loop_syncs(fast_path, request()(99)) if device.type == "cuda" else None
+        save()
+
+    if phases & {"all", "fast"}:
+        from worldgen.sampler.presets import PRESETS, Preset
+
+        candidates = [("fast", PRESETS["fast"])]
+        for spec in filter(None, args.fast_candidates.split(";")):
+            fields = dict(item.split("=") for item in spec.split(","))
+            name = fields.pop("name")
+            base = asdict(PRESETS["fast"])
+            base.update({k: type(base[k])(v) for k, v in fields.items()})
+            base["name"] = name
+            candidates.append((name, Preset(**base)))
+        for name, preset in candidates:
+            if elapsed() > args.budget_s and name != "fast":
+                log(f"[{name}] skipped: past the time budget")
+                continue
+            backend = make_backend(parts, device, speed="auto", memory="high", preset=preset)
+            tap = LatentTap(backend)
+            row = run_config(name, snapshot_outputs(backend, tap, request(preset.steps, preset.scheduler)), meter,
+                             preset.steps, device, args.repeats, args.warmup)
+            record(row, description=f"preset {preset}", preset=asdict(preset))
+            if "compiled" in results:
+                row["agreement_with_published"] = agreement(results["compiled"], row)
+                report["configs"][-1]["agreement_with_published"] = row["agreement_with_published"]
+        if "compiled" in results and args.repeats > 1:
+            # What unrelated layouts score: the published recipe against itself with the seeds shifted.
+            pub = results["compiled"]["_outputs"]
+            shifted = {"_outputs": pub[1:] + pub[:1]}
+            report["agreement_between_seeds"] = agreement(results["compiled"], shifted)
+        save()
+    hook.remove()
+
+    if phases & {"all", "memory"} and device.type == "cuda":
+        report["memory"] = run_memory_child(args, out_dir)
+        save()
+
+    summarise(report, results)
+    save()
+    print_table(report)
+    return 0
+
+
+def _compile_active(backend) -> bool:
+    from worldgen.sampler.perf import CompiledCall
+
+    forward = getattr(backend.pipe.jointnet, "forward", None)
+    return isinstance(forward, CompiledCall) and forward.active
+
+
+def count_loop_syncs(backend, request) -> dict:
+    """Host synchronisations inside the denoising loop, counted by CUDA's sync debug mode between the
+    first and the last denoising step's progress report (the set-up before the loop is allowed one)."""
+    import warnings
+
+    state = {"on": False, "steps": 0}
+
+    def progress(event):
+        if event.stage != "denoise":
+            return
+        state["steps"] += 1
+        if event.done == 1 and not state["on"]:
+            torch.cuda.set_sync_debug_mode("warn")
+            state["on"] = True
+        elif event.done == event.total and state["on"]:
+            torch.cuda.set_sync_debug_mode("default")
+            state["on"] = False
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            backend.generate(request, progress=progress)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message).lower()]
+    return {"steps_watched": max(0, state["steps"] - 1), "syncs": len(syncs), "first": syncs[:3]}
+
+
+def summarise(report: dict, results: dict) -> None:
+    base, pub, fast = results.get("baseline"), results.get("compiled"), results.get("fast")
+    if base and pub:
+        report["speedup_vs_baseline"] = round(base["median_s"] / pub["median_s"], 3)
+    if pub:
+        report["published_s"] = round(pub["median_s"], 4)
+        report["floor_s"] = round(pub["floor_s"], 4)
+        report["floor_ratio"] = round(pub["floor_ratio"], 4)
+        report["published_flops"] = pub["flops_per_run"]
+    if fast:
+        report["fast_default_s"] = round(fast["median_s"], 4)
+        if pub:
+            qf, qp = fast["quality"], pub["quality"]
+            report["fast_seam_vs_published"] = {k: {"fast": qf.get(k), "published": qp.get(k)} for k in qp}
+    goals = {}
+    if "floor_ratio" in report:
+        goals["published_within_1.3x_floor"] = report["floor_ratio"] <= 1.3
+    if "fast_default_s" in report:
+        goals["fast_under_1s"] = report["fast_default_s"] < 1.0
+        if pub and fast:
+            goals["fast_seams_no_worse"] = all(
+                fast["quality"].get(k, 0) <= pub["quality"].get(k, 0) * 1.1 + 0.05 for k in ("rgb", "depth"))
+    memory = report.get("memory") or {}
+    if "refine_peak_reserved_gib" in memory:
+        goals["refine_4096_within_12gb"] = memory.get("refine_ok", False) and memory["refine_peak_process_gib"] <= 12.0
+    report["goals"] = goals
+
+
+def print_table(report: dict) -> None:
+    lines = [f"GPU {report['versions'].get('gpu', report['device'])} | torch {report['versions']['torch']} | "
+             f"diffusers {report['versions']['diffusers']} | bf16 matmul {report.get('matmul_bf16_tflops', '-')} TFLOP/s",
+             f"{'config':<16}{'s/pano':>9}{'spread':>8}{'evals/step':>11}{'TFLOP/run':>10}{'TFLOP/s':>9}"
+             f"{'floor x':>8}{'peak GiB':>9}{'seam rgb':>9}{'seam d':>8}"]
+    for row in report["configs"]:
+        q = row.get("quality", {})
+        lines.append(f"{row['name']:<16}{row['median_s']:>9.3f}{row['spread']:>8.1%}{row['evals_per_step']:>11.1f}"
+                     f"{row['flops_per_run'] / 1e12:>10.0f}{row['achieved_tflops']:>9.0f}{row['floor_ratio']:>8.2f}"
+                     f"{row.get('peak_reserved_gib', float('nan')):>9.1f}{q.get('rgb', float('nan')):>9.2f}"
+                     f"{q.get('depth', float('nan')):>8.2f}")
+    memory = report.get("memory") or {}
+    if memory:
+        lines.append(f"memory cap {memory.get('cap_gib')} GiB: generate {memory.get('generate_s', '-')} s peak "
+                     f"{memory.get('generate_peak_process_gib', '-')} GiB; refine {memory.get('refine_size')} "
+                     f"{memory.get('refine_s', '-')} s peak {memory.get('refine_peak_process_gib', '-')} GiB "
+                     f"(allocator reserved {memory.get('refine_peak_reserved_gib', '-')}); ok={memory.get('refine_ok')}")
+    for key in ("speedup_vs_baseline", "floor_ratio", "fast_default_s", "sync_free_loop", "goals"):
+        if key in report:
+            lines.append(f"{key}: {report[key]}")
+    print("\n".join(lines), flush=True)
+
+
+# The memory child --------------------------------------------------------------------------------
+
+def run_memory_child(args, out_dir: Path) -> dict:
+    result_path = out_dir / "memory_child.json"
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "memory", "--cap-gb", str(args.cap_gb),
+               "--out", str(out_dir), "--steps", str(args.steps)] + (["--tiny"] if args.tiny else [])
+    log("[memory] " + " ".join(command))
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=args.memory_timeout_s)
+    (out_dir / "memory_child.log").write_text(done.stdout)
+    memory = json.loads(result_path.read_text()) if result_path.exists() else {}
+    memory["returncode"] = done.returncode
+    memory["wall_s"] = round(time.perf_counter() - start, 1)
+    if done.returncode != 0:
+        memory["log_tail"] = done.stdout[-2000:]
+    return memory
+
+
+def _process_gib() -> float | None:
+    """This process's GPU memory as the driver counts it (context included), from nvidia-smi."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in listing.splitlines():
+        pid, _, used = line.partition(",")
+        if pid.strip() == str(os.getpid()):
+            return round(float(used) / 1024, 3)
+    return None
+
+
+def memory_child(args) -> int:
+    """Generation (2048x512) and refinement (to 4096x1024) under a hard cap on this process's memory."""
+    from worldgen.backend import GenerateRequest
+    from worldgen.sampler.requests import RefineRequest
+
+    device = torch.device("cuda")
+    total = torch.cuda.get_device_properties(0).total_memory
+    cap = args.cap_gb * GIB
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), 0)
+    torch.zeros(1, device=device)
+    context_gib = _process_gib()  # the CUDA context alone (nothing allocated yet)
+    width, height = (512, 128) if args.tiny else (2048, 512)
+    out = {"cap_gib": args.cap_gb, "context_gib": context_gib,
+           "fraction_api": hasattr(torch.cuda, "get_per_process_memory_fraction")}
+    result_path = Path(args.out) / "memory_child.json"
+
+    def save():
+        result_path.write_text(json.dumps(out, indent=1, default=str) + "\n")
+
+    parts = sd21_models.build(device, torch.bfloat16, tiny=args.tiny)
+    backend = make_backend(parts, device, speed="auto", memory="low")
+    out["weights_gib"] = torch.cuda.memory_allocated() / GIB
+    out["settings"] = backend.settings()
+    save()
+
+    def phase(name, fn):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        try:
+            value = fn()
+            ok = True
+        except torch.OutOfMemoryError as exc:
+            value, ok = None, False
+            out[f"{name}_error"] = str(exc).splitlines()[0][:300]
+        torch.cuda.synchronize()
+        out[f"{name}_s"] = round(time.perf_counter() - start, 3)
+        out[f"{name}_ok"] = ok
+        out[f"{name}_peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / GIB, 3)
+        out[f"{name}_peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / GIB, 3)
+        if context_gib is not None:
+            out[f"{name}_peak_process_gib"] = round(out[f"{name}_peak_reserved_gib"] + context_gib, 3)
+        else:
+            out[f"{name}_peak_process_gib"] = out[f"{name}_peak_reserved_gib"]
+        out[f"{name}_window_batch"] = backend.window_batch
+        save()
+        return value
+
+    snap = phase("generate", lambda: backend.generate(GenerateRequest(prompt=PROMPT, width=width, height=height,
+                                                                       steps=args.steps, seed=1)))
+    out["refine_size"] = f"{2 * width}x{2 * height}"
+    if snap is not None:
+        refined = phase("refine", lambda: backend.refine(RefineRequest(prompt=PROMPT, steps=args.steps, scale=2.0,
+                                                                       strength=0.4, seed=1), snap))
+        if refined is not None:
+            out["refine_seam_rgb"] = metrics.wrap_seam_ratio(refined.image)
+            out["refine_shape"] = list(refined.image.shape)
+    out["driver_process_gib_at_end"] = _process_gib()
+    save()
+    return 0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--tiny", action="store_true", help="test-sized models and a 512x128 panorama (dry run)")
+    parser.add_argument("--out", default="benchmarks/results/latest")
+    parser.add_argument("--results", default=None, help="also write the JSON here")
+    parser.add_argument("--tag", default="run")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--phases", default="all",
+                        help="comma list of: all, attention, baseline, plain, eager, compiled, fast, memory")
+    parser.add_argument("--fast-candidates", default="",
+                        help="extra fast presets: 'name=f2,stride=0.5;name=f3,steps=16' (fields of Preset)")
+    parser.add_argument("--budget-s", type=float, default=420.0, help="skip extra fast candidates after this")
+    parser.add_argument("--cap-gb", type=float, default=11.0, help="allocator cap for the memory phase (GiB)")
+    parser.add_argument("--memory-timeout-s", type=float, default=300.0)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
