@@ -192,3 +192,24 @@ def test_edit_bad_inputs(tmp_path, scene_dir):
     one_line_error(run("edit", scene_dir, "--mask", tmp_path / "black.png", "-q"), "nothing to edit")
     one_line_error(run("edit", scene_dir, "--mask", tmp_path / "none.png", "-q"), "does not exist")
     one_line_error(run("edit", scene_dir, "--mask", tmp_path / "black.png", "--layers", "sky", "-q"), "sky")
+
+
+def test_refine_keeps_the_pano_glb_in_step_and_honours_glb(scene_dir, tmp_path):
+    import trimesh
+
+    sibling = scene_dir.with_name("fjord.glb")
+    sibling.write_bytes(b"stale export of version 1")
+    result = run("refine", scene_dir, "--scale", "1.5", "--steps", "1", "-q")
+    assert result.exit_code == 0, result.output
+    refreshed = trimesh.load(sibling, force="scene")  # a real GLB of the new, upsampled version
+    assert sum(len(g.vertices) for g in refreshed.geometry.values()) >= 192 * 96
+    other = tmp_path / "exports" / "v3.glb"
+    result = run("edit", scene_dir, "--mask", _png(tmp_path / "m.png", np.full((96, 192), 255, np.uint8)),
+                 "--glb", other, *FAST)
+    assert result.exit_code == 0, result.output
+    assert other.read_bytes()[:4] == b"glTF"
+
+
+def test_a_scene_without_a_glb_beside_it_gets_none(scene_dir):
+    assert run("refine", scene_dir, "--scale", "1", "--steps", "1", "-q").exit_code == 0
+    assert not scene_dir.with_name("fjord.glb").exists()

@@ -115,6 +115,10 @@ class CompiledCall:
         import torch
 
         if self.error is None:
+            # One memory layout for every call: a channel slice of the stacked latent and a contiguous
+            # batch would otherwise be different inputs to the compiled graph (a recompile each).
+            args = tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
+            kwargs = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
             try:
                 return self.compiled(*args, **kwargs)
             except torch.OutOfMemoryError:

@@ -48,6 +48,9 @@ def sampling_options(default_guidance: float = 7.5, prompt_help: str = "Prompt (
                          help="How known content conditions the model: masked = the inpainting checkpoint's "
                               "mask input (needs one), blend = re-noise and blend it every step, auto = masked "
                               "when the model has it."),
+            click.option("--glb", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                         help="Export the result to this GLB (default: refresh SCENE.glb beside the scene "
+                              "folder when it exists)."),
             seed_option,
             quiet_option,
         ]):
@@ -156,9 +159,11 @@ def progress_of(quiet: bool):
     return progress_for(quiet)
 
 
-def write_result(scene_path: Path, scene, snapshot, backend, operation: str, request, seed: int, params: dict):
+def write_result(scene_path: Path, scene, snapshot, backend, operation: str, request, seed: int, params: dict,
+                 glb: Optional[Path] = None):
     """A new version of ``scene`` (never overwriting the one the task started from), or a new scene
-    at ``scene_path``. Returns (scene, version)."""
+    at ``scene_path``; then the GLB export (see ``glb_target``). Returns (scene, version)."""
+    from ...export_files import export_to_file
     from ...scene import Scene
 
     common = dict(operation=operation, prompt=snapshot.prompt, seed=seed, backend=backend.name,
@@ -166,7 +171,21 @@ def write_result(scene_path: Path, scene, snapshot, backend, operation: str, req
                   negative_prompt=request.negative_prompt, params=params)
     if scene is not None:
         version = scene.add_version(snapshot, **common)
-        return scene, version
-    created = Scene.create(scene_path, snapshot, **common)
-    return created, created.current
+    else:
+        scene = Scene.create(scene_path, snapshot, **common)
+        version = scene.current
+    target = glb_target(scene.path, glb)
+    if target is not None:
+        # The scene version is written first: an interrupted export never costs the new version.
+        export_to_file(snapshot, "glb", target)
+    return scene, version
+
+
+def glb_target(scene_path: Path, glb: Optional[Path]) -> Optional[Path]:
+    """Where a task's result is exported: the --glb path, else the NAME.glb that `worldgen pano`
+    wrote beside the scene folder NAME/ (kept in step with the latest version), else nowhere."""
+    if glb is not None:
+        return glb
+    sibling = scene_path.with_name(scene_path.name + ".glb")
+    return sibling if sibling.is_file() else None
 

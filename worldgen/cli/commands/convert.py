@@ -42,7 +42,7 @@ def depth(image_file, output, span, **kw):
     scene, _ = write_result(output, None, result, backend, "depth", request, kw["seed"],
                             record_params(source=str(image_file), span_deg=span, steps=request.steps,
                                           guidance=request.guidance, scheduler=kw.get("scheduler"),
-                                          method=request.method))
+                                          method=request.method), glb=kw["glb"])
     note(f"estimated {backend.modality} for {image_file.name}: scene {scene.path}/", kw["quiet"])
 
 
@@ -93,7 +93,7 @@ def paint(scene_dir, from_version, modality_file, span, output, **kw):
     scene, version = write_result(output, scene, result, backend, "paint", request, kw["seed"],
                                   record_params(steps=request.steps, guidance=request.guidance,
                                                 scheduler=kw.get("scheduler"), method=request.method,
-                                                from_version=from_version))
+                                                from_version=from_version), glb=kw["glb"])
     note(f"painted {result.size[0]}x{result.size[1]}: {scene.path}/ version {version}", kw["quiet"])
 
 

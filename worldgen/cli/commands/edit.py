@@ -42,7 +42,7 @@ def edit(scene_dir, mask_file, layers, strength, from_version, **kw):
                                   record_params(mask=str(mask_file), layers=layers, strength=strength,
                                                 steps=request.steps, guidance=request.guidance,
                                                 scheduler=kw.get("scheduler"), method=request.method,
-                                                changed_pixels=int(request.mask.sum()), from_version=from_version))
+                                                changed_pixels=int(request.mask.sum()), from_version=from_version), glb=kw["glb"])
     note(f"edited {int(request.mask.sum())} pixels: {scene.path}/ version {version}", kw["quiet"])
 
 

@@ -66,7 +66,7 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
                                                 photo=str(photo) if photo else None, fov=fov if photo else None,
                                                 steps=request.steps, guidance=request.guidance,
                                                 scheduler=kw.get("scheduler"), method=request.method,
-                                                from_version=from_version))
+                                                from_version=from_version), glb=kw["glb"])
     note(f"outpainted to {result.size[0]}x{result.size[1]} ({result.projection.span_deg:g} deg): "
          f"{scene.path}/ version {version}", kw["quiet"])
 

@@ -71,7 +71,7 @@ def refine(scene_dir, scale, size, strength, keep, from_version, image_file, mod
     scene, version = write_result(output, scene, result, backend, "refine", request, kw["seed"],
                                   record_params(scale=scale, strength=strength, keep=keep, steps=request.steps,
                                                 guidance=request.guidance, scheduler=kw.get("scheduler"),
-                                                method=request.method, from_version=from_version))
+                                                method=request.method, from_version=from_version), glb=kw["glb"])
     note(f"refined to {result.size[0]}x{result.size[1]}: {scene.path}/ version {version}", kw["quiet"])
 
 
