@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 # mkstemp creates files as 0600; finished files should get the permissions any other new file
@@ -21,10 +21,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = None
+    # Named before it exists (mkstemp returns the name only after creating the file, so a Ctrl-C in
+    # between would leak it): whatever happens below, the cleanup knows what to remove.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        # Inside the try: a Ctrl-C right after the temp file exists must still remove it.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), FILE_MODE)
             handle.write(data)
@@ -33,11 +34,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         os.replace(tmp, path)
     except BaseException:
         # BaseException: a Ctrl-C mid-write must also clean up.
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
     return path
 

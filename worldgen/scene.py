@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import shutil
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,11 +119,19 @@ class Scene:
         path = Path(path)
         if (path / MANIFEST_NAME).exists():
             raise SceneError(f"{path} already holds a scene; choose another name or use `worldgen refine {path}`")
-        path.mkdir(parents=True, exist_ok=True)
-        scene = cls(path, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": _now(), "versions": []})
-        scene.add_version(snapshot, operation=operation, prompt=prompt, seed=seed, backend=backend,
-                          backend_settings=backend_settings, modality=modality, negative_prompt=negative_prompt,
-                          params=params)
+        created = not path.exists()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            scene = cls(path, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": _now(),
+                               "versions": []})
+            scene.add_version(snapshot, operation=operation, prompt=prompt, seed=seed, backend=backend,
+                              backend_settings=backend_settings, modality=modality, negative_prompt=negative_prompt,
+                              params=params)
+        except BaseException:
+            # A folder without a manifest is no scene: leave nothing rather than an empty shell.
+            if created and not (path / MANIFEST_NAME).exists():
+                shutil.rmtree(path, ignore_errors=True)
+            raise
         return scene
 
     @classmethod
@@ -162,8 +170,9 @@ class Scene:
                 raise SceneError(f"{where}: version {index} lacks {', '.join(missing)}")
             if record["version"] != index:
                 raise SceneError(f"{where}: versions are out of order at entry {index}")
-            if not isinstance(record["layers"], dict):
-                raise SceneError(f"{where}: version {index} layers must be an object")
+            for key in ("layers", "previews", "geometry"):
+                if not isinstance(record.get(key, {}), dict):
+                    raise SceneError(f"{where}: version {index} {key} must be an object; restore it from a backup")
             for rel in list(record["layers"].values()) + list(record.get("previews", {}).values()):
                 self._resolve(rel)
             try:
@@ -239,16 +248,19 @@ class Scene:
         number = len(self.versions) + 1
         folder = f"v{number}"
         files, previews = self._layer_files(snapshot)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder}.", suffix=".tmp", dir=self.path))
+        final = self.path / folder
+        # Named before it exists (not mkdtemp): a Ctrl-C right after the mkdir can still clean it up.
+        staging = self.path / f".{folder}.{secrets.token_hex(6)}.tmp"
         try:
+            staging.mkdir()
             for rel, data in files.items():
                 (staging / rel).write_bytes(data)
-            final = self.path / folder
             if final.exists():  # left by an interrupted earlier attempt: never referenced by the manifest
                 shutil.rmtree(final)
             staging.rename(final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)  # never in the manifest (e.g. renamed just before a Ctrl-C)
             raise
         record = {
             "version": number,
@@ -271,9 +283,22 @@ class Scene:
         }
         manifest = dict(self.manifest)
         manifest["versions"] = self.versions + [record]
-        atomic_write_text(self.path / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+        try:
+            atomic_write_text(self.path / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+        except BaseException:
+            # Unless the new manifest reached the disk, the new folder is not part of the scene.
+            if not self._manifest_on_disk_lists(number):
+                shutil.rmtree(final, ignore_errors=True)
+            raise
         self.manifest = manifest
         return number
+
+    def _manifest_on_disk_lists(self, number: int) -> bool:
+        try:
+            versions = json.loads((self.path / MANIFEST_NAME).read_text(encoding="utf-8")).get("versions")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return isinstance(versions, list) and len(versions) >= number
 
     @staticmethod
     def _layer_names(snapshot: Snapshot) -> dict[str, str]:

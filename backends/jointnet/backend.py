@@ -21,6 +21,15 @@ from worldgen.errors import ModelError, UserInputError
 from worldgen.specs import BackendSpec
 
 SETTINGS = ("model", "base", "device", "dtype", "scheduler", "window_batch")
+# Issue 9 additions: a second checkpoint sharing the RGB branch (three modalities at once, see
+# multimodal.py) and how region prompts condition windows (see worldgen.regions).
+WORLD_SETTINGS = ("extra_model", "region_mode")
+SETTINGS = SETTINGS + WORLD_SETTINGS
+# Issue 8 additions: the sampling preset (worldgen.sampler.presets), the speed settings and the
+# memory mode (worldgen.sampler.perf).
+PERF_SETTINGS = ("preset", "speed", "memory")
+SETTINGS = SETTINGS + PERF_SETTINGS
+MEMORY_MODES = ("auto", "low", "high")
 DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -50,7 +59,12 @@ def available() -> bool:
 
 
 def load(settings: dict) -> "JointNetBackend":
-    return JointNetBackend.from_settings(dict(settings or {}))
+    settings = dict(settings or {})
+    if settings.get("extra_model"):
+        from .multimodal import MultiModalBackend
+
+        return MultiModalBackend.from_settings(settings)
+    return JointNetBackend.from_settings(settings)
 
 
 # The backend -----------------------------------------------------------------------------------------
@@ -73,13 +87,21 @@ class _Job:
     strength: float = 1.0
     whole_window: bool = True
     geometry: dict = field(default_factory=dict)
+    regions: Any = None  # list of worldgen.regions.Region: their prompts condition their parts
 
 
 class JointNetBackend(Backend):
     name = "jointnet"
+    region_mode = "blend"  # how region prompts condition windows (worldgen.regions.REGION_MODES)
+    latent_layers = 2      # RGB + one modality, stacked on the latent's channels
 
     def __init__(self, pipe, *, model_dir: Path, base_dir: Path, modality: str, device, dtype,
-                 scheduler: Optional[str] = None, window_batch: Optional[int] = None) -> None:
+                 scheduler: Optional[str] = None, window_batch: Optional[int] = None, preset=None,
+                 speed: Optional[str] = None, memory: Optional[str] = None) -> None:
+        import dataclasses
+
+        from worldgen.sampler import perf
+        from worldgen.sampler.presets import get_preset
         from worldgen.sampler.vae_tiles import TiledVAE
 
         self.pipe = pipe
@@ -94,6 +116,22 @@ class JointNetBackend(Backend):
         self.factor = pipe.vae_scale_factor                       # pixels per latent cell, from the VAE
         self.channels = pipe.latent_channels
         self.vae = TiledVAE(pipe.vae, tile=self.window)
+        self.preset = get_preset(preset)
+        self._rows_per_window = 2  # model rows per window: 2 with classifier-free guidance
+        # Speed: on CUDA bf16-friendly layouts, fused QKV and torch.compile of the pair's forward
+        # (perf.SpeedSettings.for_device); "eager" without compile, "off" plain PyTorch.
+        self.speed_name = speed
+        self.speed = perf.SpeedSettings.named(speed, device)
+        perf.speed_up(pipe.jointnet, self.speed)
+        perf.speed_up(pipe.vae, dataclasses.replace(self.speed, compile=False, fuse_qkv=False))
+        # Memory: "low" keeps the text encoder in CPU memory between prompts and plans window and
+        # VAE batches from the free memory; "auto" is "low" on GPUs under 16 GiB.
+        if memory not in (None, *MEMORY_MODES):
+            raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")
+        self.memory_name = memory
+        self.low_memory = memory == "low" or (memory in (None, "auto") and perf.low_memory(device))
+        if self.low_memory and device.type == "cuda":
+            pipe.text_encoder.to("cpu")
 
     # Construction -----------------------------------------------------------------------------
     @classmethod
@@ -115,18 +153,25 @@ class JointNetBackend(Backend):
             raise UserInputError(f"window batch {window_batch} must be at least 1")
         scheduler = settings.get("scheduler")
         make_scheduler(scheduler, {"_class_name": "DDIMScheduler"})  # a bad name fails here, before the slow load
+        _check_perf_settings(settings, device)  # likewise a bad preset, speed or memory mode
         pipe = load_jointnet(model_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler)
         if dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
             pipe.vae.to(torch.float32)  # the config says this VAE overflows in half precision
-        return cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
-                   device=device, dtype=dtype, scheduler=scheduler,
-                   window_batch=int(window_batch) if window_batch is not None else None)
+        backend = cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
+                      device=device, dtype=dtype, scheduler=scheduler,
+                      window_batch=int(window_batch) if window_batch is not None else None,
+                      preset=settings.get("preset"), speed=settings.get("speed"), memory=settings.get("memory"))
+        backend.region_mode = _region_mode(settings.get("region_mode"))
+        return backend
 
     def settings(self) -> dict:
         # Only keys ``from_settings`` takes, so a scene's record can load the same backend again.
         return {"model": str(self.model_dir), "base": str(self.base_dir),
                 "scheduler": self.scheduler_name, "dtype": str(self.dtype).replace("torch.", ""),
-                "window_batch": self.window_batch}
+                "window_batch": self.window_batch,
+                **({"region_mode": self.region_mode} if self.region_mode != "blend" else {}),
+                **({"preset": self.preset.name} if self.preset.name != "published" else {}),
+                **{k: v for k, v in (("speed", self.speed_name), ("memory", self.memory_name)) if v is not None}}
 
     @property
     def has_masked_input(self) -> bool:
@@ -135,11 +180,11 @@ class JointNetBackend(Backend):
     # Tasks ------------------------------------------------------------------------------------
     def generate(self, request: GenerateRequest, progress=None):
         from worldgen.geometry import default_geometry
+        from worldgen.regions import normalize_regions
 
         self._check_modality(request.modality)
-        if request.regions:
-            raise UserInputError("the jointnet backend does not take regional prompts; leave regions empty")
-        job = _Job(request.width, request.height, request.span_deg, geometry=default_geometry())
+        job = _Job(request.width, request.height, request.span_deg, geometry=default_geometry(),
+                   regions=normalize_regions(request.regions))
         return self._run(job, request, prompt=request.prompt, progress=progress)
 
     def refine(self, request, snapshot, progress=None):
@@ -220,6 +265,7 @@ class JointNetBackend(Backend):
 
         from worldgen.layers import Snapshot
         from worldgen.projection import CylindricalProjection
+        from worldgen.sampler import perf
         from worldgen.sampler.canvas import latent_keep
         from worldgen.sampler.tiled import Known, TiledSampler, TilingRecipe
 
@@ -236,28 +282,46 @@ class JointNetBackend(Backend):
             if job.image is not None or job.modality is not None:
                 known_latents = self._encode(job, circular, progress)
                 keep = torch.cat([latent_keep(job.keep_image, self.factor).expand(1, c, h, w),
-                                  latent_keep(job.keep_modality, self.factor).expand(1, c, h, w)], dim=1)
+                                  latent_keep(job.keep_modality, self.factor).expand(1, c * (self.latent_layers - 1),
+                                                                                     h, w)], dim=1)
             masked_inputs = None
             if self.has_masked_input:  # such a model always takes masks; "blend" gives it nothing known
                 masked_inputs = self._masked_inputs(known_latents if masked else None, keep, (h, w))
-            denoise = self._denoiser(prompt, options.negative_prompt, options.guidance, masked_inputs)
-            recipe = TilingRecipe(window=(self.window, self.window), circular=circular,
-                                  global_fraction=0.4 if job.whole_window else 0.0)
-            sampler = TiledSampler(recipe, window_batch=self.window_batch)
-            latents = sampler.sample(
-                denoise, self._scheduler(options.scheduler), shape=(1, 2 * c, h, w), steps=options.steps,
-                seed=options.seed, init=known_latents, strength=job.strength,
-                known=Known(known_latents, keep) if keep is not None and bool(keep.any()) else None,
-                device=self.device, dtype=self.pipe.jointnet.dtype, progress=progress)
-            self.window_batch = sampler.window_batch  # keep what fitted in memory for the next task
-            image, modality = self._decode(latents, circular, progress)
+            denoise = self._denoiser(prompt, options.negative_prompt, options.guidance, masked_inputs,
+                                     region_prompts=[r.prompt for r in job.regions or ()])
+            if job.regions:
+                from worldgen.regions import latent_condition_weights, regional_denoiser
+
+                weights = latent_condition_weights(job.regions, w, h, job.span_deg, device=self.device)
+                denoise = regional_denoiser(denoise, weights, self.region_mode)
+            preset = self.preset
+            stride = preset.stride_cells(self.window)
+            recipe = TilingRecipe(window=(self.window, self.window), stride=(stride, stride), circular=circular,
+                                  global_fraction=preset.global_fraction if job.whole_window else 0.0,
+                                  guidance_fraction=preset.guidance_fraction)
+            planned = self.window_batch if self.window_batch is not None else self._plan_window_batch(denoise)
+            sampler = TiledSampler(recipe, window_batch=planned)
+            with perf.kernels(self.speed):
+                latents = sampler.sample(
+                    denoise, self._scheduler(options.scheduler), shape=(1, c * self.latent_layers, h, w),
+                    steps=options.steps,
+                    seed=options.seed, init=known_latents, strength=job.strength,
+                    known=Known(known_latents, keep) if keep is not None and bool(keep.any()) else None,
+                    device=self.device, dtype=self.pipe.jointnet.dtype, progress=progress)
+                if sampler.window_batch != planned:
+                    self.window_batch = sampler.window_batch  # it ran out of memory: keep what fitted
+                image, modality = self._decode(latents, circular, progress)
 
         if job.image is not None:
             image = np.where(job.keep_image[..., None], job.image, image).astype(np.float32)
         if job.modality is not None:
             modality = np.where(job.keep_modality[..., None], job.modality, modality).astype(np.float32)
-        return Snapshot(image=image, modalities={self.modality: modality}, projection=projection,
+        return Snapshot(image=image, modalities=self._split_modalities(modality), projection=projection,
                         geometry=job.geometry, prompt=prompt)
+
+    def _split_modalities(self, modality) -> dict:
+        """The decoded modality canvas as the snapshot's named layers (one here; see multimodal.py)."""
+        return {self.modality: modality}
 
     # Pieces -----------------------------------------------------------------------------------
     def _use_masked_input(self, method: str) -> bool:
@@ -282,34 +346,55 @@ class JointNetBackend(Backend):
         mask_rgb, mask_mod = 1 - keep[:, :1], 1 - keep[:, c:c + 1]
         return mask_rgb, lat[:, :c] * keep[:, :1], mask_mod, lat[:, c:] * keep[:, c:c + 1]
 
-    def _denoiser(self, prompt: str, negative: str, guidance: float, masked_inputs):
+    def _denoiser(self, prompt: str, negative: str, guidance: float, masked_inputs, region_prompts=()):
         """The sampler's model callable: both branches and both halves of classifier-free guidance
-        in ONE batched forward for all windows of a call; masks are cropped to the same windows."""
+        in ONE batched forward for all windows of a call; masks are cropped to the same windows.
+
+        With ``region_prompts`` the callable also takes ``conditions``, an (N,) index per window row
+        into [prompt, *region_prompts] (``worldgen.regions.regional_denoiser`` supplies it)."""
         import torch
 
         from worldgen.numerics import float32_modules
 
+        from worldgen.sampler.perf import offloaded
+
         pair, c = self.pipe.jointnet, self.channels
         do_cfg = guidance > 1.0 and bool(prompt or negative)
-        cond, uncond = self.pipe.encode_prompt(prompt, negative, do_cfg)
+        with offloaded(self.pipe.text_encoder, self.device, enabled=self.low_memory):
+            cond, uncond = self.pipe.encode_prompt(prompt, negative, do_cfg)
+            if region_prompts:
+                cond = torch.cat([cond, self.pipe.encode_prompt(list(region_prompts), None, False)[0]])
+        self._rows_per_window = 2 if do_cfg else 1
 
-        def denoise(x, t, windows):
+        def denoise(x, t, windows, conditions=None):
+            text = cond[:1] if conditions is None else cond[conditions.to(cond.device)]
             extra = tuple(windows.crop(m) for m in masked_inputs) if masked_inputs is not None else ()
+            # Past the recipe's guidance fraction the sampler asks for the conditional half alone.
+            negative_text = uncond if getattr(windows, "guided", True) else None
             if x.dtype == pair.dtype:
-                eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, cond, uncond, guidance, *extra)
+                eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, text, negative_text, guidance, *extra)
             else:  # the sampler redoes a half-precision step that overflowed: run it in x's dtype
                 with float32_modules(pair):
-                    eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, cond.to(x.dtype),
-                                                   None if uncond is None else uncond.to(x.dtype), guidance,
-                                                   *(e.to(x.dtype) for e in extra))
-            return torch.cat([eps_rgb[:, :c], eps_mod[:, :c]], dim=1)
+                    eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, text.to(x.dtype),
+                                                   None if negative_text is None else negative_text.to(x.dtype),
+                                                   guidance, *(e.to(x.dtype) for e in extra))
+            return torch.cat([eps_rgb[:, :c], eps_mod[:, :c * (self.latent_layers - 1)]], dim=1)
 
         return denoise
 
     def _scheduler(self, name: Optional[str]):
         from .schedulers import make_scheduler
 
-        return make_scheduler(name or self.scheduler_name, self.pipe.scheduler.config)
+        # The published preset keeps the base model's own scheduler (DDIM for SD 2.1-base).
+        fallback = self.preset.scheduler if self.preset.name != "published" else None
+        return make_scheduler(name or self.scheduler_name or fallback, self.pipe.scheduler.config)
+
+    def _plan_window_batch(self, denoise) -> Optional[int]:
+        """Windows per model call that fit in the GPU memory free now (None off CUDA: all of them)."""
+        from worldgen.sampler.perf import window_batch_for
+
+        return window_batch_for(self.pipe.jointnet, (self.window, self.window),
+                                self._rows_per_window, self.device)
 
     def _encode(self, job: _Job, circular: bool, progress):
         """Both layers of the job's canvas as one (1, 2C, h, w) latent (unknown layers: mid-grey)."""
@@ -323,6 +408,7 @@ class JointNetBackend(Backend):
             mod = torch.from_numpy(np.ascontiguousarray(spec.encode(job.modality), dtype=np.float32)).permute(2, 0, 1)
         else:
             mod = torch.zeros_like(rgb)
+        self._plan_vae_batch(images=2)
         latents = self.vae.encode(torch.stack([rgb, mod]), circular, progress)
         return torch.cat([latents[0:1], latents[1:2]], dim=1).to(self.device, self.pipe.jointnet.dtype)
 
@@ -332,10 +418,19 @@ class JointNetBackend(Backend):
 
         c = self.channels
         both = torch.cat([latents[:, :c], latents[:, c:]], dim=0)  # one image per layer
+        self._plan_vae_batch(images=both.shape[0])
         pixels = self.vae.decode(both, circular, progress).float().cpu()
         image = ((pixels[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy().astype(np.float32)
         modality = np.asarray(self._spec().decode(pixels[1].permute(1, 2, 0).clamp(-1, 1).numpy()), np.float32)
         return image, modality
+
+    def _plan_vae_batch(self, images: int) -> None:
+        """VAE tiles per call from the memory free now (a 141 GB card decodes a panorama's tiles in
+        one call, a 12 GB card a few at a time); off CUDA the tiled VAE keeps its own batch."""
+        from worldgen.sampler.perf import vae_batch_for
+
+        if self.device.type == "cuda":
+            self.vae.batch = vae_batch_for(self.pipe.vae, self.window * self.factor, images, self.device)
 
     def _spec(self):
         from worldgen.registry import get_registry
@@ -370,11 +465,36 @@ def _device(name: Optional[str]):
     return torch.device("cpu")
 
 
+def _region_mode(name: Optional[str]) -> str:
+    from worldgen.regions import REGION_MODES
+
+    if name is None:
+        return "blend"
+    if name not in REGION_MODES:
+        raise UserInputError(f"region mode {name!r} is not one of {', '.join(REGION_MODES)}")
+    return name
+
+
+def _check_perf_settings(settings: dict, device) -> None:
+    """Fail fast on a bad preset, speed or memory mode (before loading gigabytes of weights)."""
+    from worldgen.sampler.perf import SpeedSettings
+    from worldgen.sampler.presets import get_preset
+
+    get_preset(settings.get("preset"))
+    SpeedSettings.named(settings.get("speed"), device)
+    memory = settings.get("memory")
+    if memory not in (None, *MEMORY_MODES):
+        raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")
+
+
 def _dtype(name: Optional[str], device):
     import torch
 
     if name is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type != "cuda":
+            return torch.float32
+        # bfloat16 where the GPU has it (float32's range: no overflow, no per-step checks), else float16.
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if name not in DTYPES:
         raise UserInputError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
     return getattr(torch, name)

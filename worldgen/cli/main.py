@@ -45,8 +45,9 @@ def _advice_for(exc: Exception) -> str | None:
     """Turn known runtime faults into one-line advice; anything else keeps its traceback."""
     name = type(exc).__name__
     if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return ("the GPU ran out of memory; retry with --window-batch 4 (fewer windows at once), "
-                "--dtype float16, or a smaller --size, or --device cpu")
+        return ("the GPU ran out of memory; retry with --window-batch 2 (fewer windows per model call), "
+                "--dtype float16 if you chose float32, a smaller --size (then `worldgen refine --scale 2`), "
+                "or --device cpu")
     return None
 
 

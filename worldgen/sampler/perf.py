@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
 
@@ -120,7 +119,8 @@ class CompiledCall:
             args = tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
             kwargs = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
             try:
-                return self.compiled(*args, **kwargs)
+                with _no_duck_sizing():
+                    return self.compiled(*args, **kwargs)
             except torch.OutOfMemoryError:
                 raise
             except Exception as exc:  # compiler failures come in many exception types
@@ -132,6 +132,17 @@ class CompiledCall:
         return self.eager(*args, **kwargs)
 
 
+def _no_duck_sizing():
+    """Dynamic shapes without "duck sizing": a square 64x64 window must not teach the compiler that
+    height always equals width, or the whole-panorama window (64x256) compiles the model again."""
+    try:
+        from torch.fx.experimental import _config as fx_config
+
+        return fx_config.patch(use_duck_shape=False)
+    except (ImportError, AttributeError):
+        return contextlib.nullcontext()
+
+
 def speed_up(module, settings: SpeedSettings, *, compile_method: str = "forward"):
     """Apply ``settings`` to ``module`` in place (a JointNetPair, a UNet or a VAE) and return it.
 
@@ -139,7 +150,7 @@ def speed_up(module, settings: SpeedSettings, *, compile_method: str = "forward"
     call this on models used for inference, not on ones about to be saved."""
     import torch
 
-    if settings.fuse_qkv:
+    if settings.fuse_qkv and not _already_fused(module):
         for sub in _fusable(module):
             sub.fuse_qkv_projections()
     if settings.channels_last:
@@ -153,6 +164,10 @@ def speed_up(module, settings: SpeedSettings, *, compile_method: str = "forward"
             _inductor_defaults()
             setattr(module, compile_method, CompiledCall(method, **kwargs))
     return module
+
+
+def _already_fused(module) -> bool:
+    return any(getattr(sub, "fused_projections", False) for sub in module.modules())
 
 
 def _fusable(module) -> list:
@@ -304,12 +319,3 @@ def offloaded(module, device, enabled: bool = True) -> Iterator[Any]:
             module.to(home)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-int(a) // int(b)) if b else 0
-
-
-def window_count(width: int, window: int, stride: int) -> int:
-    """Windows a circular row of ``width`` cells needs at ``stride`` (one if the window spans it)."""
-    return 1 if window >= width else math.ceil(width / stride)

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..numerics import SAMPLING_ADVICE, PrecisionGuard, check_finite
+from ..numerics import SAMPLING_ADVICE, NumericalError, PrecisionGuard, check_finite, is_reduced_precision
 from ..progress import ProgressCallback, report
 from .windows import Layout, Window, gather, scatter_add, tile_layout
 
@@ -46,6 +46,12 @@ class TilingRecipe:
     global_fraction: float = 0.4
     global_weight: float = 5.0
     ramp: Optional[int] = None
+    guidance_fraction: float = 1.0
+
+    def guided_steps(self, steps: int) -> int:
+        """Steps (from the first) whose windows are marked ``guided``: the denoiser computes
+        classifier-free guidance there and the conditional half alone afterwards."""
+        return steps if self.guidance_fraction >= 1.0 else math.ceil(self.guidance_fraction * steps)
 
     @property
     def strides(self) -> tuple[int, int]:
@@ -61,10 +67,14 @@ class TilingRecipe:
 @dataclass(frozen=True)
 class WindowBatch:
     """What one model call covers: the windows' flat indices into the canvas. ``crop`` cuts the same
-    windows out of any canvas-sized tensor (masks, masked latents, a kept layer's latent)."""
+    windows out of any canvas-sized tensor (masks, masked latents, a kept layer's latent). ``step``
+    is the step's index in this run; ``guided`` False asks for the conditional prediction alone
+    (the recipe's ``guidance_fraction`` has passed)."""
 
     index: torch.Tensor
     layout: Layout
+    step: int = 0
+    guided: bool = True
 
     def crop(self, canvas: torch.Tensor) -> torch.Tensor:
         return gather(canvas, self.index.to(canvas.device))
@@ -79,6 +89,9 @@ class Known:
     latents: torch.Tensor
     keep: torch.Tensor
 
+
+# Layouts whose device tensors one run keeps (a 1-D panorama has at most stride x 2 distinct ones).
+LAYOUT_CACHE_SIZE = 128
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, WindowBatch], torch.Tensor]
 
@@ -102,6 +115,7 @@ class TiledSampler:
         self.recipe = recipe
         self.window_batch = window_batch
         self.stats = SampleStats()
+        self._device_layouts: dict = {}
 
     def sample(self, denoise: Denoiser, scheduler, *, shape: tuple[int, ...], steps: int, seed: int,
                init: Optional[torch.Tensor] = None, strength: float = 1.0, known: Optional[Known] = None,
@@ -115,52 +129,85 @@ class TiledSampler:
         """
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength {strength} must be in (0, 1]")
-        device = torch.device(device or "cpu")
+        run = dict(denoise=denoise, scheduler=scheduler, shape=shape, steps=steps, seed=seed, init=init,
+                   strength=strength, known=known, device=torch.device(device or "cpu"), dtype=dtype,
+                   progress=progress)
+        if dtype == torch.float16:
+            # float16 overflows where float32 does not: every step's prediction is checked, and a
+            # faulty step is redone in float32 (each check waits for the GPU to finish the step).
+            return self._attempt(**run, guard=PrecisionGuard("the denoising step", dtype, SAMPLING_ADVICE))
+        # bfloat16 has float32's range and float32 is float32: the loop only accumulates a finite
+        # flag on the device and never waits for the GPU. A fault found at the end reruns the
+        # whole sample with the model in float32 (same seed, same windows) when the run was in
+        # reduced precision, and stops with advice when float32 itself fails.
+        latents, finite = self._attempt(**run, model_dtype=dtype)
+        if not bool(finite) and is_reduced_precision(dtype):
+            latents, finite = self._attempt(**run, model_dtype=torch.float32)
+        if not bool(finite):
+            raise NumericalError(f"the denoising loop produced NaN or infinite values in "
+                                 f"{str(dtype).replace('torch.', '')}; {SAMPLING_ADVICE}")
+        return latents
+
+    def _attempt(self, *, denoise, scheduler, shape, steps, seed, init, strength, known, device, dtype, progress,
+                 guard: Optional[PrecisionGuard] = None, model_dtype=None):
+        """One run of the loop. With ``guard``: per-step checks, returns the latents. Without: the model
+        runs in ``model_dtype``; returns (latents, device bool "everything stayed finite")."""
         generator = torch.Generator("cpu").manual_seed(int(seed))
         offsets = np.random.default_rng([int(seed), 0x0FF5E7])  # separate stream: offsets never shift the noise
 
-        scheduler.set_timesteps(steps, device=device)
+        # The scheduler keeps its timesteps on the CPU (its step then reads them without waiting for
+        # the GPU); the model and the re-noising of known content get one device copy, made here.
+        scheduler.set_timesteps(steps)
         order = getattr(scheduler, "order", 1)
         start = 0
         if strength < 1.0:
             start = (steps - min(int(round(steps * strength)), steps)) * order
             start = min(start, len(scheduler.timesteps) - 1)
         timesteps = scheduler.timesteps[start:]
+        model_timesteps = timesteps.to(device)
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(start)
 
         noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
         if init is not None and strength < 1.0:
-            latents = scheduler.add_noise(init.to(device, dtype), noise, timesteps[:1])
+            latents = scheduler.add_noise(init.to(device, dtype), noise, model_timesteps[:1])
         else:
             latents = noise * scheduler.init_noise_sigma
         if known is not None:
             known = Known(known.latents.to(device, dtype), known.keep.to(device, dtype))
-            latents = self._blend_known(scheduler, latents, known, noise, timesteps[0])
+            latents = self._blend_known(scheduler, latents, known, noise, model_timesteps[0])
 
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         width, height = shape[-1], shape[-2]
         global_steps = math.ceil(self.recipe.global_fraction * len(timesteps))
+        guided_steps = self.recipe.guided_steps(len(timesteps))
         self.stats = SampleStats(steps=len(timesteps))
-        # A step whose prediction holds NaN/inf in half precision is redone in float32 (the denoiser
-        # runs in the dtype of the latents it gets); a fault float32 does not fix stops the run.
-        guard = PrecisionGuard("the denoising step", dtype, SAMPLING_ADVICE)
+        self._device_layouts = {}
+        finite = torch.ones((), dtype=torch.bool, device=device)
         for i, t in enumerate(timesteps):
             offset = self._offset(offsets)
             layouts = [(self.recipe.layout(width, height, offset), 1.0)]
             if i < global_steps and self.recipe.global_weight > 0:
                 layouts.append((self._global_layout(width, height, offset), self.recipe.global_weight))
             model_in = scheduler.scale_model_input(latents, t)
-            eps, calls, windows = guard.run(lambda run_dtype: self._predict(denoise, model_in.to(run_dtype), t, layouts))
+
+            def predict(run_dtype, model_in=model_in, t_model=model_timesteps[i], layouts=layouts, i=i):
+                return self._predict(denoise, model_in.to(run_dtype), t_model, layouts, i, i < guided_steps)
+
+            eps, calls, windows = guard.run(predict) if guard is not None else predict(model_dtype)
             latents = scheduler.step(eps.to(dtype), t, latents, **step_kwargs).prev_sample
-            check_finite(latents, f"the scheduler step at t={int(t)}", SAMPLING_ADVICE)
+            if guard is not None:
+                check_finite(latents, f"the scheduler step at t={int(t)}", SAMPLING_ADVICE)
+            else:
+                finite = finite & torch.isfinite(latents).all()
             if known is not None:
-                t_next = timesteps[i + 1] if i + 1 < len(timesteps) else None
+                t_next = model_timesteps[i + 1] if i + 1 < len(timesteps) else None
                 latents = self._blend_known(scheduler, latents, known, noise, t_next)
             self.stats.calls_per_step.append(calls)
             self.stats.windows_per_step.append(windows)
             report(progress, "denoise", i + 1, len(timesteps), f"{windows} windows in {calls} calls")
-        return latents
+        self._device_layouts = {}
+        return latents if guard is not None else (latents, finite)
 
     # Internals ----------------------------------------------------------------------------
     def _offset(self, rng: np.random.Generator) -> tuple[int, int]:
@@ -177,28 +224,49 @@ class TiledSampler:
         return Layout(width=width, height=height, windows=(Window(x, 0, width, height),),
                       circular=self.recipe.circular, ramp=0)
 
-    def _predict(self, denoise: Denoiser, latents: torch.Tensor, t, layouts) -> tuple[torch.Tensor, int, int]:
+    def _predict(self, denoise: Denoiser, latents: torch.Tensor, t, layouts, step: int = 0,
+                 guided: bool = True) -> tuple[torch.Tensor, int, int]:
         """Blended noise prediction over all layouts, plus the number of model calls and windows."""
         b, c, h, w = latents.shape
         eps_sum = torch.zeros((b, c, h, w), dtype=torch.float32, device=latents.device)
         weight_sum = torch.zeros((1, 1, h, w), dtype=torch.float32, device=latents.device)
         calls = windows = 0
         for layout, scale in layouts:
-            index = layout.index(device=latents.device)
-            weights = layout.weights(device=latents.device) * scale
+            index, weights = self._layout_tensors(layout, latents.device)
+            weights = weights * scale
             scatter_add(weight_sum, index, weights)
-            calls += self._run_windows(denoise, latents, t, layout, index, weights, eps_sum)
+            calls += self._run_windows(denoise, latents, t, layout, index, weights, eps_sum, step, guided)
             windows += len(layout)
         return eps_sum / weight_sum, calls, windows
 
-    def _run_windows(self, denoise: Denoiser, latents, t, layout, index, weights, eps_sum) -> int:
+    def _layout_tensors(self, layout: Layout, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """A layout's window indices and weights on ``device``. Built on the CPU, they travel through
+        pinned memory without blocking (a plain host-to-GPU copy waits for the GPU to finish its
+        queue); layouts seen before in this run come from a small cache."""
+        cache = self._device_layouts
+        found = cache.get(layout)
+        if found is not None:
+            return found
+        index, weights = layout.index(), layout.weights()
+        if device.type == "cuda":
+            index = index.pin_memory().to(device, non_blocking=True)
+            weights = weights.pin_memory().to(device, non_blocking=True)
+        else:
+            index, weights = index.to(device), weights.to(device)
+        if len(cache) >= LAYOUT_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[layout] = (index, weights)
+        return index, weights
+
+    def _run_windows(self, denoise: Denoiser, latents, t, layout, index, weights, eps_sum, step: int = 0,
+                     guided: bool = True) -> int:
         n, b = len(layout), latents.shape[0]
         start = calls = 0
         while start < n:
             size = min(self.window_batch or n, n - start)
             part = index[start:start + size]
             try:
-                eps = denoise(gather(latents, part), t, WindowBatch(part, layout))
+                eps = denoise(gather(latents, part), t, WindowBatch(part, layout, step=step, guided=guided))
             except torch.OutOfMemoryError:
                 if size == 1:
                     raise
@@ -219,7 +287,7 @@ class TiledSampler:
         if t is None:
             target = known.latents
         else:
-            target = scheduler.add_noise(known.latents, noise, t.reshape(1).to(known.latents.device))
+            target = scheduler.add_noise(known.latents, noise, t.reshape(1))
         return known.keep * target + (1 - known.keep) * latents
 
 
