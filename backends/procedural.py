@@ -54,6 +54,8 @@ class ProceduralBackend(Backend):
                                              seed=_stable_seed(request.seed, request.prompt))
         report(progress, "procedural", 2, 3, "layers")
         disparity = to_disparity(distance)
+        if request.regions:
+            image, disparity = _with_regions(request, recipe, image, disparity)
         geometry = {"disparity_scale": 1.0 / NEAR_M - 1.0 / FAR_M, "disparity_shift": 1.0 / FAR_M,
                     "near": NEAR_M, "far": FAR_M, "eye_height": EYE_HEIGHT_M}
         modalities = {"depth": disparity[..., None]}
@@ -74,6 +76,28 @@ def to_disparity(distance):
 
     inv = 1.0 / np.clip(distance, NEAR_M, FAR_M)
     return ((inv - 1.0 / FAR_M) / (1.0 / NEAR_M - 1.0 / FAR_M)).astype(np.float32)
+
+
+def _with_regions(request: GenerateRequest, base, image, disparity):
+    """Region prompts, procedurally: inside each region its own words choose the terrain (the sky,
+    light, mist and seed stay the panorama's, so the regions share one sky), blended into the
+    panorama with the regions' soft per-pixel weights (``worldgen.regions.condition_weights``)."""
+    import dataclasses
+
+    from worldgen.regions import blend_by_weights, condition_weights, normalize_regions
+
+    from ._procedural_world import Recipe, render
+
+    regions = normalize_regions(request.regions)
+    weights = condition_weights(regions, request.width, request.height, request.span_deg)
+    seed = _stable_seed(request.seed, request.prompt)
+    images, disparities = [image], [disparity[..., None]]
+    for region in regions:
+        recipe = dataclasses.replace(Recipe.from_prompt(region.prompt), time_of_day=base.time_of_day, mist=base.mist)
+        region_image, distance, _ = render(recipe, request.width, request.height, request.span_deg, seed=seed)
+        images.append(region_image)
+        disparities.append(to_disparity(distance)[..., None])
+    return blend_by_weights(images, weights), blend_by_weights(disparities, weights)[..., 0]
 
 
 def _normals(snapshot):

@@ -55,7 +55,8 @@ def build(device, dtype: torch.dtype, *, tiny: bool = False, seed: int = 0) -> d
 
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
-    unet_config = dict(TINY_UNET) if tiny else dict(SD21_UNET)
+    # Tiny: 8-cell windows (as the sampler tests use) so a small canvas still needs many windows.
+    unet_config = dict(TINY_UNET, sample_size=8) if tiny else dict(SD21_UNET)
     vae_config = dict(TINY_VAE) if tiny else dict(SD21_VAE)
     text = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
                 max_position_embeddings=77, projection_dim=32, hidden_act="gelu") if tiny else dict(SD21_TEXT)

@@ -229,12 +229,46 @@ def run_config(name: str, fn, meter: FlopMeter, steps: int, device, repeats: int
            "spread": (max(times) - min(times)) / statistics.median(times), "warmup_s": round(warm_s, 2),
            "model_calls_per_run": meter.calls / repeats, "rows_per_run": meter.rows / repeats,
            "evals_per_step": meter.rows / repeats / steps, "flops_per_run": meter.flops / repeats,
-           "call_shapes": {k: v // repeats for k, v in meter.shapes.items()}}
+           "call_shapes": {k: round(v / repeats, 2) for k, v in meter.shapes.items()},
+           "compiled_graphs_total": _graph_count()}
     if torch.device(device).type == "cuda":
         row["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GIB
         row["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / GIB
     row["_outputs"] = outputs
     return row
+
+
+def _graph_count() -> int:
+    """Graphs torch.compile has built in this process so far (a recompile shows up here)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return 0
+    return int(counters["stats"]["unique_graphs"])
+
+
+def vae_decode_times(backend, device, repeats: int = 5) -> dict:
+    """Tiled decode of one 2048x512 panorama (RGB + modality latents) with the backend's tiled VAE, in
+    the VAE's NCHW layout and in channels-last (cuDNN's native layout for bf16 convolutions)."""
+    h, w = backend.window, backend.window * 4
+    latents = torch.randn(2, backend.channels, h, w, device=device, dtype=backend.pipe.jointnet.dtype)
+    out = {}
+    for layout in ("nchw", "channels_last"):
+        backend.pipe.vae.to(memory_format=torch.channels_last if layout == "channels_last"
+                            else torch.contiguous_format)
+        backend._plan_vae_batch(images=2)
+        times = []
+        for i in range(repeats + 1):
+            sync(device)
+            start = time.perf_counter()
+            backend.vae.decode(latents, True)
+            sync(device)
+            if i:
+                times.append(time.perf_counter() - start)
+        out[f"{layout}_s"] = round(statistics.median(times), 4)
+    backend.pipe.vae.to(memory_format=torch.contiguous_format)
+    out["tiles_per_call"] = backend.vae.batch
+    return out
 
 
 def quality(row: dict) -> dict:
@@ -341,8 +375,9 @@ def main(argv=None) -> int:
 
         half_parts = dict(parts)
         half_parts.pop("_pipe", None)
-        half_parts["jointnet"] = copy.deepcopy(parts["jointnet"]).to(half)
-        half_parts["vae"] = copy.deepcopy(parts["vae"]).to(half)
+        # nn.Module.to: diffusers' own .to() logs a float32-modules notice for every cast.
+        half_parts["jointnet"] = torch.nn.Module.to(copy.deepcopy(parts["jointnet"]), half)
+        half_parts["vae"] = torch.nn.Module.to(copy.deepcopy(parts["vae"]), half)
         hook = meter.attach(half_parts["jointnet"])
         plain = make_backend(half_parts, device, speed="off", memory="high")
         if phases & {"all", "baseline"}:
@@ -382,33 +417,17 @@ def main(argv=None) -> int:
         save()
 
     if phases & {"all", "fast"}:
-        from worldgen.sampler.presets import PRESETS, Preset
+        from worldgen.sampler.presets import PRESETS
 
-        candidates = [("fast", PRESETS["fast"])]
-        for spec in filter(None, args.fast_candidates.split(";")):
-            fields = dict(item.split("=") for item in spec.split(","))
-            name = fields.pop("name")
-            base = asdict(PRESETS["fast"])
-            base.update({k: type(base[k])(v) for k, v in fields.items()})
-            base["name"] = name
-            candidates.append((name, Preset(**base)))
-        for name, preset in candidates:
-            if elapsed() > args.budget_s and name != "fast":
-                log(f"[{name}] skipped: past the time budget")
-                continue
-            backend = make_backend(parts, device, speed="auto", memory="high", preset=preset)
-            tap = LatentTap(backend)
-            row = run_config(name, snapshot_outputs(backend, tap, request(preset.steps, preset.scheduler)), meter,
-                             preset.steps, device, args.repeats, args.warmup)
-            record(row, description=f"preset {preset}", preset=asdict(preset))
-            if "compiled" in results:
-                row["agreement_with_published"] = agreement(results["compiled"], row)
-                report["configs"][-1]["agreement_with_published"] = row["agreement_with_published"]
+        run_fast(report, results, parts, device, args, meter, request, record, "fast", PRESETS["fast"])
         if "compiled" in results and args.repeats > 1:
             # What unrelated layouts score: the published recipe against itself with the seeds shifted.
             pub = results["compiled"]["_outputs"]
-            shifted = {"_outputs": pub[1:] + pub[:1]}
-            report["agreement_between_seeds"] = agreement(results["compiled"], shifted)
+            report["agreement_between_seeds"] = agreement(results["compiled"], {"_outputs": pub[1:] + pub[:1]})
+        save()
+    if phases & {"all", "vae"} and device.type == "cuda":
+        report["vae_decode"] = vae_decode_times(make_backend(parts, device, speed="auto", memory="high"), device)
+        log("vae", report["vae_decode"])
         save()
     hook.remove()
 
@@ -416,10 +435,40 @@ def main(argv=None) -> int:
         report["memory"] = run_memory_child(args, out_dir)
         save()
 
+    if phases & {"all", "fast"} and args.fast_candidates:
+        from worldgen.sampler.presets import PRESETS, Preset
+
+        hook = meter.attach(parts["jointnet"])
+        for spec in filter(None, args.fast_candidates.split(";")):
+            fields = dict(item.split("=") for item in spec.split(","))
+            name = fields.pop("name")
+            if elapsed() > args.budget_s:
+                log(f"[{name}] skipped: past the time budget ({elapsed():.0f} s)")
+                report.setdefault("skipped", []).append(name)
+                continue
+            base = asdict(PRESETS["fast"])
+            base.update({k: type(base[k])(v) for k, v in fields.items()})
+            base["name"] = name
+            run_fast(report, results, parts, device, args, meter, request, record, name, Preset(**base))
+            save()
+        hook.remove()
+
+    report["elapsed_s"] = round(elapsed(), 1)
     summarise(report, results)
     save()
     print_table(report)
     return 0
+
+
+def run_fast(report, results, parts, device, args, meter, request, record, name, preset) -> None:
+    backend = make_backend(parts, device, speed="auto", memory="high", preset=preset)
+    tap = LatentTap(backend)
+    row = run_config(name, snapshot_outputs(backend, tap, request(preset.steps, preset.scheduler)), meter,
+                     preset.steps, device, args.repeats, args.warmup)
+    record(row, description=f"preset {preset}", preset=asdict(preset))
+    if "compiled" in results:
+        row["agreement_with_published"] = agreement(results["compiled"], row)
+        report["configs"][-1]["agreement_with_published"] = row["agreement_with_published"]
 
 
 def _compile_active(backend) -> bool:
@@ -527,6 +576,16 @@ def run_memory_child(args, out_dir: Path) -> dict:
     return memory
 
 
+def _device_used_gib() -> float | None:
+    """Memory in use on GPU 0 as the driver counts it (all processes, contexts included)."""
+    try:
+        text = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                              capture_output=True, text=True, timeout=20).stdout
+        return round(float(text.split()[0]) / 1024, 3)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
 def _process_gib() -> float | None:
     """This process's GPU memory as the driver counts it (context included), from nvidia-smi."""
     try:
@@ -547,11 +606,18 @@ def memory_child(args) -> int:
     from worldgen.sampler.requests import RefineRequest
 
     device = torch.device("cuda")
+    before = _device_used_gib()
     total = torch.cuda.get_device_properties(0).total_memory
     cap = args.cap_gb * GIB
     torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), 0)
     torch.zeros(1, device=device)
-    context_gib = _process_gib()  # the CUDA context alone (nothing allocated yet)
+    torch.cuda.synchronize()
+    after = _device_used_gib()
+    # The CUDA context alone (nothing allocated yet): this process's line in nvidia-smi, else the
+    # rise of the device's used memory across its start (the parent process is idle meanwhile).
+    context_gib = _process_gib()
+    if context_gib is None and before is not None and after is not None:
+        context_gib = round(after - before - torch.cuda.memory_reserved() / GIB, 3)
     width, height = (512, 128) if args.tiny else (2048, 512)
     out = {"cap_gib": args.cap_gb, "context_gib": context_gib,
            "fraction_api": hasattr(torch.cuda, "get_per_process_memory_fraction")}
@@ -585,7 +651,8 @@ def memory_child(args) -> int:
             out[f"{name}_peak_process_gib"] = round(out[f"{name}_peak_reserved_gib"] + context_gib, 3)
         else:
             out[f"{name}_peak_process_gib"] = out[f"{name}_peak_reserved_gib"]
-        out[f"{name}_window_batch"] = backend.window_batch
+        out[f"{name}_window_batch"] = getattr(backend, "planned_window_batch", None)
+        out[f"{name}_vae_tiles_per_call"] = backend.vae.batch
         save()
         return value
 
@@ -617,7 +684,7 @@ def parse_args(argv=None):
                         help="comma list of: all, attention, baseline, plain, eager, compiled, fast, memory")
     parser.add_argument("--fast-candidates", default="",
                         help="extra fast presets: 'name=f2,stride=0.5;name=f3,steps=16' (fields of Preset)")
-    parser.add_argument("--budget-s", type=float, default=420.0, help="skip extra fast candidates after this")
+    parser.add_argument("--budget-s", type=float, default=430.0, help="skip extra fast candidates after this")
     parser.add_argument("--cap-gb", type=float, default=11.0, help="allocator cap for the memory phase (GiB)")
     parser.add_argument("--memory-timeout-s", type=float, default=300.0)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -11,7 +11,9 @@ WITH_TEST=0
 
 apt_packages=(libusb-1.0-0 libgomp1)   # open3d links libusb; torch/open3d use OpenMP
 if [ "$WITH_TEST" = 1 ]; then
-  apt_packages+=(chromium libegl1 libgl1 libvulkan1 mesa-vulkan-drivers nodejs npm)
+  apt_packages+=(chromium libegl1 libgl1 libvulkan1 mesa-vulkan-drivers)
+  # Node may come from elsewhere (nodesource, nvm); Debian's npm would conflict with it.
+  command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

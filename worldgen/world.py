@@ -22,6 +22,16 @@ def generate_world(backend_name: str, backend, request: GenerateRequest, scene_d
                          backend=backend_name, backend_settings=backend.settings(), modality=request.modality,
                          negative_prompt=request.negative_prompt,
                          params={"steps": request.steps, "guidance": request.guidance,
-                                 "scheduler": request.scheduler, "span_deg": request.span_deg})
+                                 "scheduler": request.scheduler, "span_deg": request.span_deg,
+                                 **_regions_record(request)})
     export(snapshot)
     return scene
+
+
+def _regions_record(request: GenerateRequest) -> dict:
+    """The request's region prompts as the manifest keeps them (nothing when there are none)."""
+    if not request.regions:
+        return {}
+    from .regions import normalize_regions
+
+    return {"regions": [region.to_record() for region in normalize_regions(request.regions)]}

@@ -98,8 +98,6 @@ class JointNetBackend(Backend):
     def __init__(self, pipe, *, model_dir: Path, base_dir: Path, modality: str, device, dtype,
                  scheduler: Optional[str] = None, window_batch: Optional[int] = None, preset=None,
                  speed: Optional[str] = None, memory: Optional[str] = None) -> None:
-        import dataclasses
-
         from worldgen.sampler import perf
         from worldgen.sampler.presets import get_preset
         from worldgen.sampler.vae_tiles import TiledVAE
@@ -123,7 +121,8 @@ class JointNetBackend(Backend):
         self.speed_name = speed
         self.speed = perf.SpeedSettings.named(speed, device)
         perf.speed_up(pipe.jointnet, self.speed)
-        perf.speed_up(pipe.vae, dataclasses.replace(self.speed, compile=False, fuse_qkv=False))
+        # The VAE stays eager and in its NCHW layout: its share of a panorama is small, and
+        # benchmarks/NOTES.md has the layouts measured against each other.
         # Memory: "low" keeps the text encoder in CPU memory between prompts and plans window and
         # VAE batches from the free memory; "auto" is "low" on GPUs under 16 GiB.
         if memory not in (None, *MEMORY_MODES):
@@ -300,6 +299,7 @@ class JointNetBackend(Backend):
                                   global_fraction=preset.global_fraction if job.whole_window else 0.0,
                                   guidance_fraction=preset.guidance_fraction)
             planned = self.window_batch if self.window_batch is not None else self._plan_window_batch(denoise)
+            self.planned_window_batch = planned  # what this task used (for reports and benchmarks)
             sampler = TiledSampler(recipe, window_batch=planned)
             with perf.kernels(self.speed):
                 latents = sampler.sample(

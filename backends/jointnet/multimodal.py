@@ -45,7 +45,7 @@ def rgb_branch_difference(first, second) -> Optional[str]:
     for key in sorted(set(config_a) | set(config_b)):
         if config_a.get(key) != config_b.get(key):
             return f"config {key}: {config_a.get(key)!r} vs {config_b.get(key)!r}"
-    state_a, state_b = first.state_dict(), second.state_dict()
+    state_a, state_b = _own_weights(first), _own_weights(second)
     if set(state_a) != set(state_b):
         return f"weights {sorted(set(state_a) ^ set(state_b))[0]} exist in only one of them"
     for key, tensor in state_a.items():
@@ -53,6 +53,12 @@ def rgb_branch_difference(first, second) -> Optional[str]:
         if tensor.shape != other.shape or not torch.equal(tensor, other.to(tensor.device, tensor.dtype)):
             return f"weights {key}"
     return None
+
+
+def _own_weights(branch) -> dict:
+    """The branch's state dict without diffusers' fused attention projections (``to_qkv``/``to_kv``,
+    added on GPUs for speed): they are copies of ``to_q``/``to_k``/``to_v``, which are compared."""
+    return {k: v for k, v in branch.state_dict().items() if ".to_qkv." not in k and ".to_kv." not in k}
 
 
 def check_same_rgb_branch(first_pair, second_pair, first_name: str = "the first model",
@@ -146,6 +152,10 @@ class MultiModalBackend(JointNetBackend):
 
     @classmethod
     def from_settings(cls, settings: dict) -> "MultiModalBackend":
+        import dataclasses
+
+        from worldgen.sampler import perf
+
         from .loading import checkpoint_modality, load_pair
 
         settings = dict(settings)
@@ -161,6 +171,10 @@ class MultiModalBackend(JointNetBackend):
         second = load_pair(extra_dir, dtype=backend.pipe.jointnet.dtype, device=backend.device)
         first = backend.pipe.jointnet
         triple = make_triple(first, second, backend.model_dir.name, extra_dir.name).to(backend.device)
+        # The first pair got the backend's speed settings when it was built; give the triple the same
+        # (its new branch is fused, its own forward compiled where the settings say so).
+        perf.speed_up(triple.second, dataclasses.replace(backend.speed, compile=False))
+        perf.speed_up(triple, backend.speed)
         backend.pipe.register_modules(jointnet=triple)
         backend.extra_dir = extra_dir
         backend.modalities = (backend.modality, second_modality)
