@@ -54,8 +54,9 @@ class Region:
     """One region: ``azimuth`` (start, end) degrees or ``mask`` ((H, W) float in [0, 1]), never both.
 
     ``elevation`` (low, high) degrees above the horizon narrows an azimuth region. ``feather`` is
-    the soft-edge width in degrees (0: hard edges). ``source`` says where a mask came from (for
-    the scene's record)."""
+    the soft-edge width in degrees of an azimuth/elevation region (0: hard edges); a mask's soft
+    edges are its own grey levels (and the area averaging when it shrinks to latent cells).
+    ``source`` says where a mask came from (for the scene's record)."""
 
     prompt: str
     azimuth: Optional[tuple[float, float]] = None

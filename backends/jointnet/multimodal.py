@@ -24,7 +24,6 @@ difference: with different RGB branches there is no single RGB prediction to sha
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import torch

@@ -188,6 +188,12 @@ def test_three_modality_recipe_with_two_tiny_checkpoints(tmp_path, tiny_models):
     assert result.exit_code == 0, result.output
     snapshot = Scene.open(tmp_path / "canyon").load()
     assert set(snapshot.modalities) == {"depth", "normal"}
+    # Later tasks on the scene load both checkpoints again (from its record) and keep both layers.
+    refined = run("refine", tmp_path / "canyon", "--scale", 1, "--steps", 1, "--keep", "modality", "-q")
+    assert refined.exit_code == 0, refined.output
+    after = Scene.open(tmp_path / "canyon").load()
+    assert Scene.open(tmp_path / "canyon").record()["backend"]["settings"]["extra_model"] == str(tiny_models["normal"])
+    assert np.array_equal(after.modalities["normal"], snapshot.modalities["normal"])
     wrong = run("build", SCENES / "twin-modality-canyon.toml", "--model", tiny_models["depth"],
                 "--extra-model", tiny_models["other_rgb"], "--size", "128x64", "--steps", 1, "-q",
                 "-o", tmp_path / "wrong.glb")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..options import note, quiet_option, seed_option
-from ._taskcli import SCHEDULER_HELP, model_options
+from ._taskcli import model_options
 
 SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.placement.SHAPES (not imported: --help stays instant)
 
@@ -25,7 +25,8 @@ SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.placement.SHAPES (not im
               help="Depth profile: flat (a billboard facing you), curved (constant distance), round (an upright cylinder).")
 @click.option("--mask", "mask_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Instead of --azimuth/--width: a mask image the size of the scene, white where the object goes.")
-@click.option("--no-occlude", is_flag=True, help="Draw the object over nearer content too (default: nearer things stay in front).")
+@click.option("--no-occlude", is_flag=True,
+              help="Draw the object over nearer content too (default: nearer things stay in front).")
 @click.option("--border", type=click.IntRange(min=0), default=8, show_default=True,
               help="Width in pixels of the band inside the object's outline that is refined in both layers.")
 @click.option("--border-strength", type=float, default=0.5, show_default=True, help="How much the border band may change.")
