@@ -43,7 +43,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 extras="."
-[ "$WITH_TEST" = 1 ] && extras=".[test,web]"
+[ "$WITH_TEST" = 1 ] && extras=".[test,web,train]"
 "${PIP[@]}" -e "$extras"
 
 if [ "$WITH_TEST" = 1 ] && [ ! -f .tools/node_modules/gltf-validator/package.json ] && command -v npm >/dev/null; then

@@ -104,3 +104,20 @@ def test_a_scene_missing_a_layer_names_the_fix(tri_backend):
                         projection=CylindricalProjection(128, 64))
     with pytest.raises(UserInputError, match="no 'normal' layer"):
         tri_backend.refine(RefineRequest(scale=1.0, steps=1), snapshot)
+
+
+def test_pano_extra_model_makes_three_layers_and_refuses_a_different_rgb_branch(tmp_path, tiny_models):
+    from click.testing import CliRunner
+
+    from worldgen.cli.main import cli
+    from worldgen.scene import Scene
+
+    out = tmp_path / "tri.glb"
+    args = ["pano", "a canyon", "--model", str(tiny_models["depth"]), "--size", "128x64", "--steps", "1", "-q"]
+    result = CliRunner().invoke(cli, args + ["--extra-model", str(tiny_models["normal"]), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    snapshot = Scene.open(tmp_path / "tri").load()
+    assert set(snapshot.modalities) == {"depth", "normal"} and out.read_bytes()[:4] == b"glTF"
+    bad = CliRunner().invoke(cli, args + ["--extra-model", str(tiny_models["other_rgb"]), "-o", str(tmp_path / "x.glb")])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert not (tmp_path / "x").exists()

@@ -158,9 +158,10 @@ def _dry_run(job_list, out: Path) -> None:
         state, why = existing_world(out, job)
         try:
             if job.recipe is not None:
-                recipe_hook()
-                if not job.recipe.is_file():
-                    raise WorldgenError(f"recipe {job.recipe} does not exist")
+                recipe_hook()  # says clearly when this worldgen cannot build recipes
+                from ...recipes import load_recipe
+
+                load_recipe(job.recipe)  # the full schema check, with line and field
             else:
                 job.request()
         except WorldgenError as exc:

@@ -44,6 +44,9 @@ def choose_backend(name: str, model: str | None):
 @click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
 @click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
 @click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
+@click.option("--extra-model", default=None,
+              help="A second JointNet checkpoint with the same RGB branch (e.g. normals beside depth): "
+                   "generate three layers at once.")
 @click.option("--size", default="2048x512", show_default=True, help="Panorama WIDTHxHEIGHT in pixels (multiples of 8).")
 @click.option("--span", type=float, default=360.0, show_default=True, help="Horizontal span in degrees, (0, 360].")
 @click.option("--preset", type=click.Choice(["published", "fast"]), default="published", show_default=True,
@@ -63,16 +66,15 @@ def choose_backend(name: str, model: str | None):
 @seed_option
 @device_option
 @quiet_option
-def pano(prompt, output, backend, model, base, size, span, preset, steps, guidance, negative_prompt, modality,
-         scheduler, dtype, window_batch, seed, device, quiet, regions=()):
+def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
+         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=()):
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
     from ...backend import GenerateRequest
     from ...errors import UserInputError
     from ...regions import parse_region
     from ...scene import MANIFEST_NAME
-    from ..progress import progress_for
-
     from ...sampler.presets import get_preset
+    from ..progress import progress_for
 
     width, height = parse_size(size)
     steps = steps if steps is not None else get_preset(preset).steps
@@ -90,8 +92,9 @@ def pano(prompt, output, backend, model, base, size, span, preset, steps, guidan
     spec, fell_back = choose_backend(backend, model)
     if fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
-    settings = {k: v for k, v in {"model": model, "base": base, "device": device, "dtype": dtype,
-                                  "scheduler": scheduler, "window_batch": window_batch}.items() if v is not None}
+    settings = {k: v for k, v in {"model": model, "base": base, "extra_model": extra_model, "device": device,
+                                  "dtype": dtype, "scheduler": scheduler, "window_batch": window_batch}.items()
+                if v is not None}
     if preset != "published" and spec.name == "jointnet":
         settings["preset"] = preset  # other backends have no windows or solver to choose
     progress = progress_for(quiet)
