@@ -254,6 +254,14 @@ def test_two_processes_share_the_work(tiny_checkpoint, depth_data, tmp_path):
     assert step == 2 and state["world_size"] == 2 and state["samples_seen"] == 2 * 2 * 2
     assert (folder / "random_states_0.pkl").is_file() and (folder / "random_states_1.pkl").is_file()
 
+    # Resume the 2-process run on one process: the data stream continues at sample 8, not at
+    # step * (new batch per step), and the count of samples stays true.
+    resumed = train(config(tiny_checkpoint / "base", depth_data, out, steps=4, resume=True, lr=None))
+    step, folder = list_checkpoints(out)[-1]
+    state = read_state(folder)
+    assert resumed is not None and step == 4 and state["world_size"] == 1
+    assert state["samples_seen"] == 2 * 2 * 2 + 2 * 2
+
 
 def test_a_damaged_checkpoint_fails_as_one_line(tiny_checkpoint, depth_data, tmp_path):
     from worldgen.errors import ModelError

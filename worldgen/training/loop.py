@@ -101,15 +101,18 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
         ema.to(device)
 
     # 3. Where to start: fresh, or exactly where the newest checkpoint stopped.
-    start_step, resumed_from = _resume_or_start(cfg, accelerator, ema)
+    start_step, resumed_from, resumed_samples = _resume_or_start(cfg, accelerator, ema)
     samples_per_step = cfg.batch_size * cfg.gradient_accumulation * accelerator.num_processes
+    # The data position is counted in samples, not steps: a run resumed on another number of GPUs
+    # has another batch per step, and must still continue the stream exactly where it stopped.
+    start_samples = resumed_samples if resumed_samples is not None else start_step * samples_per_step
     if accelerator.is_main_process and resumed_from is None:
         cfg.out.mkdir(parents=True, exist_ok=True)
     if trackers:
         accelerator.init_trackers("worldgen-train", config=_scalar_config(cfg))
 
     # 4. Data, positioned after the samples already consumed.
-    loader = _make_loader(cfg, spec, accelerator, start_step * samples_per_step, say)
+    loader = _make_loader(cfg, spec, accelerator, start_samples, say)
     batches = iter(loader)
 
     # 5. The loop. Throughput is wall-clock per logging window (data loading included,
@@ -169,7 +172,7 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
 
         pause_start = time.perf_counter()
         if checkpoint_now:
-            state = {"samples_seen": step * samples_per_step, "config": cfg.to_json(),
+            state = {"samples_seen": start_samples + (step - start_step) * samples_per_step, "config": cfg.to_json(),
                      "world_size": accelerator.num_processes, "num_workers": cfg.num_workers}
             save_checkpoint(accelerator, cfg.out, step, state, ema=ema, keep=cfg.keep_checkpoints)
         if validate_now:
@@ -288,13 +291,14 @@ def _make_optimizer(cfg: TrainConfig, params: list, device: torch.device):
     return torch.optim.AdamW(params, fused=True if device.type == "cuda" else None, **kwargs)
 
 
-def _resume_or_start(cfg: TrainConfig, accelerator, ema) -> tuple[int, Optional[Path]]:
+def _resume_or_start(cfg: TrainConfig, accelerator, ema) -> tuple[int, Optional[Path], Optional[int]]:
+    """(step, checkpoint resumed from, samples consumed before it); (0, None, None) for a fresh run."""
     existing = list_checkpoints(cfg.out)
     if existing and not cfg.resume:
         raise UserInputError(f"{cfg.out} already holds training checkpoints; pass --resume to continue "
                              "or choose a new --out")
     if not (cfg.resume and existing):
-        return 0, None
+        return 0, None, None
     path = latest_checkpoint(cfg.out)
     saved = read_state(path).get("config", {})
     now = cfg.to_json()
@@ -303,7 +307,8 @@ def _resume_or_start(cfg: TrainConfig, accelerator, ema) -> tuple[int, Optional[
             raise UserInputError(f"--resume: {path.name} was trained with {key}={saved[key]!r}, not {now[key]!r}; "
                                  f"use the same {key} or a new --out")
     state = load_checkpoint(accelerator, path, ema)
-    return int(state["step"]), path
+    seen = state.get("samples_seen")
+    return int(state["step"]), path, int(seen) if seen is not None else None
 
 
 def _make_loader(cfg: TrainConfig, spec, accelerator, start_samples: int, say):
