@@ -22,7 +22,7 @@ from worldgen.errors import ModelError, UserInputError
 from worldgen.progress import ProgressCallback, report
 
 from .pair import JointNetPair
-from .pipeline import JointNetPipelineOutput, check_text_width, step_kwargs
+from .pipeline import JointNetPipelineOutput, PromptEncoding, check_text_width, step_kwargs
 
 # IF stage I's scheduler settings (squared-cosine betas, learned variance, dynamic thresholding).
 IF_SCHEDULER = dict(
@@ -63,7 +63,7 @@ def build_tiny_if_components(seed: int = 0) -> dict:
     }
 
 
-class DeepFloydJointNetPipeline(DiffusionPipeline):
+class DeepFloydJointNetPipeline(PromptEncoding, DiffusionPipeline):
     """Text to RGB + modality in pixel space; ``jointnet`` is the JointNetPair of two IF UNets."""
 
     model_cpu_offload_seq = "text_encoder->jointnet"
@@ -98,21 +98,6 @@ class DeepFloydJointNetPipeline(DiffusionPipeline):
         from .loading import save_pair
 
         return save_pair(self.jointnet, Path(save_directory), modality=modality)
-
-    @torch.no_grad()
-    def encode_prompt(self, prompt, negative_prompt=None, do_cfg: bool = True):
-        """T5 states ``(cond, uncond or None)``, each (B, L, D), as IF encodes them (77 tokens, masked)."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise UserInputError("no prompt given; pass at least one prompt")
-        cond = self._encode_text(prompts)
-        if not do_cfg:
-            return cond, None
-        negatives = negative_prompt if negative_prompt is not None else ""
-        negatives = [negatives] * len(prompts) if isinstance(negatives, str) else list(negatives)
-        if len(negatives) != len(prompts):
-            raise UserInputError(f"{len(negatives)} negative prompts for {len(prompts)} prompts; give one per prompt")
-        return cond, self._encode_text(negatives)
 
     def _encode_text(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(texts, padding="max_length", max_length=77, truncation=True,

@@ -61,7 +61,30 @@ def check_text_width(text_encoder, jointnet: JointNetPair) -> None:
                          f"use the base model the checkpoint was trained on (--base)")
 
 
-class JointNetPipeline(DiffusionPipeline):
+class PromptEncoding:
+    """``encode_prompt`` for pipelines that define ``_encode_text(list[str]) -> (B, L, D)``
+    (CLIP for Stable Diffusion, T5 for DeepFloyd-IF): one place for prompt/negative handling."""
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt, negative_prompt=None, do_cfg: bool = True):
+        """Text embeddings ``(cond, uncond)``, each (B, L, D); ``uncond`` is None without CFG.
+
+        ``prompt``: a string or a list of B strings; ``negative_prompt``: None (""), a string, or B strings.
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise UserInputError("no prompt given; pass at least one prompt")
+        cond = self._encode_text(prompts)
+        if not do_cfg:
+            return cond, None
+        negatives = negative_prompt if negative_prompt is not None else ""
+        negatives = [negatives] * len(prompts) if isinstance(negatives, str) else list(negatives)
+        if len(negatives) != len(prompts):
+            raise UserInputError(f"{len(negatives)} negative prompts for {len(prompts)} prompts; give one per prompt")
+        return cond, self._encode_text(negatives)
+
+
+class JointNetPipeline(PromptEncoding, DiffusionPipeline):
     """vae, text_encoder, tokenizer, scheduler from the base model; ``jointnet`` is the JointNetPair."""
 
     model_cpu_offload_seq = "text_encoder->jointnet->vae"
@@ -114,24 +137,6 @@ class JointNetPipeline(DiffusionPipeline):
     def latent_channels(self) -> int:
         """Channels of ONE branch's latent; the stack has twice as many."""
         return self.jointnet.in_channels
-
-    @torch.no_grad()
-    def encode_prompt(self, prompt, negative_prompt=None, do_cfg: bool = True):
-        """Text embeddings ``(cond, uncond)``, each (B, L, D); ``uncond`` is None without CFG.
-
-        ``prompt``: a string or a list of B strings; ``negative_prompt``: None (""), a string, or B strings.
-        """
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise UserInputError("no prompt given; pass at least one prompt")
-        cond = self._encode_text(prompts)
-        if not do_cfg:
-            return cond, None
-        negatives = negative_prompt if negative_prompt is not None else ""
-        negatives = [negatives] * len(prompts) if isinstance(negatives, str) else list(negatives)
-        if len(negatives) != len(prompts):
-            raise UserInputError(f"{len(negatives)} negative prompts for {len(prompts)} prompts; give one per prompt")
-        return cond, self._encode_text(negatives)
 
     def _encode_text(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,

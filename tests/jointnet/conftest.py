@@ -29,25 +29,6 @@ def reference(fixture_dir):
         return {k: torch.from_numpy(np.array(data[k])) for k in data.files}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; several threads thrash on a busy 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A `models tiny` folder (checkpoint + its own base), written once per session."""
-    from worldgen.backends.jointnet.tiny import write_tiny_checkpoint
-
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ck", seed=0)
-
-
 @pytest.fixture
 def store_home(tmp_path, monkeypatch) -> Path:
     """An empty model store for one test."""

@@ -24,14 +24,3 @@ def _scene_template(tmp_path_factory) -> Path:
 def scene(_scene_template, tmp_path) -> Path:
     """A fresh writable copy of a 64x32 procedural scene (version 1) in this test's folder."""
     return Path(shutil.copytree(_scene_template, tmp_path / "scene"))
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; on a busy 2-core machine more threads only contend."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -37,25 +37,6 @@ def write_images(folder: Path, count: int = 4, size: tuple[int, int] = (40, 56),
     return paths
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded; on a shared 2-core machine extra threads only contend."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A tiny random JointNet checkpoint (official layout) with its Stable-Diffusion-like ``base/``."""
-    from worldgen.backends.jointnet import write_tiny_checkpoint
-
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint", seed=0)
-
-
 @pytest.fixture(scope="session")
 def make_images():
     """``write_images`` for tests that need their own folder layout."""
