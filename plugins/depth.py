@@ -12,6 +12,7 @@ the caller names a model id or a local folder (``worldgen train --estimator-opti
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -50,10 +51,17 @@ def _load_pipeline(model: Any, device: Any):
             "the depth estimator needs a model: pass model=<Hub id or local folder of a DPT or "
             "Depth Anything checkpoint>, e.g. model=Intel/dpt-hybrid-midas"
         )
+    return _pipeline_for(str(model), None if device is None else str(device))
+
+
+@functools.lru_cache(maxsize=2)
+def _pipeline_for(model: str, device: Any):
+    """One loaded model per (model, device) in a process: estimating a whole training set through
+    ``estimate(rgb, model="...")`` must not reload the weights for every image."""
     from transformers import pipeline
 
     try:
-        return pipeline("depth-estimation", model=str(model), device=device, trust_remote_code=False)
+        return pipeline("depth-estimation", model=model, device=device, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
@@ -66,7 +74,7 @@ def estimate(rgb: np.ndarray, model: Any = None, device: Any = None, prediction:
     """(H, W, 3) RGB in [0, 1] -> (H, W, 1) disparity in [0, 1], normalised per image.
 
     ``model``: a Hub id or local folder for transformers' depth-estimation pipeline, or a pipeline
-    already built (so a caller estimating many images loads it once; nothing is cached here).
+    already built. A named model is loaded once per process and device, then reused.
     ``prediction``: what the model outputs, ``"disparity"`` (relative inverse depth: DPT, Depth
     Anything) or ``"depth"`` (metric or relative depth, inverted here before normalising).
     """

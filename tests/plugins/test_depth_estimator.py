@@ -63,3 +63,23 @@ def test_an_unusable_model_folder_is_a_model_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="could not load depth model"):
         depth.SPEC.estimator(np.zeros((4, 4, 3), np.float32), model=tmp_path)
+
+
+def test_a_named_model_is_loaded_once_per_process(tiny_dpt, monkeypatch):
+    import transformers
+
+    from worldgen.plugins import depth
+
+    depth._pipeline_for.cache_clear()
+    loads = []
+    real = transformers.pipeline
+
+    def counting(*args, **kwargs):
+        loads.append(kwargs.get("model"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers, "pipeline", counting)
+    rgb = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
+    first = depth.estimate(rgb, model=str(tiny_dpt))
+    second = depth.estimate(rgb, model=str(tiny_dpt))
+    assert loads == [str(tiny_dpt)] and np.array_equal(first, second)
