@@ -32,7 +32,8 @@ VIEW_BATCH = 8
 def generate(pipe, prompt: str, *, width: int, height: int, steps: int = 50, guidance: float = 7.5,
              seed: int = 0, window: int = 64, stride: int = 32, global_fraction: float = 0.4,
              global_weight: float = 5.0, on_call=None) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-    """One panorama: RGB (H, W, 3) and modality (H, W, 3) in [0, 1], and the final latents (on the CPU).
+    """One panorama: RGB (H, W, 3) and modality (H, W, 1: the channel mean, as the depth plugin reads it)
+    in [0, 1], and the final latents (on the CPU).
     ``on_call(x)`` sees each model input."""
     pair, scheduler = pipe.jointnet, copy.deepcopy(pipe.scheduler)
     device, dtype = pair.device, pair.dtype
@@ -90,4 +91,4 @@ def generate(pipe, prompt: str, *, width: int, height: int, steps: int = 50, gui
     for part in (latents[:, :c], latents[:, c:]):
         pixels = vae.decode(part.to(vae.dtype) / vae.config.scaling_factor).sample
         images.append(((pixels[0].float().permute(1, 2, 0) + 1) / 2).clamp(0, 1).cpu().numpy())
-    return images[0], images[1], latents.float().cpu()
+    return images[0], images[1].mean(axis=-1, keepdims=True), latents.float().cpu()

@@ -98,6 +98,8 @@ class JointNetBackend(Backend):
     def __init__(self, pipe, *, model_dir: Path, base_dir: Path, modality: str, device, dtype,
                  scheduler: Optional[str] = None, window_batch: Optional[int] = None, preset=None,
                  speed: Optional[str] = None, memory: Optional[str] = None) -> None:
+        import dataclasses
+
         from worldgen.sampler import perf
         from worldgen.sampler.presets import get_preset
         from worldgen.sampler.vae_tiles import TiledVAE
@@ -116,21 +118,24 @@ class JointNetBackend(Backend):
         self.vae = TiledVAE(pipe.vae, tile=self.window)
         self.preset = get_preset(preset)
         self._rows_per_window = 2  # model rows per window: 2 with classifier-free guidance
-        # Speed: on CUDA bf16-friendly layouts, fused QKV and torch.compile of the pair's forward
-        # (perf.SpeedSettings.for_device); "eager" without compile, "off" plain PyTorch.
-        self.speed_name = speed
-        self.speed = perf.SpeedSettings.named(speed, device)
-        perf.speed_up(pipe.jointnet, self.speed)
-        # The VAE stays eager and in its NCHW layout: its share of a panorama is small, and
-        # benchmarks/NOTES.md has the layouts measured against each other.
-        # Memory: "low" keeps the text encoder in CPU memory between prompts and plans window and
-        # VAE batches from the free memory; "auto" is "low" on GPUs under 16 GiB.
+        # Memory: "low" keeps the text encoder in CPU memory between prompts, plans window and VAE
+        # batches from the free memory and records no CUDA graphs (they keep their activations);
+        # "auto" is "low" on GPUs under 16 GiB.
         if memory not in (None, *MEMORY_MODES):
             raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")
         self.memory_name = memory
         self.low_memory = memory == "low" or (memory in (None, "auto") and perf.low_memory(device))
         if self.low_memory and device.type == "cuda":
             pipe.text_encoder.to("cpu")
+        # Speed (perf.SpeedSettings.for_device): on CUDA fused QKV, cuDNN autotuning and attention,
+        # CUDA graphs; "eager" without graphs, "compile" with torch.compile, "off" plain PyTorch.
+        self.speed_name = speed if isinstance(speed, str) else None
+        self.speed = perf.SpeedSettings.named(speed, device)
+        if self.low_memory and self.speed.cuda_graphs:
+            self.speed = dataclasses.replace(self.speed, cuda_graphs=False)
+        perf.speed_up(pipe.jointnet, self.speed)
+        # The VAE stays eager and in its NCHW layout: its share of a panorama is small, and
+        # benchmarks/NOTES.md has the layouts measured against each other.
 
     # Construction -----------------------------------------------------------------------------
     @classmethod

@@ -2,14 +2,16 @@
 
 Three jobs, each measured in ``benchmarks/NOTES.md``:
 
-- ``SpeedSettings`` / ``speed_up``: the layout and kernel choices that make a latent-diffusion UNet
-  fast without changing what it computes: NHWC ("channels-last") tensors for the convolutions,
-  fused QKV projections (diffusers' own ``fuse_qkv_projections``), cuDNN autotuning and
-  ``torch.compile`` of the model's forward, with an eager fallback when compilation fails.
+- ``SpeedSettings`` / ``speed_up``: kernel and launch choices that make a latent-diffusion UNet
+  faster without changing what it computes: fused QKV projections (diffusers' own
+  ``fuse_qkv_projections``), cuDNN autotuning, cuDNN attention first in SDPA's order, and one CUDA
+  graph per window-batch shape (``GraphedCall``); ``torch.compile`` (``CompiledCall``, with an
+  eager fallback) and channels-last layouts are available but not the default, because they measured
+  slower or not worth their compile time on an H200.
 - ``window_batch_for`` / ``vae_batch_for``: how many windows (or VAE tiles) one call may take, from
   the memory that is free now, so a 12 GB card runs the same code as a 141 GB one.
-- ``offloaded``: keep a module (text encoder, VAE) in CPU memory and bring it to the GPU only for
-  the call that needs it.
+- ``offloaded``: keep a module (the text encoder) in CPU memory and bring it to the GPU only for the
+  call that needs it.
 
 Nothing here changes results beyond float rounding: ``tests/perf`` compares each fast path with the
 plain one on a tiny model. This module imports torch lazily, so importing it stays cheap.
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 # latent cell, per channel of the first UNet level, per byte of the dtype. Measured by tracking
 # live tensors through the SD 2.1-base-shaped pair at 32x32 and 64x64 (bf16, CPU, flash SDPA):
 # 31.2 kB per latent cell = 48.7 x 320 channels x 2 bytes; 64 leaves room for cuDNN workspaces
-# and allocator rounding. benchmarks/speed_memory.py prints the measured value on the GPU.
+# and allocator rounding. On the H200 a 20-window call under an 11 GiB cap fitted (benchmarks/NOTES.md).
 PAIR_ACTIVATION_FACTOR = 64
 # Decoder activation bytes per output pixel per byte of the dtype for one VAE tile (SD VAE:
 # 128 channels at full resolution, about four such tensors alive at once, plus GroupNorm temporaries).
@@ -39,44 +41,61 @@ DEFAULT_RESERVE = 1 << 30
 LOW_MEMORY_TOTAL = 16 << 30
 
 
+SPEED_NAMES = ("auto", "eager", "compile", "off")
+
+
 @dataclass(frozen=True)
 class SpeedSettings:
-    """How to run the model. ``compile``: wrap the forward in ``torch.compile`` (``compile_mode``
-    None is inductor's default; "reduce-overhead" adds CUDA graphs). ``dynamic``: compile once for
-    any window batch size and canvas width (True) or specialise per shape (False; more compiles).
-    ``attention``: force an SDPA backend ("cudnn", "flash", "efficient") or let PyTorch choose (None)."""
+    """How to run the model.
+
+    ``attention``: the SDPA backend tried first ("cudnn", "flash", "efficient"; None: PyTorch's
+    order); PyTorch falls back to the next one where a shape is not supported.
+    ``cuda_graphs``: record each window-batch shape's forward once as a CUDA graph and replay it, so
+    the Python cost of launching ~2,000 kernels per call disappears (``GraphedCall``).
+    ``compile``: ``torch.compile`` the forward instead (``compile_mode`` None is inductor's default;
+    ``dynamic`` True compiles once for any batch size and width)."""
 
     channels_last: bool = False
     fuse_qkv: bool = False
     cudnn_benchmark: bool = False
+    attention: Optional[str] = None
+    cuda_graphs: bool = False
     compile: bool = False
     compile_mode: Optional[str] = None
     dynamic: Optional[bool] = True
-    attention: Optional[str] = None
 
     @classmethod
     def for_device(cls, device) -> "SpeedSettings":
-        """Everything that helps on CUDA (compile only where Triton can build kernels); nothing elsewhere,
-        where these choices are untested or slower (oneDNN prefers its own layouts on CPU)."""
+        """What measured fastest on CUDA (benchmarks/NOTES.md): fused QKV, cuDNN autotuning, cuDNN
+        attention first, CUDA graphs; bf16 comes from the backend's dtype. Nothing elsewhere, where
+        these choices are untested or slower. Compile is opt-in ("compile"): on an H200 it took six
+        minutes per process for a 10% gain."""
         import torch
 
         device = torch.device(device)
         if device.type != "cuda":
             return cls()
-        return cls(channels_last=True, fuse_qkv=True, cudnn_benchmark=True, compile=compile_supported(device))
+        return cls(fuse_qkv=True, cudnn_benchmark=True, attention="cudnn", cuda_graphs=True)
 
     @classmethod
-    def named(cls, name: Optional[str], device) -> "SpeedSettings":
-        """"auto" (or None): ``for_device``; "eager": the same without compile; "off": plain PyTorch."""
+    def named(cls, name, device) -> "SpeedSettings":
+        """"auto" (or None): ``for_device``; "eager": the same without CUDA graphs; "compile": with
+        torch.compile instead of graphs (where Triton works); "off": plain PyTorch. A SpeedSettings
+        passes through."""
         from ..errors import UserInputError
 
+        if isinstance(name, cls):
+            return name
         if name in (None, "auto"):
             return cls.for_device(device)
         if name == "eager":
-            return replace(cls.for_device(device), compile=False)
+            return replace(cls.for_device(device), cuda_graphs=False)
+        if name == "compile":
+            return replace(cls.for_device(device), cuda_graphs=False, channels_last=True,
+                           compile=compile_supported(device))
         if name == "off":
             return cls()
-        raise UserInputError(f"speed {name!r} is not one of auto, eager, off")
+        raise UserInputError(f"speed {name!r} is not one of {', '.join(SPEED_NAMES)}")
 
 
 def compile_supported(device) -> bool:
@@ -132,6 +151,121 @@ class CompiledCall:
         return self.eager(*args, **kwargs)
 
 
+class GraphedCall:
+    """``fn`` replayed from CUDA graphs: one graph per input signature (shapes, dtypes, strides).
+
+    The first call with a new signature runs ``fn`` twice on a side stream (cuDNN picks its
+    algorithms there), then records it into a graph with private copies of the inputs; later calls
+    copy their inputs in, replay, and return copies of the outputs. All graphs share one memory
+    pool, which is safe here because calls run one after another on one stream and every graph's
+    inputs and outputs stay referenced. Anything unusual (CPU tensors, non-tensor arguments other
+    than None/numbers, weights that moved, a stream already capturing) runs ``fn`` directly; a
+    failed capture switches graphs off for good."""
+
+    def __init__(self, fn: Callable, module=None, warmup: int = 2, max_graphs: int = 8) -> None:
+        self.eager = fn
+        self.module = module
+        self.warmup = warmup
+        self.max_graphs = max_graphs
+        self.graphs: dict = {}
+        self.pool = None
+        self.weights_key = None
+        self.error: Optional[BaseException] = None
+
+    @property
+    def active(self) -> bool:
+        return self.error is None
+
+    def _weights(self):
+        param = next(self.module.parameters(), None) if self.module is not None else None
+        return None if param is None else (param.data_ptr(), param.dtype)
+
+    def _signature(self, args, kwargs):
+        import torch
+
+        parts = []
+        for value in list(args) + [kwargs[k] for k in sorted(kwargs)]:
+            if isinstance(value, torch.Tensor):
+                if value.device.type != "cuda":
+                    return None
+                parts.append((tuple(value.shape), value.dtype, value.stride(), value.device))
+            elif value is None or isinstance(value, (bool, int, float, str)):
+                parts.append(value)
+            else:
+                return None
+        return tuple(sorted(kwargs)), tuple(parts)
+
+    def __call__(self, *args, **kwargs):
+        import torch
+
+        if self.error is not None:
+            return self.eager(*args, **kwargs)
+        args = tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
+        kwargs = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+        key = self._signature(args, kwargs)  # None for CPU tensors and unusual arguments
+        if key is None or torch.cuda.is_current_stream_capturing():
+            return self.eager(*args, **kwargs)
+        weights = self._weights()
+        if self.weights_key is not None and weights != self.weights_key:
+            return self.eager(*args, **kwargs)  # e.g. the float32 redo of a float16 step
+        entry = self.graphs.get(key)
+        if entry is None:
+            if len(self.graphs) >= self.max_graphs:
+                return self.eager(*args, **kwargs)
+            try:
+                entry = self._capture(args, kwargs)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as exc:  # a kernel that cannot be captured: stay eager
+                self.error = exc
+                self.graphs.clear()
+                logger.warning("CUDA graph capture failed (%s: %s); running without graphs",
+                               type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                return self.eager(*args, **kwargs)
+            self.graphs[key] = entry
+            self.weights_key = weights
+        graph, static_args, static_kwargs, outputs = entry
+        for dst, src in zip(_tensors(static_args, static_kwargs), _tensors(args, kwargs)):
+            dst.copy_(src)
+        graph.replay()
+        return _map_tensors(outputs, lambda t: t.clone())
+
+    def _capture(self, args, kwargs):
+        import torch
+
+        static_args = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+        static_kwargs = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                self.eager(*static_args, **static_kwargs)
+        torch.cuda.current_stream().wait_stream(side)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            outputs = self.eager(*static_args, **static_kwargs)
+        return graph, static_args, static_kwargs, outputs
+
+
+def _tensors(args, kwargs) -> list:
+    import torch
+
+    values = list(args) + [kwargs[k] for k in sorted(kwargs)]
+    return [v for v in values if isinstance(v, torch.Tensor)]
+
+
+def _map_tensors(value, fn):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_map_tensors(v, fn) for v in value)
+    return value
+
+
 def _no_duck_sizing():
     """Dynamic shapes without "duck sizing": a square 64x64 window must not teach the compiler that
     height always equals width, or the whole-panorama window (64x256) compiles the model again."""
@@ -153,16 +287,39 @@ def speed_up(module, settings: SpeedSettings, *, compile_method: str = "forward"
     if settings.fuse_qkv and not _already_fused(module):
         for sub in _fusable(module):
             sub.fuse_qkv_projections()
-    if settings.channels_last:
-        module.to(memory_format=torch.channels_last)
+    # The layout asked for, both ways: a second backend on the same model with other settings must
+    # not inherit the first one's layout. A conversion moves the weights, so graphs start afresh.
+    layout = torch.channels_last if settings.channels_last else torch.contiguous_format
+    weight = next((p for p in module.parameters() if p.ndim == 4), None)
+    moved = weight is not None and not weight.is_contiguous(memory_format=layout)
+    if moved:
+        module.to(memory_format=layout)
+    # One wrapper at a time: a second backend on the same model (other settings) starts from the
+    # plain forward again; the same settings keep the wrapper and what it has built.
+    current = getattr(module, compile_method)
+    wrapped = isinstance(current, (CompiledCall, GraphedCall))
+    plain = current.eager if wrapped else current
+    if wrapped and (moved or getattr(current, "settings", None) != settings):
+        # Graphs bake in the weights' addresses and the kernels chosen (attention backend): other
+        # settings or moved weights need a fresh recorder.
+        module.__dict__.pop(compile_method, None)
+        current, wrapped = plain, False
     if settings.compile:
-        method = getattr(module, compile_method)
-        if not isinstance(method, CompiledCall):
+        if not isinstance(current, CompiledCall):
             kwargs = {"dynamic": settings.dynamic}
             if settings.compile_mode:
                 kwargs["mode"] = settings.compile_mode
             _inductor_defaults()
-            setattr(module, compile_method, CompiledCall(method, **kwargs))
+            wrapper = CompiledCall(plain, **kwargs)
+            wrapper.settings = settings
+            setattr(module, compile_method, wrapper)
+    elif settings.cuda_graphs:
+        if not isinstance(current, GraphedCall):
+            wrapper = GraphedCall(plain, module=module)
+            wrapper.settings = settings
+            setattr(module, compile_method, wrapper)
+    elif wrapped:
+        module.__dict__.pop(compile_method, None)  # back to the class's own method
     return module
 
 
@@ -209,7 +366,10 @@ def kernels(settings: SpeedSettings) -> Iterator[None]:
             first = names[settings.attention]
             order = [first] + [b for b in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION,
                                            SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH) if b != first]
-            stack.enter_context(sdpa_kernel(order, set_priority=True))
+            try:
+                stack.enter_context(sdpa_kernel(order, set_priority=True))
+            except TypeError:  # a torch without backend priorities: at least enable them all
+                stack.enter_context(sdpa_kernel(order))
         yield
 
 
