@@ -62,10 +62,11 @@ class JobDefaults:
     scheduler: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class Job:
+@dataclass(frozen=True, kw_only=True)
+class Job(JobDefaults):
     """One world to make. ``index`` is the job's position in the JOBS file (0-based); ``line`` is
-    where it starts there, for messages. Exactly one of ``prompt`` and ``recipe`` is set."""
+    where it starts there, for messages. Exactly one of ``prompt`` and ``recipe`` is set; the
+    panorama settings are ``JobDefaults``' fields, filled from the job's line or the batch options."""
 
     index: int
     line: int
@@ -73,14 +74,6 @@ class Job:
     seed: int
     prompt: Optional[str] = None
     recipe: Optional[Path] = None
-    width: int = 2048
-    height: int = 512
-    span_deg: float = 360.0
-    steps: int = 50
-    guidance: float = 7.5
-    negative: str = ""
-    modality: str = "depth"
-    scheduler: Optional[str] = None
 
     def request(self):
         """The ``GenerateRequest`` of a prompt job; raises ``UserInputError`` for bad values,
