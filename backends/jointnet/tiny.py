@@ -51,8 +51,11 @@ def tiny_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
-def build_tiny_base(seed: int = 0) -> dict:
-    """Random vae, text_encoder, tokenizer, scheduler and unet shaped like SD 2.1-base, only tiny."""
+def build_tiny_base(seed: int = 0, sample_size: int = TINY_UNET["sample_size"]) -> dict:
+    """Random vae, text_encoder, tokenizer, scheduler and unet shaped like SD 2.1-base, only tiny.
+
+    ``sample_size`` is the UNet's native latent size, from which samplers size their windows: tests
+    pass a small one so that small panoramas already span several windows (weights are unaffected)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -68,7 +71,7 @@ def build_tiny_base(seed: int = 0) -> dict:
         "text_encoder": CLIPTextModel(text_config).eval(),
         "tokenizer": tokenizer,
         "scheduler": DDIMScheduler(**SD21_SCHEDULER),
-        "unet": UNet2DConditionModel(**TINY_UNET).eval(),
+        "unet": UNet2DConditionModel(**{**TINY_UNET, "sample_size": sample_size}).eval(),
     }
 
 
@@ -116,7 +119,8 @@ def _write_base(parts: dict, base: Path) -> None:
     (base / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
 
-def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modality: str = "depth") -> Path:
+def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modality: str = "depth",
+                          sample_size: int = TINY_UNET["sample_size"]) -> Path:
     """Write a tiny checkpoint + base to ``directory`` (must not exist or be empty); returns it.
 
     The folder is assembled next to its destination and renamed into place, so a crash never
@@ -130,7 +134,7 @@ def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modal
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
     try:
-        parts = build_tiny_base(seed)
+        parts = build_tiny_base(seed, sample_size)
         _write_base(parts, staging / "base")
         save_pair(build_tiny_pair(parts["unet"], inpaint=inpaint, seed=seed), staging, modality=modality)
         if directory.exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -36,10 +35,4 @@ def tiny_pair():
 def tiny_model(tmp_path_factory) -> Path:
     from worldgen.backends.jointnet.tiny import write_tiny_checkpoint
 
-    path = write_tiny_checkpoint(tmp_path_factory.mktemp("perf-tiny") / "model", seed=0)
-    for branch in ("unet", "jointnet"):
-        config_path = path / branch / "config.json"
-        config = json.loads(config_path.read_text())
-        config["sample_size"] = WINDOW
-        config_path.write_text(json.dumps(config))
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("perf-tiny") / "model", seed=0, sample_size=WINDOW)

@@ -7,7 +7,6 @@ its windows from that config value; the weights do not depend on it).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,7 @@ WINDOW = 8
 def _write(directory: Path, inpaint: bool) -> Path:
     from worldgen.backends.jointnet.tiny import write_tiny_checkpoint
 
-    path = write_tiny_checkpoint(directory, seed=0, inpaint=inpaint)
-    for branch in ("unet", "jointnet"):
-        config_path = path / branch / "config.json"
-        config = json.loads(config_path.read_text())
-        config["sample_size"] = WINDOW
-        config_path.write_text(json.dumps(config))
-    return path
+    return write_tiny_checkpoint(directory, seed=0, inpaint=inpaint, sample_size=WINDOW)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ do. ``other_rgb``: a copy whose RGB branch differs (for the refusal). Copies are
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -37,12 +36,7 @@ def tiny_models(tmp_path_factory) -> dict:
     from worldgen.backends.jointnet.tiny import write_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("tiny-worldbuilding")
-    depth = write_tiny_checkpoint(root / "depth", seed=0)
-    for branch in ("unet", "jointnet"):
-        config_path = depth / branch / "config.json"
-        config = json.loads(config_path.read_text())
-        config["sample_size"] = WINDOW
-        config_path.write_text(json.dumps(config))
+    depth = write_tiny_checkpoint(root / "depth", seed=0, sample_size=WINDOW)
     return {"depth": depth,
             "normal": _perturbed_copy(depth, root / "normal", "jointnet", "normal", seed=1),
             "other_rgb": _perturbed_copy(depth, root / "other-rgb", "unet", "normal", seed=2)}
