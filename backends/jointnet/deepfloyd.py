@@ -22,7 +22,7 @@ from worldgen.errors import ModelError, UserInputError
 from worldgen.progress import ProgressCallback, report
 
 from .pair import JointNetPair
-from .pipeline import JointNetPipelineOutput, PromptEncoding, check_text_width, step_kwargs
+from .pipeline import JointNetPipelineOutput, PromptEncoding, check_call_options, check_text_width, step_kwargs
 
 # IF stage I's scheduler settings (squared-cosine betas, learned variance, dynamic thresholding).
 IF_SCHEDULER = dict(
@@ -112,10 +112,7 @@ class DeepFloydJointNetPipeline(PromptEncoding, DiffusionPipeline):
                  generator: Optional[torch.Generator] = None, latents: Optional[torch.Tensor] = None,
                  output_type: str = "np", *, progress: Optional[ProgressCallback] = None) -> JointNetPipelineOutput:
         """Generate; ``latents`` (here: pixels) is the (B, 6, H, W) stack of RGB and modality noise."""
-        if output_type not in ("np", "pt", "latent"):
-            raise UserInputError(f"output_type {output_type!r}: use 'np', 'pt' or 'latent'")
-        if num_inference_steps < 1:
-            raise UserInputError(f"num_inference_steps {num_inference_steps} must be at least 1")
+        check_call_options(output_type, num_inference_steps)
         size = self.jointnet.unet.config.sample_size
         height, width = height or size, width or size
         do_cfg = guidance_scale > 1.0

@@ -61,6 +61,14 @@ def check_text_width(text_encoder, jointnet: JointNetPair) -> None:
                          f"use the base model the checkpoint was trained on (--base)")
 
 
+def check_call_options(output_type: str, num_inference_steps: int) -> None:
+    """The argument checks every JointNet pipeline's ``__call__`` starts with."""
+    if output_type not in ("np", "pt", "latent"):
+        raise UserInputError(f"output_type {output_type!r}: use 'np', 'pt' or 'latent'")
+    if num_inference_steps < 1:
+        raise UserInputError(f"num_inference_steps {num_inference_steps} must be at least 1")
+
+
 class PromptEncoding:
     """``encode_prompt`` for pipelines that define ``_encode_text(list[str]) -> (B, L, D)``
     (CLIP for Stable Diffusion, T5 for DeepFloyd-IF): one place for prompt/negative handling."""
@@ -174,10 +182,7 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
                  generator: Optional[torch.Generator] = None, latents: Optional[torch.Tensor] = None,
                  output_type: str = "np", *, progress: Optional[ProgressCallback] = None) -> JointNetPipelineOutput:
         """Generate RGB and modality for each prompt; ``latents`` is the (B, 8, h, w) starting noise."""
-        if output_type not in ("np", "pt", "latent"):
-            raise UserInputError(f"output_type {output_type!r}: use 'np', 'pt' or 'latent'")
-        if num_inference_steps < 1:
-            raise UserInputError(f"num_inference_steps {num_inference_steps} must be at least 1")
+        check_call_options(output_type, num_inference_steps)
         factor = self.vae_scale_factor
         default = self.jointnet.unet.config.sample_size * factor
         height, width = height or default, width or default
