@@ -71,9 +71,11 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
     from ...backend import GenerateRequest
     from ...errors import UserInputError
+    from ...export_files import export_to_file
     from ...regions import parse_region
     from ...scene import MANIFEST_NAME
     from ...sampler.presets import get_preset
+    from ...world import generate_world
     from ..progress import progress_for
 
     width, height = parse_size(size)
@@ -99,9 +101,6 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
         settings["preset"] = preset  # other backends have no windows or solver to choose
     progress = progress_for(quiet)
     instance = spec.load(settings)
-    from ...export_files import export_to_file
-    from ...world import generate_world
-
     scene = generate_world(spec.name, instance, request, scene_dir, seed,
                            export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
     note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
