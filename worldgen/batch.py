@@ -184,6 +184,13 @@ def _toml_entries(text: str, source: str) -> list[tuple[int, Any]]:
 def _make_job(index: int, line: int, fields: Any, source: str, base: Path, defaults: JobDefaults,
               batch_seed: int) -> Job:
     where = f"{source}:{line}" if line else f"{source}: job {index + 1}"
+    return job_from_fields(fields, where, index=index, line=line, base=base, defaults=defaults, batch_seed=batch_seed)
+
+
+def job_from_fields(fields: Any, where: str, *, index: int = 0, line: int = 0, base: Path = Path("."),
+                    defaults: JobDefaults = JobDefaults(), batch_seed: int = 0) -> Job:
+    """One job from its JSON-like fields, with every message prefixed by ``where``. The JOBS file
+    parser and `worldgen serve` (worldgen.server.schema) both check their jobs with this."""
     if not isinstance(fields, dict):
         raise UserInputError(f"{where}: a job must be an object with a \"prompt\" (or a \"recipe\"), "
                              f"not {type(fields).__name__}")
@@ -252,7 +259,8 @@ def _number(value: Any, field: str, where: str) -> float:
 def _size(value: Any, where: str) -> tuple[int, int]:
     if isinstance(value, str):
         parts = value.lower().split("x")
-        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        # isdecimal, not isdigit: isdigit() passes "²", which int() refuses (as it does thousands of digits).
+        if len(parts) == 2 and all(p.strip().isdecimal() and len(p) < 20 for p in parts):
             return int(parts[0]), int(parts[1])
     elif (isinstance(value, list) and len(value) == 2
           and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):

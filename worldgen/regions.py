@@ -228,8 +228,10 @@ def read_mask_image(path: str | Path) -> np.ndarray:
 
 # Parsing ---------------------------------------------------------------------------------------------
 
-def parse_region(text: str, base_dir: Optional[Path] = None) -> Region:
-    """A region from its text form (see the module docstring); a mask path is read at once."""
+def parse_region(text: str, base_dir: Optional[Path] = None, allow_masks: bool = True) -> Region:
+    """A region from its text form (see the module docstring); a mask path is read at once.
+    ``allow_masks=False`` refuses mask regions before touching the file system (a server must not
+    read files that a client names)."""
     spec, sep, prompt = str(text).partition("=")
     if not sep or not prompt.strip() or not spec.strip():
         raise UserInputError(f"region {text!r} is not {SYNTAX}")
@@ -245,6 +247,9 @@ def parse_region(text: str, base_dir: Optional[Path] = None) -> Region:
     if re.match(r"^\s*[-+.\d]+\s*:", spec) or "@" in spec:
         raise UserInputError(f"region {text!r}: {spec.strip()!r} is not an azimuth range; write A:B or A:B@E1:E2 "
                              f"in degrees, e.g. 0:90=a lighthouse")
+    if not allow_masks:
+        raise UserInputError(f"region {text!r}: mask regions are not accepted here; give an azimuth range "
+                             f"such as 0:90={prompt.strip()}")
     path = Path(spec.strip())
     return Region.from_mask_file(path if base_dir is None or path.is_absolute() else base_dir / path, prompt,
                                  weight=weight)

@@ -66,8 +66,11 @@ def choose_backend(name: str, model: str | None):
 @seed_option
 @device_option
 @quiet_option
+@click.option("--server", default=None, metavar="URL",
+              help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
+                   "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")
 def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
-         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=()):
+         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None):
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
     from ...backend import GenerateRequest
     from ...errors import UserInputError
@@ -90,6 +93,12 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     if (scene_dir / MANIFEST_NAME).exists():
         raise UserInputError(f"{scene_dir} already holds a scene; pick another -o name, or refine it with "
                              f"`worldgen refine {scene_dir}`")
+    if server:  # the server loads and runs the model; the checks above are the same either way
+        from .serve import pano_on_server
+
+        return pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
+                              negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
+                              regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
 
     spec, fell_back = choose_backend(backend, model)
     if fell_back:

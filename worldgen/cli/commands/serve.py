@@ -1,0 +1,171 @@
+"""`worldgen serve`: keep the model loaded and make worlds over a local HTTP API (docs/server.md).
+
+Also the client half of `worldgen pano --server URL` (``pano_on_server``), so that pano.py keeps
+a three-line branch. Top level imports only click: `worldgen pano --server` never imports torch.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from ..options import note, quiet_option
+
+DEFAULT_OUT = Path("served-worlds")
+STOP_TIMEOUT_S = 120  # a running job stops at its next step; this bounds a step that never ends
+# `worldgen pano` options that choose and load the model: on a server they are the server's.
+SERVER_SIDE_OPTIONS = ("backend", "model", "base", "extra_model", "dtype", "window_batch", "device")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; only loopback addresses unless --allow-remote.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default 8765; 0 takes any free port, and the printed URL says which).")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host. There is no authentication: anyone who reaches it can make worlds.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Output root: every world is written under it (requests can name folders inside it only).")
+@click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
+@click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
+@click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
+@click.option("--extra-model", default=None, help="A second JointNet checkpoint sharing the RGB branch (three layers).")
+@click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: bfloat16/float16 on GPU, float32 on CPU).")
+@click.option("--window-batch", type=click.IntRange(min=1), default=None, help="Windows per model call (default: from free memory).")
+@click.option("--device", "devices", multiple=True,
+              help="A torch device to run jobs on, repeatable: one worker (one job at a time) per device. "
+                   "Default: every CUDA GPU, else the best device.")
+@click.option("--preset", type=click.Choice(["published", "fast"]), default="published", show_default=True,
+              help="Sampling recipe for requests that name none.")
+@click.option("--max-queued", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="Jobs that may wait; more are refused (429) until some finish.")
+@quiet_option
+def serve(host, port, allow_remote, out, backend, model, base, extra_model, dtype, window_batch, devices, preset,
+          max_queued, quiet):
+    """Load a model once and make worlds from a queue over HTTP on 127.0.0.1.
+
+    \b
+    Prints the URL on stdout when ready. Submit with `worldgen pano PROMPT --server URL`, or:
+      curl -H 'Content-Type: application/json' -d '{"prompt": "a misty fjord"}' URL/v1/jobs
+    Worlds go to OUT/NAME/ + OUT/NAME.glb. SIGINT/SIGTERM stop it: queued jobs are cancelled,
+    the running one stops at its next step, and nothing half-written is left in OUT.
+    """
+    from ...server import DEFAULT_PORT
+    from ...server.http import check_host, make_server
+    from ...server.outputs import OutputRoot
+    from ...server.service import WorldService
+    from .pano import REAL_WEIGHTS_HINT, choose_backend
+
+    if not check_host(host, allow_remote):
+        click.echo(f"worldgen: warning: serving on {host}, beyond this machine, without authentication: anyone "
+                   f"who reaches it can make worlds and fill {out}", err=True)
+    root = OutputRoot(out)
+    spec, fell_back = choose_backend(backend, model)
+    if fell_back:
+        note(REAL_WEIGHTS_HINT, quiet)
+    settings = {k: v for k, v in {"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
+                                  "window_batch": window_batch}.items() if v is not None}
+    if preset != "published" and spec.name == "jointnet":
+        settings["preset"] = preset
+    httpd = make_server(None, host, DEFAULT_PORT if port is None else port, allow_remote=allow_remote,
+                        on_error=None if quiet else lambda text: click.echo(text, err=True))
+    try:
+        workers = _devices(spec.name, devices)
+        note(f"loading {spec.name} once on {', '.join(d or 'the default device' for d in workers)}", quiet)
+        service = WorldService.load(spec, settings, workers, root, default_preset=preset, max_queued=max_queued,
+                                    on_event=None if quiet else _log_event)
+        httpd.service = service
+        service.start()
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                  name="worldgen-http", daemon=True)
+        thread.start()
+        click.echo(httpd.url)  # stdout, one line: what scripts (and the benchmark) read
+        note(f"serving {spec.name} at {httpd.url} (loaded in {service.load_seconds:.1f} s); worlds go to "
+             f"{root.path}; stop with Ctrl-C", quiet)
+        _wait_for_signal()
+        note("stopping: queued jobs are cancelled, the running one stops at its next step", quiet)
+        running = service.stop(timeout=STOP_TIMEOUT_S)
+        if running:
+            note(f"job {running[0].id} did not stop in {STOP_TIMEOUT_S} s; its staging folder is removed at the "
+                 f"next start, nothing reached {root.path}", quiet)
+        httpd.shutdown()
+    finally:
+        httpd.server_close()
+    note("stopped", quiet)
+
+
+def _devices(backend: str, devices) -> list:
+    """One worker per device: the given ones (repeats collapse), else every CUDA GPU for JointNet,
+    else one worker on the backend's default device."""
+    if devices:
+        return list(dict.fromkeys(devices))
+    if backend == "jointnet":
+        import torch
+
+        count = torch.cuda.device_count()
+        if count > 1:
+            return [f"cuda:{index}" for index in range(count)]
+    return [None]
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM; a second one stops at once (KeyboardInterrupt)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a second SIGTERM interrupts the shutdown
+
+
+def _log_event(kind: str, job, detail: str) -> None:
+    reason = f": {job.error}" if job.error and kind in ("failed", "cancelled") else ""
+    click.echo(f"worldgen: job {job.id} {kind} ({job.target.name}){reason}", err=True)
+    if detail:
+        click.echo(detail.rstrip(), err=True)
+
+
+def pano_on_server(server: str, prompt: str, *, size: str, span: float, preset: str, steps, guidance: float,
+                   negative_prompt: str, modality: str, scheduler, seed: int, regions, output: Path, scene_dir: Path,
+                   quiet: bool) -> None:
+    """`worldgen pano ... --server URL`: the same request, made by the server, downloaded to -o."""
+    from ...errors import UserInputError
+    from ...server.client import make_world
+    from ..progress import progress_for
+
+    ctx = click.get_current_context()
+    explicit = {name for name in ctx.params if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+    for name in SERVER_SIDE_OPTIONS:
+        if name in explicit:
+            flag = "--" + name.replace("_", "-")
+            raise UserInputError(f"{flag} is chosen when the server starts (`worldgen serve {flag} ...`); drop it "
+                                 f"from `worldgen pano --server`")
+    if scene_dir.exists() and (not scene_dir.is_dir() or any(scene_dir.iterdir())):
+        raise UserInputError(f"{scene_dir} exists and is not an empty folder; pick another -o name")
+    payload = {"prompt": prompt, "size": size, "span": span, "guidance": guidance, "negative": negative_prompt,
+               "modality": modality, "seed": seed, "regions": list(regions)}
+    if scheduler is not None:
+        payload["scheduler"] = scheduler
+    if "steps" in explicit:  # pano has filled in its preset's steps; the server fills in its own
+        payload["steps"] = steps
+    if "preset" in explicit:  # otherwise the server's own default (`worldgen serve --preset`)
+        payload["preset"] = preset
+    progress = progress_for(quiet)
+    try:
+        job = make_world(server, payload, scene_dir, output, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if job.get("backend") == "procedural":
+        note("the server made this world with its offline procedural backend (not diffusion); for real generation "
+             "start it with a JointNet model: worldgen serve --model NAME", quiet)
+    note(f"wrote scene {scene_dir}/ (version 1) and {output}", quiet)
+
+
+commands = [serve]
