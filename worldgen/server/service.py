@@ -69,7 +69,10 @@ class WorldService:
             if worker.is_alive():
                 worker.join(max(0.0, deadline - time.monotonic()))
         with self.root.publish_lock:  # never exit between moving a GLB and its scene
-            return [w.current for w in self.workers if w.is_alive() and w.current is not None]
+            running = [w.current for w in self.workers if w.is_alive() and w.current is not None]
+        if not running:
+            self.root.clean_staging()
+        return running
 
     # Requests ---------------------------------------------------------------------------------
     def submit(self, body: Any) -> dict:
