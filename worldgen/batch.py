@@ -187,6 +187,15 @@ def _make_job(index: int, line: int, fields: Any, source: str, base: Path, defau
     return job_from_fields(fields, where, index=index, line=line, base=base, defaults=defaults, batch_seed=batch_seed)
 
 
+def check_known_fields(fields: dict, known: Sequence[str], where: str) -> None:
+    """Refuse a field not in ``known``, suggesting the closest known one (a typo must not be ignored)."""
+    for key in fields:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known fields: {', '.join(known)}"
+            raise UserInputError(f"{where}: unknown field {str(key)[:60]!r}{hint}")
+
+
 def job_from_fields(fields: Any, where: str, *, index: int = 0, line: int = 0, base: Path = Path("."),
                     defaults: JobDefaults = JobDefaults(), batch_seed: int = 0) -> Job:
     """One job from its JSON-like fields, with every message prefixed by ``where``. The JOBS file
@@ -194,11 +203,7 @@ def job_from_fields(fields: Any, where: str, *, index: int = 0, line: int = 0, b
     if not isinstance(fields, dict):
         raise UserInputError(f"{where}: a job must be an object with a \"prompt\" (or a \"recipe\"), "
                              f"not {type(fields).__name__}")
-    for key in fields:
-        if key not in ALL_FIELDS:
-            close = difflib.get_close_matches(str(key), ALL_FIELDS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known fields: {', '.join(ALL_FIELDS)}"
-            raise UserInputError(f"{where}: unknown field {key!r}{hint}")
+    check_known_fields(fields, ALL_FIELDS, where)
     if ("prompt" in fields) == ("recipe" in fields):
         raise UserInputError(f"{where}: a job needs exactly one of \"prompt\" and \"recipe\"")
 

@@ -32,6 +32,16 @@ def run_cli(args, home: Path, cwd: Path, timeout: float = 300) -> subprocess.Com
                           capture_output=True, text=True, timeout=timeout)
 
 
+def wait_for_job(client, job: dict, timeout: float = 240) -> dict:
+    """``client.wait(job)`` bounded by ``timeout`` (a hung server fails the test instead of stalling it)."""
+    result: list[dict] = []
+    thread = threading.Thread(target=lambda: result.append(client.wait(job)), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert result, f"job {job['id']} did not finish in {timeout} s"
+    return result[0]
+
+
 class ServerProcess:
     """`worldgen serve --port 0 ...` as a subprocess; ``url`` is the line it prints when ready."""
 

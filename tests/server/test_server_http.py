@@ -17,16 +17,13 @@ import pytest
 from worldgen.scene import Scene
 from worldgen.server.client import Client
 
+from .conftest import wait_for_job
+
 WAIT_S = 60
 
 
 def _wait(client: Client, job: dict) -> dict:
-    result: list[dict] = []
-    thread = threading.Thread(target=lambda: result.append(client.wait(job)), daemon=True)
-    thread.start()
-    thread.join(WAIT_S)
-    assert result, f"job {job['id']} did not finish in {WAIT_S} s"
-    return result[0]
+    return wait_for_job(client, job, WAIT_S)
 
 
 def _raw(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None):

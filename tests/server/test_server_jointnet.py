@@ -4,7 +4,6 @@ leaving no half-written world. The tests share one server; the last one stops it
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from worldgen.scene import Scene
 from worldgen.server.client import Client
 
-from .conftest import run_cli
+from .conftest import run_cli, wait_for_job
 
 WAIT_S = 240
 
@@ -24,12 +23,7 @@ def tiny_server(start_server, tiny_checkpoint):
 
 
 def _wait(client: Client, job: dict) -> dict:
-    result: list[dict] = []
-    thread = threading.Thread(target=lambda: result.append(client.wait(job)), daemon=True)
-    thread.start()
-    thread.join(WAIT_S)
-    assert result, f"job {job['id']} did not finish in {WAIT_S} s"
-    return result[0]
+    return wait_for_job(client, job, WAIT_S)
 
 
 def test_presets_switch_per_job_on_the_resident_model(tiny_server):

@@ -11,14 +11,13 @@ check that it and ``parse_job`` agree.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..backend import MAX_PROMPT_CHARS, MAX_SIDE_PX, GenerateRequest
-from ..batch import NAME_RE, PROMPT_FIELDS, SEED_LIMIT, JobDefaults, job_from_fields, slug
+from ..batch import NAME_RE, PROMPT_FIELDS, SEED_LIMIT, JobDefaults, check_known_fields, job_from_fields, slug
 from ..errors import UserInputError
 from ..sampler.presets import DEFAULT_PRESET, PRESETS, get_preset
 
@@ -77,11 +76,7 @@ def parse_job(body: Any, *, job_id: str, default_preset: str = DEFAULT_PRESET) -
     if not isinstance(body, dict):
         raise UserInputError(f"{WHERE}: the body must be a JSON object such as {{\"prompt\": \"a misty fjord\"}}, "
                              f"not {type(body).__name__}")
-    for key in body:
-        if key not in FIELDS:
-            close = difflib.get_close_matches(str(key), FIELDS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known fields: {', '.join(FIELDS)}"
-            raise UserInputError(f"{WHERE}: unknown field {str(key)[:60]!r}{hint}")
+    check_known_fields(body, FIELDS, WHERE)
     preset = body.get("preset")
     if preset is None:
         preset = default_preset
