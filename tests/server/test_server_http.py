@@ -84,8 +84,8 @@ def test_job_makes_a_scene_and_glb_in_its_dir(procedural_server):
                          json.dumps({"prompt": "another", "dir": "fjords/2026", "name": "fjord"}).encode(),
                          {"Content-Type": "application/json"})
     _assert_one_line_error(status, reply, 409, 409)
-    # Its files are served, byte for byte, and nothing else is.
-    client.download(done, procedural_server.out.parent / "copy" / "fjord", procedural_server.out.parent / "copy.glb")
+    # Its files are served over HTTP, byte for byte, and nothing else is.
+    Client(procedural_server.url, local_copies=False).download(done, procedural_server.out.parent / "copy" / "fjord", procedural_server.out.parent / "copy.glb")
     assert (procedural_server.out.parent / "copy.glb").read_bytes() == (folder / "fjord.glb").read_bytes()
     status, reply = _raw(procedural_server.url, "GET", f"/v1/jobs/{done['id']}/files/../../etc/passwd")
     _assert_one_line_error(status, reply, 404, 404)
@@ -284,3 +284,12 @@ def test_pano_server_options_that_belong_to_the_server_are_refused(procedural_se
                      tmp_path / "home", tmp_path)
     assert result.returncode == 1 and "worldgen serve --model" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "h").exists()
+
+
+def test_serve_refuses_a_non_loopback_host_before_loading(tmp_path):
+    from .conftest import run_cli
+
+    result = run_cli(["serve", "--host", "0.0.0.0", "--port", "0", "--backend", "procedural", "-o", "out"],
+                     tmp_path / "home", tmp_path, timeout=120)
+    assert result.returncode == 1 and "--allow-remote" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -122,3 +122,24 @@ def test_submit_after_stop_is_refused(tmp_path):
     with pytest.raises(ServerStopping):
         service.submit({"prompt": "a cave"})
     assert not any(p.name != ".serve" for p in (tmp_path / "out").iterdir())
+
+
+def test_hosts_urls_and_listed_files_are_checked():
+    from worldgen.server.client import _check_member, normalize_url
+    from worldgen.server.http import check_host, is_loopback
+    from worldgen.errors import WorldgenError
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.com", ""))
+    with pytest.raises(UserInputError, match="--allow-remote"):
+        check_host("0.0.0.0", allow_remote=False)
+    assert check_host("0.0.0.0", allow_remote=True) is False
+    assert normalize_url("127.0.0.1:8765/") == "http://127.0.0.1:8765"
+    for bad in ("https://127.0.0.1:8765", "ftp://x", "http://", "http://127.0.0.1:99999"):
+        with pytest.raises(UserInputError):
+            normalize_url(bad)
+    _check_member("w/v1/image.png", "w")
+    _check_member("w.glb", "w")
+    for bad in ("../w.glb", "/etc/passwd", "w/../../x", "other/scene.json", "w", "w/./x", "w\\x", 5):
+        with pytest.raises(WorldgenError):
+            _check_member(bad, "w")

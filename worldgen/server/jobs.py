@@ -10,6 +10,7 @@ folder is removed, so nothing half-made reaches the output root.
 from __future__ import annotations
 
 import gc
+import shutil
 import sys
 import threading
 import time
@@ -70,9 +71,22 @@ class Job:
                                                     "detail": p.detail},
                 "error": self.error, "name": self.target.name, "dir": prefix.rstrip("/"),
                 "scene": prefix + self.target.name, "glb": prefix + self.target.glb.name,
-                "files": list(self.files), "backend": self.backend, "device": self.device,
+                "files": list(self.files), "path": str(self.target.folder), "identities": self._identities(),
+                "backend": self.backend, "device": self.device,
                 "request": self.spec.record(), "created": self.created, "started": self.started,
                 "finished": self.finished}
+
+
+    def _identities(self) -> dict:
+        from .outputs import file_identity
+
+        identities = {}
+        for relative in self.files:
+            try:
+                identities[relative] = file_identity(self.target.folder / relative)
+            except OSError:  # gone from the root: the client downloads (and hears 410)
+                pass
+        return identities
 
 
 class JobBoard:
@@ -224,7 +238,7 @@ class Worker(threading.Thread):
         from ..export_files import export_to_file
         from ..world import generate_world
 
-        staging = None
+        staging, files, detail = None, (), ""
         try:
             staging = self.root.staging(job.id)
             scene_tmp, glb_tmp = staging / job.target.name, staging / job.target.glb.name
@@ -234,22 +248,20 @@ class Worker(threading.Thread):
                            export=lambda snapshot: export_to_file(snapshot, "glb", glb_tmp),
                            progress=self._progress(job))
             files = self.root.publish(job.target, scene_tmp, glb_tmp)
+            state, error = "done", None
         except JobCancelled:
-            self.board.finish(job, "cancelled", "cancelled while it ran; nothing was written")
-            self._event("cancelled", job)
+            state, error = "cancelled", "cancelled while it ran; nothing was written"
         except Exception as exc:  # one job's fault, whatever it is, must not end the server
-            self.board.finish(job, "failed", one_line(exc))
-            self._event("failed", job, "" if isinstance(exc, WorldgenError) else traceback.format_exc())
+            state, error = "failed", one_line(exc)
+            detail = "" if isinstance(exc, WorldgenError) else traceback.format_exc()
             free_memory()
-        else:
-            self.board.finish(job, "done", files=files)
-            self._event("done", job)
         finally:
             if staging is not None:
-                import shutil
-
                 shutil.rmtree(staging, ignore_errors=True)
+            # Free the name before the job reads as ended, so a client may reuse it at once.
             self.root.release(job.target)
+        self.board.finish(job, state, error, files=files)
+        self._event(state, job, detail)
 
     def _progress(self, job: Job):
         def progress(event: ProgressEvent) -> None:

@@ -125,3 +125,10 @@ def world_files(target: Target) -> list[str]:
             if path.is_file() and not path.is_symlink():
                 files.append(path.relative_to(target.folder).as_posix())
     return sorted(files) + [target.glb.name]
+
+
+def file_identity(path: Path) -> str:
+    """"device:inode:size" of a file: a client on the same machine that finds this identity at the
+    server's path has the very file, and copies it instead of downloading it."""
+    st = os.stat(path, follow_symlinks=False)
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}"
