@@ -85,8 +85,10 @@ def test_job_makes_a_scene_and_glb_in_its_dir(procedural_server):
                          {"Content-Type": "application/json"})
     _assert_one_line_error(status, reply, 409, 409)
     # Its files are served over HTTP, byte for byte, and nothing else is.
-    Client(procedural_server.url, local_copies=False).download(done, procedural_server.out.parent / "copy" / "fjord", procedural_server.out.parent / "copy.glb")
-    assert (procedural_server.out.parent / "copy.glb").read_bytes() == (folder / "fjord.glb").read_bytes()
+    copy = procedural_server.out.parent / "copy"
+    Client(procedural_server.url, local_copies=False).download(done, copy / "fjord", copy / "fjord.glb")
+    assert (copy / "fjord.glb").read_bytes() == (folder / "fjord.glb").read_bytes()
+    assert Scene.open(copy / "fjord").load().image.shape == (64, 256, 3)
     status, reply = _raw(procedural_server.url, "GET", f"/v1/jobs/{done['id']}/files/../../etc/passwd")
     _assert_one_line_error(status, reply, 404, 404)
 
@@ -103,7 +105,8 @@ BAD_JOBS = [
     {"prompt": "x", "steps": "10"}, {"prompt": "x", "steps": 0}, {"prompt": "x", "steps": True},
     {"prompt": "x", "span": 0}, {"prompt": "x", "span": "360"}, {"prompt": "x", "preset": "slow"},
     {"prompt": "x", "preset": 3}, {"prompt": "x", "regions": "0:90=a"}, {"prompt": "x", "regions": [5]},
-    {"prompt": "x", "regions": ["/etc/hostname=a boat"]}, {"prompt": "x", "regions": [{"prompt": "a", "mask": "m.png"}]},
+    {"prompt": "x", "regions": ["/etc/hostname=a boat"]},
+    {"prompt": "x", "regions": [{"prompt": "a", "mask": "m.png"}]},
     {"prompt": "x", "regions": ["400:500=a"]}, {"prompt": "x", "regions": ["0:90=a"] * 40},
     {"prompt": "x", "name": "../evil"}, {"prompt": "x", "name": "/abs"}, {"prompt": "x", "name": ".hidden"},
     {"prompt": "x", "dir": "/tmp"}, {"prompt": "x", "dir": "a/../../b"}, {"prompt": "x", "dir": "a//b"},

@@ -83,7 +83,8 @@ class Client:
             with self._open(method, path, payload, timeout) as response:
                 body = response.read()
         except (OSError, http.client.HTTPException) as exc:
-            raise ServerUnavailable(f"the server at {self.url} stopped answering ({_short(exc)}); {START_HINT}") from None
+            raise ServerUnavailable(f"the server at {self.url} stopped answering ({_short(exc)}); "
+                                    f"{START_HINT}") from None
         try:
             value = json.loads(body)
             if not isinstance(value, dict):

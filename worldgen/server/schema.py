@@ -193,7 +193,8 @@ JOB_REQUEST_SCHEMA = {
                              "feather": {"type": "number", "minimum": 0}}}]}},
         "name": {"type": ["string", "null"], "pattern": _NAME_PATTERN,
                  "description": "Scene folder name; default: a slug of the prompt and the job id."},
-        "dir": {"type": ["string", "null"], "pattern": f"^({NAME_RE.pattern})(/({NAME_RE.pattern})){{0,{MAX_DIR_DEPTH - 1}}}$",
+        "dir": {"type": ["string", "null"],
+                "pattern": f"^({NAME_RE.pattern})(/({NAME_RE.pattern})){{0,{MAX_DIR_DEPTH - 1}}}$",
                 "description": "Folder under the output root; default: the root itself."},
     },
     "$defs": {

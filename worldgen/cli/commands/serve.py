@@ -30,11 +30,14 @@ SERVER_SIDE_OPTIONS = ("backend", "model", "base", "extra_model", "dtype", "wind
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Output root: every world is written under it (requests can name folders inside it only).")
 @click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
-@click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
+@click.option("--model", default=None,
+              help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
 @click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
 @click.option("--extra-model", default=None, help="A second JointNet checkpoint sharing the RGB branch (three layers).")
-@click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: bfloat16/float16 on GPU, float32 on CPU).")
-@click.option("--window-batch", type=click.IntRange(min=1), default=None, help="Windows per model call (default: from free memory).")
+@click.option("--dtype", default=None,
+              help="float32, float16 or bfloat16 (default: bfloat16/float16 on GPU, float32 on CPU).")
+@click.option("--window-batch", type=click.IntRange(min=1), default=None,
+              help="Windows per model call (default: from free memory).")
 @click.option("--device", "devices", multiple=True,
               help="A torch device to run jobs on, repeatable: one worker (one job at a time) per device. "
                    "Default: every CUDA GPU, else the best device.")
