@@ -103,9 +103,9 @@ def record_placement(scene, result, backend, info: dict, seed: int, glb, from_ve
     params = {"placement": info, "from_version": from_version} if from_version else {"placement": info}
     if backend is not None:
         version = scene.add_version(result, operation="place", seed=seed, backend=backend.name,
-                                    backend_settings=backend.settings(), params=params)
+                                    backend_settings=backend.settings(), params=params, parent=from_version)
     else:
-        version = scene.add_version(result, operation="place", seed=seed, params=params)
+        version = scene.add_version(result, operation="place", seed=seed, params=params, parent=from_version)
     target = glb_target(scene.path, glb)
     if target is not None:
         export_to_file(result, "glb", target)
