@@ -47,3 +47,11 @@ def os_error_message(exc: OSError) -> str:
             where += f" -> {_user_path(exc.filename2)}"
         return f"{where}: {printable(reason)}; {fix}"
     return f"{printable(reason)}; {fix}"
+
+
+def named(exc: OSError, path) -> OSError:
+    """``exc`` with ``path`` as its file name when it has none (a failed ``write()`` on a full disk
+    does not say which file): the one-line message can then name it."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))

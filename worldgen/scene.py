@@ -35,6 +35,7 @@ import numpy as np
 from . import jsonfiles
 from .atomic import atomic_write_text
 from .errors import SceneError, UserInputError
+from .fs_errors import named
 from .layers import Snapshot
 from .projection import CylindricalProjection
 from .scene_lock import LOCK_NAME, is_abandoned, scene_lock, staging_name
@@ -320,7 +321,10 @@ class Scene:
         try:
             staging.mkdir()
             for rel, data in files.items():
-                (staging / rel).write_bytes(data)
+                try:
+                    (staging / rel).write_bytes(data)
+                except OSError as exc:  # name the scene, not the hidden staging folder
+                    raise named(exc, self.path / rel) from None
             with scene_lock(self.path):
                 return self._commit(staging, fields, self._layer_names(snapshot), previews)
         finally:

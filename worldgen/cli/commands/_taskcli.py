@@ -61,7 +61,10 @@ def sampling_options(default_guidance: float = 7.5, prompt_help: str = "Prompt (
 
 
 def task_fields(kwargs: dict) -> dict:
-    """The request fields every task shares (``TaskOptions``), from the command's keyword arguments."""
+    """The request fields every task shares (``TaskOptions``), from the command's keyword arguments.
+    Also checks --glb now, before any work: a bad output path should cost nothing."""
+    if kwargs.get("glb") is not None:
+        glb_target(Path("."), kwargs["glb"])
     return dict(prompt=kwargs.get("prompt") or "", negative_prompt=kwargs["negative_prompt"], steps=kwargs["steps"],
                 guidance=kwargs["guidance"], seed=kwargs["seed"], scheduler=kwargs.get("scheduler"),
                 method=kwargs["method"])

@@ -60,8 +60,15 @@ def place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_f
     """
     from ...placement import Placement, place_object
     from ...scene import Scene
-    from ._taskcli import progress_of, read_mask
+    from ...validation import check
+    from ._taskcli import glb_target, progress_of, read_mask
 
+    # Checked here although the placeholder painter ignores them: the same input is valid or not
+    # whichever painter runs (worldgen.validation's rules, as for every task).
+    check("guidance", kw["guidance"], "--guidance")
+    check("steps", kw["steps"], "--steps")
+    check("strength", border_strength, "--border-strength")
+    glb_target(scene_dir, kw["glb"])
     scene = Scene.open(scene_dir)
     snapshot = scene.load(from_version)
     placement = Placement(prompt=what, distance=distance, azimuth=azimuth, width=width, height=height, lift=lift,
