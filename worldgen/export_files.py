@@ -32,7 +32,22 @@ def default_export_path(scene_path: str | Path, fmt: str) -> Path:
     return scene_path.resolve().parent / f"{name}{suffix}"
 
 
+def check_option_values(options: dict) -> None:
+    """Exporter options arrive as text (``-O voxel_size=nan``) or numbers (recipes): whatever each
+    exporter accepts, NaN and infinity are never a usable setting, so they stop here for every format."""
+    import math
+
+    for name, value in options.items():
+        try:
+            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        except ValueError:
+            continue  # not a number: the exporter says what it wants
+        if number is not None and not math.isfinite(number):
+            raise UserInputError(f"-O {name}={value} is not a finite number; give a number such as {name}=1")
+
+
 def export_bytes(snapshot, fmt: str, options: Optional[dict] = None) -> bytes:
+    check_option_values(dict(options or {}))
     data = exporter_for(fmt).export(snapshot, dict(options or {}))
     if not isinstance(data, (bytes, bytearray)):
         from .errors import PluginError

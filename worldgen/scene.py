@@ -38,7 +38,7 @@ from .errors import SceneError, UserInputError
 from .fs_errors import named
 from .layers import Snapshot
 from .projection import CylindricalProjection
-from .scene_lock import LOCK_NAME, is_abandoned, scene_lock, staging_name
+from .scene_lock import is_abandoned, scene_lock, staging_name
 
 MANIFEST_NAME = "scene.json"
 FORMAT_NAME = "worldgen-scene"
@@ -138,13 +138,11 @@ class Scene:
                               backend_settings=backend_settings, modality=modality, negative_prompt=negative_prompt,
                               params=params)
         except BaseException:
-            # A folder without a manifest is no scene: remove it if this process made it and it holds
-            # nothing but the lock (another writer's staging folder, or anything else, keeps it).
+            # A folder without a manifest is no scene: remove it if this process made it and it is
+            # empty (another writer's staging folder, or anything else, keeps it).
             if created and not (path / MANIFEST_NAME).exists():
                 try:
-                    if {p.name for p in path.iterdir()} <= {LOCK_NAME}:
-                        (path / LOCK_NAME).unlink(missing_ok=True)
-                        path.rmdir()
+                    path.rmdir()
                 except OSError:
                     pass
             raise
@@ -320,6 +318,9 @@ class Scene:
         staging = self.path / staging_name(secrets.token_hex(6))
         try:
             staging.mkdir()
+            # An owner mark travels with the folder when it is renamed to vN: if this process is killed
+            # between that rename and the manifest, a later writer can prove the vN abandoned.
+            (staging / staging.name).write_bytes(b"")
             for rel, data in files.items():
                 try:
                     (staging / rel).write_bytes(data)
@@ -343,8 +344,8 @@ class Scene:
             manifest = dict(self.manifest)
         else:
             manifest = Scene.open(self.path).manifest  # the latest on disk: others may have committed
-        self._sweep_abandoned()
         versions = list(manifest["versions"])
+        self._sweep_abandoned(versions)
         number = len(versions) + 1
         folder = self._free_folder(number, versions)
         record = {"version": number, "created": _now(), **fields,
@@ -367,6 +368,10 @@ class Scene:
                 except OSError:
                     pass
             raise
+        try:
+            (final / staging.name).unlink()  # committed: no longer anyone's staging
+        except OSError:
+            pass
         self.manifest = manifest
         return number
 
@@ -383,16 +388,27 @@ class Scene:
             n += 1
         return f"v{n}"
 
-    def _sweep_abandoned(self) -> None:
-        """Remove staging folders whose process is provably gone (SIGKILLed mid-write): called under
-        the lock, only for names ``scene_lock.staging_name`` made on this host."""
+    def _sweep_abandoned(self, versions: list) -> None:
+        """Remove what a writer SIGKILLed mid-commit left, where its process is provably gone: its
+        staging folder, or a ``vN/`` it had renamed but not yet listed (it still holds the owner mark).
+        Called under the lock. A folder without such a mark (a user's) is never touched."""
         try:
             entries = list(self.path.iterdir())
         except OSError:
             return
+        listed = {str(rel).split("/")[0] for record in versions
+                  for rel in list(record.get("layers", {}).values()) + list(record.get("previews", {}).values())}
         for entry in entries:
-            if entry.name.endswith(".tmp") and is_abandoned(entry.name) and not entry.is_symlink():
+            if entry.is_symlink() or not entry.is_dir():
+                continue
+            if entry.name.endswith(".tmp") and is_abandoned(entry.name):
                 shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith("v") and entry.name[1:].isdigit():
+                marks = [p for p in entry.iterdir() if p.name.endswith(".tmp") and is_abandoned(p.name)]
+                if marks and entry.name not in listed:
+                    shutil.rmtree(entry, ignore_errors=True)
+                for mark in marks if entry.name in listed else []:
+                    mark.unlink(missing_ok=True)
 
     def _manifest_on_disk_lists(self, number: int, folder: str) -> bool:
         try:

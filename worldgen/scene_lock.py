@@ -1,10 +1,12 @@
 """The per-scene writer lock: one process at a time claims and commits a version of a scene.
 
-The lock is ``SCENE/.scene.lock``, held with ``fcntl.flock`` directly (the ``filelock`` package's
-acquire wraps the open in rollback logic that, in the every-step Ctrl-C test, lost a KeyboardInterrupt;
-the plain system call is a dozen lines and interrupts cleanly). The kernel drops a flock when its
-process dies, so a SIGKILLed writer can never leave the scene locked; the
-file itself stays (deleting a lock file while another process waits on it would let two writers in).
+The lock is an ``fcntl.flock`` on the scene folder itself (a directory descriptor), so there is no lock
+file to leave behind, to delete while someone waits on it, or to be planted as a symlink; the folder's
+inode survives renames (batch and recipes build a scene elsewhere and move it into place). ``fcntl``
+directly, not the ``filelock`` package: that needs a lock *file*, and its acquire wraps the open in
+rollback logic that, in the every-step Ctrl-C test, lost a KeyboardInterrupt; the plain system call
+is a dozen lines and interrupts cleanly. The kernel drops a flock when its process dies, so a
+SIGKILLed writer can never leave the scene locked.
 
 Only the commit is locked (pick the next version number, rename the staged folder, replace the
 manifest): long computations run unlocked, so eight refines of one scene compute in parallel and
@@ -22,10 +24,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .atomic import FILE_MODE
 from .errors import SceneError
 
-LOCK_NAME = ".scene.lock"
 DEFAULT_TIMEOUT_S = 120.0
 POLL_S = 0.05
 
@@ -53,9 +53,8 @@ def scene_lock(folder: Path, timeout: Optional[float] = None) -> Iterator[None]:
     import fcntl
 
     timeout = lock_timeout() if timeout is None else timeout
-    path = Path(folder) / LOCK_NAME
-    # O_NOFOLLOW: a symlink planted at the lock's name cannot make worldgen create or lock another file.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    path = Path(folder)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -72,7 +71,7 @@ def scene_lock(folder: Path, timeout: Optional[float] = None) -> Iterator[None]:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise SceneError(f"{folder} is still locked by another worldgen process after {timeout:g} s "
-                                         f"({path}); wait for it to finish, or raise WORLDGEN_LOCK_TIMEOUT") from None
+                                         f"; wait for it to finish, or raise WORLDGEN_LOCK_TIMEOUT") from None
         try:
             yield
         finally:

@@ -50,8 +50,11 @@ class Rule:
     hi_open: bool = False
     integer: bool = False
     hint: str = ""
+    text: str = ""  # how to say the range when numbers would read badly (2**64-1 as 1.84467e+19)
 
     def describe(self) -> str:
+        if self.text:
+            return self.text
         kind = "a whole number" if self.integer else "a finite number"
         if self.lo is not None and self.hi is not None:
             if self.lo_open or self.hi_open:
@@ -72,7 +75,7 @@ RULES: dict[str, Rule] = {
     "scale": Rule(0, 8, lo_open=True, hint="2 doubles the size"),
     "span": Rule(MIN_SPAN_DEG, 360, hint="degrees"),
     "fov": Rule(0, 180, lo_open=True, hi_open=True, hint="degrees"),
-    "seed": Rule(0, SEED_MAX, integer=True),
+    "seed": Rule(0, SEED_MAX, integer=True, text="a whole number between 0 and 2**64-1"),
     "weight": Rule(0, 100, lo_open=True, hint="1 is the default; weights only matter where regions meet"),
     "feather": Rule(0, 360, hint="degrees"),
     "distance": Rule(0, 100_000, lo_open=True, hint="metres"),
@@ -99,7 +102,7 @@ def check(field: str, value: Any, label: Optional[str] = None, rule: Optional[Ru
         # numpy scalars are numbers too (recipes and tests pass them)
         if type(value).__module__ == "numpy" and hasattr(value, "item"):
             return check(field, value.item(), label, rule)
-        raise UserInputError(f"{label} {shown} is not a number; give {rule.describe()}{hint}")
+        raise UserInputError(f"{label} {shown} must be {rule.describe()}{hint}")
     if rule.integer:
         if isinstance(value, float):
             if not math.isfinite(value) or value != int(value):

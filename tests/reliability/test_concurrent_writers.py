@@ -128,3 +128,34 @@ def test_writers_from_an_earlier_version_record_it_and_skip_a_folder_the_manifes
     assert (scene / "v4").is_symlink()
     folders = {record["layers"]["image"].split("/")[0] for record in Scene.open(scene).versions}
     assert not folders & {"v3", "v4"}
+
+
+def test_only_provably_abandoned_leftovers_are_swept(tmp_path):
+    """What a SIGKILLed writer left (its staging folder, or a vN/ renamed but never listed, both marked
+    with its host and pid) is removed by the next commit once that pid is gone; a live process's
+    staging folder, another host's, and an unmarked vN/ stay."""
+    from worldgen.scene import Scene
+    from worldgen.scene_lock import staging_name
+
+    scene = procedural_scene(tmp_path / "scene")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    mine = staging_name("aaaaaaaaaaaa")
+    dead_name = mine.replace(f".{os.getpid()}.", f".{dead_pid}.")
+    other_host = mine.replace(".stage.", ".stage.otherhost.", 1).replace(f".{os.getpid()}.", f".{dead_pid}.")
+    live_name = mine.replace(f".{os.getpid()}.", f".{os.getppid()}.")
+    for name in (dead_name, live_name):
+        (scene.path / name).mkdir()
+    (scene.path / "v2").mkdir()
+    (scene.path / "v2" / dead_name).write_bytes(b"")  # renamed into place, then killed before the manifest
+    (scene.path / "v3").mkdir()
+    (scene.path / "v3" / "mine.txt").write_text("user data")
+    snapshot = scene.load()
+    version = Scene.open(scene.path).add_version(snapshot, operation="test")
+    assert version == 2
+    assert not (scene.path / dead_name).exists()
+    assert (scene.path / live_name).is_dir()
+    assert (scene.path / "v3" / "mine.txt").read_text() == "user data"
+    record = Scene.open(scene.path).record(2)
+    assert record["layers"]["image"] == "v2/image.png" and not (scene.path / "v2" / dead_name).exists()
+    assert other_host != dead_name

@@ -332,3 +332,12 @@ def test_an_unexpected_exception_is_one_line_with_the_debug_hint(scene, monkeypa
     monkeypatch.setenv("WORLDGEN_DEBUG", "1")
     result = invoke(["history", scene])
     assert isinstance(result.exception, TypeError)  # the traceback is there for whoever asked for it
+
+
+@pytest.mark.parametrize("option, fragment", [("voxel_size=1e-30", "open3d refused"), ("voxel_size=nan", "finite"),
+                                              ("voxel_size=inf", "finite")])
+def test_absurd_exporter_options_are_one_line(scene, tmp_path, option, fragment):
+    message = assert_error(invoke(["export", scene, "-f", "ply", "-O", option, "-o", tmp_path / "x.ply", "-q"]),
+                           fragment)
+    assert "\x1b" not in message
+    assert not (tmp_path / "x.ply").exists()

@@ -53,14 +53,11 @@ def assert_scene_intact(folder: Path, at_least: int = 1, allow_temp: bool = True
     replaces it). Returns the scene."""
     from worldgen.scene import Scene
 
-    from worldgen.scene_lock import LOCK_NAME
-
     scene = Scene.open(folder)
     assert scene.current >= at_least
     for version in range(1, scene.current + 1):
         scene.load(version)
-    # The writer lock file stays (deleting it while another writer waits on it would let two in).
-    listed = {"scene.json", LOCK_NAME} | {record["layers"]["image"].split("/")[0] for record in scene.versions}
+    listed = {"scene.json"} | {record["layers"]["image"].split("/")[0] for record in scene.versions}
     extra = sorted(p.name for p in folder.iterdir() if p.name not in listed)
     hidden = [name for name in extra if name.startswith(".") and name.endswith(".tmp")]
     assert set(extra) - set(hidden) <= {f"v{scene.current + 1}"}, f"stray entries in {folder}: {extra}"
@@ -234,9 +231,7 @@ def _reset(root: Path, before: dict, originals: dict[str, bytes]) -> list[str]:
         (root / rel).write_bytes(data)
     assert tree(root) == before
     new = {rel for rel in changed if rel not in before}
-    # The scene's writer lock file may appear (it is part of a scene once written to, never data).
-    shown = [rel for rel in sorted(changed) if str(Path(rel).parent) not in new  # a new folder, not its files
-             and Path(rel).name != ".scene.lock"]
+    shown = [rel for rel in sorted(changed) if str(Path(rel).parent) not in new]  # a new folder, not its files
     return [f"{rel}{'/' if after.get(rel) == 'dir' else ''} {'left behind' if rel in new else 'changed'}"
             for rel in shown]
 
@@ -258,7 +253,7 @@ def test_ctrl_c_at_every_step_of_refine_leaves_the_scene_as_it_was(template, tmp
         # Either nothing happened, or (a Ctrl-C after the manifest's final replace) version 2 is complete.
         if Scene.open(scene).current == 2:
             assert_scene_intact(scene)
-            extra = sorted(p.name for p in scene.iterdir() if p.name not in ("scene.json", "v1", "v2", ".scene.lock"))
+            extra = sorted(p.name for p in scene.iterdir() if p.name not in ("scene.json", "v1", "v2"))
             (scene / "scene.json").write_bytes(manifest)
             shutil.rmtree(scene / "v2")
             return [f"{name} left behind" for name in extra] + _reset(scene, before, {})
@@ -284,7 +279,7 @@ def test_ctrl_c_at_every_step_of_pano_leaves_nothing_or_a_complete_scene(tmp_pat
         problems = []
         if (folder / "scene.json").exists():
             assert_scene_intact(folder)
-            extra = sorted(p.name for p in folder.iterdir() if p.name not in ("scene.json", "v1", ".scene.lock"))
+            extra = sorted(p.name for p in folder.iterdir() if p.name not in ("scene.json", "v1"))
             problems += [f"{name}/{entry} left behind" for entry in extra]
             if glb.exists() and not glb_is_complete(glb):
                 problems.append(f"{glb.name} is incomplete")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
 import pkgutil
 import sys
 
@@ -78,7 +79,9 @@ def _advice_for(exc: Exception) -> str:
                 f"from a trusted source, ideally .safetensors")
     module = type(exc).__module__ or ""
     if module.startswith("open3d") or "[Open3D" in str(exc):
-        return f"open3d refused the request ({_short(exc)}); check the options (sizes, -O values) and retry"
+        # open3d colours its messages: drop its own colour codes (user text elsewhere is escaped instead)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(exc).split()))
+        return f"open3d refused the request ({_short(RuntimeError(text))}); check the options (sizes, -O values) and retry"
     return f"internal error {name}: {_short(exc)}; this is a bug in worldgen, please report it ({DEBUG_HINT})"
 
 
