@@ -163,31 +163,22 @@ def _fill(disk: Path) -> None:
 COMMANDS = list(writing_commands(Path("s"), Path("i"), Path("o")))
 
 
+@pytest.mark.parametrize("broken", ["full", "read-only"])
 @pytest.mark.parametrize("command", COMMANDS)
-def test_full_disk_every_writing_command_is_one_line_and_loses_nothing(command, small_disk, tmp_path, monkeypatch,
-                                                                      stand_in, _scene_template):
+def test_full_or_read_only_disk_every_writing_command_is_one_line_and_loses_nothing(
+        command, broken, small_disk, tmp_path, monkeypatch, stand_in, _scene_template):
     scene = Path(shutil.copytree(_scene_template, small_disk / "scene"))
     inputs = _inputs(tmp_path / "inputs")
-    monkeypatch.chdir(small_disk)
-    _fill(small_disk)
+    monkeypatch.chdir(small_disk if broken == "full" else tmp_path)
+    if broken == "full":
+        _fill(small_disk)
+    else:
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, text=True)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only ({remount.stderr.strip()})")
     before = tree(scene)
-    message = assert_error(invoke(writing_commands(scene, inputs, small_disk)[command] + ["-q"]), "full")
+    message = assert_error(invoke(writing_commands(scene, inputs, small_disk)[command] + ["-q"]), broken)
     assert str(small_disk) in message, message  # names the path
-    _assert_unchanged(scene, before)
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_read_only_disk_every_writing_command_is_one_line_and_loses_nothing(command, small_disk, tmp_path, monkeypatch,
-                                                                           stand_in, _scene_template):
-    scene = Path(shutil.copytree(_scene_template, small_disk / "scene"))
-    inputs = _inputs(tmp_path / "inputs")
-    monkeypatch.chdir(tmp_path)
-    remount = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, text=True)
-    if remount.returncode != 0:
-        pytest.skip(f"cannot remount read-only ({remount.stderr.strip()})")
-    before = tree(scene)
-    message = assert_error(invoke(writing_commands(scene, inputs, small_disk)[command] + ["-q"]), "read-only")
-    assert str(small_disk) in message, message
     _assert_unchanged(scene, before)
 
 
