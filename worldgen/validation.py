@@ -95,8 +95,14 @@ def check(field: str, value: Any, label: Optional[str] = None, rule: Optional[Ru
     ``label`` names the value in the message (``--guidance``, ``job 3: guidance``); the default is
     the field's name. Raises ``UserInputError`` (one line: the value, the rule, the usual value)."""
     rule = rule or RULES[field]
-    label = label or field
+    label = field if label is None else label
     shown = _show(value)
+    if label == "":  # a schema names the field itself (recipes): "must be ..., got X"
+        try:
+            return check(field, value, "\0", rule)
+        except UserInputError as exc:
+            text = str(exc).split(" ", 2)[2] if str(exc).startswith("\0 ") else str(exc)
+            raise UserInputError(f"{text.rstrip()}, got {shown}" if "got" not in text else text) from None
     hint = f" ({rule.hint})" if rule.hint else ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         # numpy scalars are numbers too (recipes and tests pass them)
