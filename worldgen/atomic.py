@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .fs_errors import named
+
 # mkstemp creates files as 0600; finished files should get the permissions any other new file
 # would (0666 less the umask). Read the umask once: setting it is process-wide.
 _UMASK = os.umask(0)
@@ -32,14 +34,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise named(exc, path) from None
     except BaseException:
         # BaseException: a Ctrl-C mid-write must also clean up.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -10,30 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import UnsupportedTask, UserInputError
+from .errors import UnsupportedTask
 from .layers import Snapshot
 from .progress import ProgressCallback
 
-MAX_PROMPT_CHARS = 2000
-MAX_SIDE_PX = 16384
-
-
-def check_size(width: int, height: int, what: str = "size") -> None:
-    """Sizes must be positive multiples of 8 (the VAE's stride) and not absurd."""
-    for side, name in ((width, "width"), (height, "height")):
-        if side <= 0 or side % 8:
-            raise UserInputError(f"{what} {width}x{height}: {name} must be a positive multiple of 8 (e.g. 2048x512)")
-        if side > MAX_SIDE_PX:
-            raise UserInputError(f"{what} {width}x{height}: {name} exceeds {MAX_SIDE_PX} px; generate smaller and use `worldgen refine --scale`")
-
-
-def check_prompt(prompt: str) -> str:
-    prompt = (prompt or "").strip()
-    if not prompt:
-        raise UserInputError("the prompt is empty; describe the world, e.g. \"a misty fjord at dawn\"")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise UserInputError(f"the prompt has {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS}")
-    return prompt
+# The rules live in worldgen.validation (one place for the CLI, batch, recipes and requests);
+# these names stay importable from here for plugins.
+from .validation import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_SIDE_PX, check, check_prompt, check_seed, check_size, check_span  # noqa: E402,F401
 
 
 @dataclass
@@ -54,11 +37,12 @@ class GenerateRequest:
 
     def __post_init__(self) -> None:
         self.prompt = check_prompt(self.prompt)
+        self.negative_prompt = check_prompt(self.negative_prompt, required=False, label="the negative prompt")
         check_size(self.width, self.height)
-        if not (0 < self.span_deg <= 360):
-            raise UserInputError(f"span {self.span_deg} is outside (0, 360]; pass --span between 1 and 360")
-        if self.steps < 1 or self.steps > 1000:
-            raise UserInputError(f"steps {self.steps} must be between 1 and 1000")
+        self.span_deg = check_span(self.span_deg)
+        self.steps = check("steps", self.steps)
+        self.guidance = check("guidance", self.guidance)
+        self.seed = check_seed(self.seed)
 
 
 class Backend:

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from . import jsonfiles
 from .atomic import atomic_write_text
 from .errors import SceneError, UserInputError, WorldgenError
+from .validation import SEED_MAX, check_seed
 
 BATCH_DIR = ".batch"
 SUMMARY_NAME = "summary.json"
@@ -41,7 +43,7 @@ PROMPT_FIELDS = ("name", "prompt", "seed", "size", "span", "steps", "guidance", 
 RECIPE_FIELDS = ("name", "seed", "recipe")
 ALL_FIELDS = tuple(dict.fromkeys(PROMPT_FIELDS + RECIPE_FIELDS))
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-SEED_LIMIT = 2**63
+SEED_LIMIT = SEED_MAX + 1  # worldgen.validation's rule, as everywhere
 DERIVED_SEED_LIMIT = 2**31  # derived seeds stay small enough for every RNG a backend might seed
 STAGING_SEP = "~"  # never in a job name, so NAME~* globs only that job's staging folders
 
@@ -148,10 +150,12 @@ def _jsonl_entries(text: str, source: str) -> list[tuple[int, Any]]:
         if not stripped or stripped.startswith("#"):
             continue
         try:
-            value = json.loads(stripped)
+            value = jsonfiles.loads(stripped)
         except json.JSONDecodeError as exc:
             raise UserInputError(f"{source}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); "
                                  f"write one object per line, e.g. {{\"prompt\": \"a misty fjord\"}}") from None
+        except ValueError as exc:  # nested too deeply
+            raise UserInputError(f"{source}:{number}: not a usable job ({exc}); write one flat object per line") from None
         entries.append((number, {"prompt": value} if isinstance(value, str) else value))
     return entries
 
@@ -168,6 +172,8 @@ def _toml_entries(text: str, source: str) -> list[tuple[int, Any]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserInputError(f"{source}: not valid TOML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise UserInputError(f"{source}: nested too deeply to read; list jobs as flat [[job]] tables") from None
     unknown = sorted(set(data) - {"job"})
     if unknown:
         raise UserInputError(f"{source}: unknown top-level key {unknown[0]!r}; list jobs as [[job]] tables "
@@ -213,8 +219,10 @@ def job_from_fields(fields: Any, where: str, *, index: int = 0, line: int = 0, b
             raise UserInputError(f"{where}: name {name!r} must be 1-100 letters, digits, '.', '_' or '-', "
                                  f"starting with a letter or digit (it names OUT/NAME/ and OUT/NAME.glb)")
     seed = fields.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < SEED_LIMIT):
-        raise UserInputError(f"{where}: seed {seed!r} must be a whole number from 0 to 2**63-1")
+    if seed is not None:
+        if isinstance(seed, float):  # 7.0 from a JSON writer is a float; a whole seed only
+            raise UserInputError(f"{where}: seed {seed!r} must be a whole number from 0 to 2**64-1")
+        seed = check_seed(seed, f"{where}: seed")
 
     if "recipe" in fields:
         extra = sorted(set(fields) - set(RECIPE_FIELDS))
@@ -461,8 +469,10 @@ def summarize(jobs: Sequence[Job], out: str | Path, world: int) -> dict:
     failures, missing, seconds = [], [], []
     for job in jobs:
         try:
-            record = json.loads(_status_path(out, job).read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            record = jsonfiles.loads(_status_path(out, job).read_text(encoding="utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):  # absent, unreadable or damaged: the job counts as not run
             record = {"status": "missing"}
         status = record.get("status") if record.get("status") in counts else "missing"
         counts[status] += 1
@@ -475,8 +485,11 @@ def summarize(jobs: Sequence[Job], out: str | Path, world: int) -> dict:
     ranks = []
     for rank in range(world):
         try:
-            ranks.append(json.loads(_rank_path(out, rank).read_text(encoding="utf-8")))
-        except (FileNotFoundError, json.JSONDecodeError):
+            report = jsonfiles.loads(_rank_path(out, rank).read_text(encoding="utf-8"))
+            if not isinstance(report, dict):
+                raise ValueError("not an object")
+            ranks.append(report)
+        except (OSError, ValueError):
             ranks.append({"rank": rank, "missing": True})
     walls = [r["wall_seconds"] for r in ranks if "wall_seconds" in r]
     after_load = [r["wall_seconds"] - r.get("load_seconds", 0.0) for r in ranks if "wall_seconds" in r]

@@ -12,6 +12,7 @@ from typing import Optional
 
 from .atomic import atomic_write_bytes
 from .errors import UserInputError
+from .output_paths import check_output_path
 from .progress import ProgressCallback, report
 
 
@@ -31,7 +32,22 @@ def default_export_path(scene_path: str | Path, fmt: str) -> Path:
     return scene_path.resolve().parent / f"{name}{suffix}"
 
 
+def check_option_values(options: dict) -> None:
+    """Exporter options arrive as text (``-O voxel_size=nan``) or numbers (recipes): whatever each
+    exporter accepts, NaN and infinity are never a usable setting, so they stop here for every format."""
+    import math
+
+    for name, value in options.items():
+        try:
+            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        except ValueError:
+            continue  # not a number: the exporter says what it wants
+        if number is not None and not math.isfinite(number):
+            raise UserInputError(f"-O {name}={value} is not a finite number; give a number such as {name}=1")
+
+
 def export_bytes(snapshot, fmt: str, options: Optional[dict] = None) -> bytes:
+    check_option_values(dict(options or {}))
     data = exporter_for(fmt).export(snapshot, dict(options or {}))
     if not isinstance(data, (bytes, bytearray)):
         from .errors import PluginError
@@ -41,16 +57,21 @@ def export_bytes(snapshot, fmt: str, options: Optional[dict] = None) -> bytes:
 
 
 def export_to_file(snapshot, fmt: str, path: str | Path, options: Optional[dict] = None,
-                   progress: Optional[ProgressCallback] = None) -> Path:
+                   progress: Optional[ProgressCallback] = None, *, confine_to: Optional[Path] = None,
+                   managed: Optional[Path] = None) -> Path:
     """Export ``snapshot`` with the exporter named ``fmt`` and write it to ``path`` atomically.
 
-    ``options`` are the exporter's own (e.g. ``{"step": 2}`` for glb). Returns the path written."""
+    ``options`` are the exporter's own (e.g. ``{"step": 2}`` for glb). ``path`` passes
+    ``output_paths.check_output_path`` first (never a device/FIFO/folder, never inside a scene
+    folder except ``managed``, inside ``confine_to`` when given). Returns the path written."""
     path = Path(path)
-    if path.exists() and path.is_dir():
+    if path.is_dir():
         raise UserInputError(f"{path} is a folder; give a file name such as {path / ('world' + exporter_for(fmt).extension)}")
+    check_output_path(path, what="export", confine_to=confine_to, managed=managed)
     report(progress, "export", 0, 2, fmt)
     data = export_bytes(snapshot, fmt, options)
     report(progress, "export", 1, 2, f"{len(data) / 1e6:.1f} MB")
+    check_output_path(path, what="export", confine_to=confine_to, managed=managed)  # it may have changed meanwhile
     atomic_write_bytes(path, data)
     report(progress, "export", 2, 2, str(path))
     return path

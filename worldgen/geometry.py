@@ -200,15 +200,13 @@ def read_depth_png(source, value_range: tuple[float, float] = (0.0, 1.0)) -> np.
 
     16-bit greyscale is read as 16-bit (the public pano-to-mesh script converted it to 8 bits and
     saturated nearly every pixel); 8-bit files are scaled from 255; RGB files use their red channel."""
-    from PIL import Image, UnidentifiedImageError
+    from .image_files import open_image
 
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-    try:
-        with Image.open(handle) as img:
-            mode = img.mode
-            arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserInputError(f"depth image is not readable ({exc}); give a 16-bit greyscale PNG") from None
+    name = "depth image" if handle is not source else f"depth image {source}"
+    with open_image(handle, name, "give a 16-bit greyscale PNG") as img:
+        mode = img.mode
+        arr = np.asarray(img)
     if arr.ndim == 3:
         arr = arr[..., 0]
     if mode in ("I;16", "I;16B", "I;16L", "I") or arr.dtype in (np.uint16, np.int32):

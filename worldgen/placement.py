@@ -32,6 +32,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .backend import Backend, check_prompt
+from .validation import check, check_optional
 from .errors import UserInputError
 from .layers import Snapshot
 
@@ -81,6 +82,14 @@ class Placement:
             raise UserInputError(f"border {self.border_px!r} must be a whole number of pixels, 0 or more")
         if not (_finite(self.border_strength) and 0 < self.border_strength <= 1):
             raise UserInputError(f"border strength {self.border_strength!r} must be in (0, 1]")
+        # Bounded too (worldgen.validation): a distance of 1e300 m overflows the depth it becomes.
+        self.distance = check("distance", self.distance, "distance")
+        self.width = check_optional("metres", self.width, "width")
+        self.height = check_optional("metres", self.height, "height")
+        self.lift = check("lift", self.lift, "lift")
+        if self.azimuth is not None:
+            self.azimuth = check("angle", self.azimuth, "azimuth")
+        self.border_px = check("pixels", self.border_px, "border")
         if self.mask is not None:
             self.mask = np.asarray(self.mask, dtype=bool)
             if self.mask.ndim != 2 or not self.mask.any():

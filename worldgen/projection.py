@@ -20,8 +20,9 @@ class CylindricalProjection:
     span_deg: float = 360.0
 
     def __post_init__(self) -> None:
-        if not (0 < self.span_deg <= 360):
-            raise UserInputError(f"horizontal span {self.span_deg} is outside (0, 360]; pass --span between 1 and 360")
+        from .validation import check_span
+
+        object.__setattr__(self, "span_deg", check_span(self.span_deg, "horizontal span"))
         if self.width <= 0 or self.height <= 0:
             raise UserInputError(f"image size {self.width}x{self.height} must be positive")
 

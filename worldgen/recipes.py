@@ -176,6 +176,20 @@ def _number(lo: Optional[float] = None, hi: Optional[float] = None, lo_open: boo
     return check
 
 
+def _rule(field: str, spanlike: bool = False):
+    """A field checked by ``worldgen.validation`` (the rules the CLI, batch and requests use too)."""
+    from . import validation
+
+    def check(value: Any):
+        try:
+            if spanlike:
+                return validation.check_span(value, "")
+            return validation.check(field, value, "")
+        except UserInputError as exc:
+            raise _Invalid(str(exc).strip()) from None
+    return check
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"must be true or false, got {_show(value)}")
@@ -189,11 +203,12 @@ def _size(value: Any) -> tuple[int, int]:
             value = [int(p) for p in parts]
     if (isinstance(value, list) and len(value) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        width, height = value
-        for side in (width, height):
-            if side <= 0 or side % 8 or side > 16384:
-                raise _Invalid(f"{width}x{height} must be positive multiples of 8 up to 16384, e.g. \"2048x512\"")
-        return width, height
+        from .validation import check_size
+
+        try:
+            return check_size(value[0], value[1], "")
+        except UserInputError as exc:
+            raise _Invalid(str(exc).strip()) from None
     raise _Invalid(f"must be \"WIDTHxHEIGHT\" or [WIDTH, HEIGHT], e.g. \"2048x512\", got {_show(value)}")
 
 
@@ -271,12 +286,12 @@ WORLD_FIELDS: dict[str, Field] = {
     "description": Field(_string, help="what the recipe shows (printed by --dry-run)"),
     "prompt": Field(lambda v: _string(v, allow_empty=False), required=True, help="the panorama's prompt"),
     "negative": Field(_string, help="negative prompt"),
-    "seed": Field(_integer(0, 2**63 - 1), help="random seed"),
+    "seed": Field(_rule("seed"), help="random seed"),
     "size": Field(_size, help="\"WIDTHxHEIGHT\" in pixels"),
-    "span": Field(_number(0, 360, lo_open=True), help="horizontal span in degrees"),
+    "span": Field(_rule("span", spanlike=True), help="horizontal span in degrees"),
     "modality": Field(_modality, help="\"depth\", or [\"depth\", \"normal\"] for three modalities"),
-    "steps": Field(_integer(1, 1000), help="denoising steps"),
-    "guidance": Field(_number(0, 50), help="classifier-free guidance"),
+    "steps": Field(_rule("steps"), help="denoising steps"),
+    "guidance": Field(_rule("guidance"), help="classifier-free guidance"),
     "scheduler": Field(_string, help="ddim, dpm++, unipc, ..."),
 }
 TABLES = ("backend", "region", "place", "refine", "export")
@@ -298,32 +313,32 @@ REGION_FIELDS: dict[str, Field] = {
     "azimuth": Field(_pair(0, 360), help="[START, END] degrees; START > END wraps through 0"),
     "elevation": Field(_pair(-90, 90), help="[LOW, HIGH] degrees above the horizon"),
     "mask": Field(_relative_file, help="mask image, white = the region"),
-    "weight": Field(_number(0, lo_open=True)),
-    "feather": Field(_number(0), help="soft edge width in degrees"),
+    "weight": Field(_rule("weight")),
+    "feather": Field(_rule("feather"), help="soft edge width in degrees"),
 }
 PLACE_FIELDS: dict[str, Field] = {
     "prompt": Field(lambda v: _string(v, allow_empty=False), required=True),
-    "distance": Field(_number(0, lo_open=True), required=True, help="metres"),
+    "distance": Field(_rule("distance"), required=True, help="metres"),
     "azimuth": Field(_number(-360, 720), help="degrees"),
-    "width": Field(_number(0, lo_open=True), help="metres"),
-    "height": Field(_number(0, lo_open=True), help="metres"),
-    "lift": Field(_number(), help="metres above the ground"),
+    "width": Field(_rule("metres"), help="metres"),
+    "height": Field(_rule("metres"), help="metres"),
+    "lift": Field(_rule("lift"), help="metres above the ground"),
     "shape": Field(_choice("flat", "curved", "round")),
     "mask": Field(_relative_file),
     "occlude": Field(_boolean),
     "border": Field(_integer(0, 256), help="pixels"),
     "border_strength": Field(_number(0, 1, lo_open=True)),
-    "steps": Field(_integer(1, 1000)),
-    "guidance": Field(_number(0, 50)),
+    "steps": Field(_rule("steps")),
+    "guidance": Field(_rule("guidance")),
     "negative": Field(_string),
 }
 REFINE_FIELDS: dict[str, Field] = {
-    "scale": Field(_number(0, 8, lo_open=True)),
+    "scale": Field(_rule("scale")),
     "size": Field(_size),
-    "strength": Field(_number(0, 1, lo_open=True)),
+    "strength": Field(_rule("strength")),
     "keep": Field(_choice("image", "modality")),
-    "steps": Field(_integer(1, 1000)),
-    "guidance": Field(_number(0, 50)),
+    "steps": Field(_rule("steps")),
+    "guidance": Field(_rule("guidance")),
     "prompt": Field(_string),
     "negative": Field(_string),
     "method": Field(_choice("auto", "masked", "blend")),
@@ -451,6 +466,9 @@ def parse_recipe(text: str, *, source: str = "recipe", base_dir: Path = Path("."
 
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise RecipeError(source, [Issue(0, "", "nested too deeply to read; write the recipe as flat tables, "
+                                                f"see {SCENES_DIR}/ for examples")]) from None
     except tomllib.TOMLDecodeError as exc:
         message = " ".join(str(exc).split())
         line = re.search(r"line (\d+)", message)
@@ -750,6 +768,25 @@ def _export_path(recipe: Recipe, export: ExportStep, glb: Path, folder: Path) ->
     return folder / (export.path or f"{glb.stem}{_extension(export.format)}")
 
 
+def _checked_export_path(recipe: Recipe, export: ExportStep, glb: Path, folder: Path) -> Path:
+    """An ``[[export]]`` path the recipe named: inside the output folder once every symlink is resolved,
+    and never a file the recipe itself reads (the recipe, its masks)."""
+    from .output_paths import check_output_path
+
+    target = _export_path(recipe, export, glb, folder)
+    if export.path is None:
+        return target  # the user's own -o, or a name worldgen chose inside the folder
+    check_output_path(target, what=f"{recipe.path}: export path {export.path!r}", confine_to=folder,
+                      managed=folder if folder != glb.parent else None)
+    resolved = target.resolve()
+    inputs = [Path(recipe.path)] + [Path(recipe.path).parent / r.source for r in recipe.regions
+                                    if getattr(r, "source", None)]
+    if any(resolved == p.resolve() for p in inputs if p.exists()):
+        raise UserInputError(f"{recipe.path}: export path {export.path!r} would overwrite a file the recipe reads; "
+                             f"give the export another name")
+    return target
+
+
 def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, progress=None,
           note: Note = lambda text: None, backend=None, spec=None, export_folder: Optional[Path] = None):
     """Run the recipe: the scene goes to ``glb`` without its suffix, the GLB to ``glb``, other exports
@@ -783,8 +820,8 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
 
     folder = export_folder or glb.parent
     for export in recipe.exports:
-        export_to_file(snapshot, export.format, _export_path(recipe, export, glb, folder), export.options,
-                       progress=progress)
+        export_to_file(snapshot, export.format, _checked_export_path(recipe, export, glb, folder), export.options,
+                       progress=progress, managed=export_folder)
     return Scene.open(scene_dir)
 
 
@@ -817,12 +854,12 @@ def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, 
         try:
             snapshot, info = place_object(
                 snapshot, placement, painter, steps=options.steps or place.steps or recipe.steps,
-                guidance=place.guidance if place.guidance is not None else recipe.guidance, seed=seed + 1000 * k,
+                guidance=place.guidance if place.guidance is not None else recipe.guidance, seed=(seed + 1000 * k) % 2**64,
                 scheduler=recipe.scheduler, negative_prompt=place.negative if place.negative is not None
                 else recipe.negative, progress=progress)
         except UserInputError as exc:
             raise UserInputError(f"{recipe.path}: place[{k}] ({placement.prompt!r}): {_plain(exc)}") from None
-        scene.add_version(snapshot, operation="place", seed=seed + 1000 * k,
+        scene.add_version(snapshot, operation="place", seed=(seed + 1000 * k) % 2**64,
                           backend=spec.name if painter is not None else None,
                           params={"placement": info, **origin})
 
@@ -831,7 +868,7 @@ def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, 
         if not can_refine:
             note(f"refine pass {k} skipped: the {spec.name} backend cannot refine (use a JointNet model)")
             continue
-        request_k = step.request(recipe, options.steps, seed=seed + 2000 + k)
+        request_k = step.request(recipe, options.steps, seed=(seed + 2000 + k) % 2**64)
         snapshot = backend.refine(request_k, snapshot, progress)
         scene.add_version(snapshot, operation="refine", seed=request_k.seed, backend=spec.name,
                           backend_settings=backend.settings(),

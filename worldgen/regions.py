@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .backend import check_prompt
+from .validation import check, printable
 from .errors import UserInputError
 
 # Soft edge width in degrees: about a window's edge ramp on a 2048-px panorama (8 latents = 11 deg),
@@ -71,10 +72,9 @@ class Region:
         if (self.azimuth is None) == (self.mask is None):
             raise UserInputError(f"region {self.prompt!r} needs an azimuth range or a mask (exactly one), "
                                  f"e.g. {SYNTAX}")
-        if not _finite(self.weight) or self.weight <= 0:
-            raise UserInputError(f"region {self.prompt!r}: weight {self.weight} must be a number above 0")
-        if not _finite(self.feather) or self.feather < 0:
-            raise UserInputError(f"region {self.prompt!r}: feather {self.feather} must be 0 or more degrees")
+        # Bounded (not just positive): a weight near float32's limit overflows the blend to NaN.
+        self.weight = check("weight", self.weight, f"region {printable(repr(self.prompt))}: weight")
+        self.feather = check("feather", self.feather, f"region {printable(repr(self.prompt))}: feather")
         if self.azimuth is not None:
             self.azimuth = _pair(self.azimuth, "azimuth", self.prompt)
             a0, a1 = self.azimuth
@@ -214,16 +214,11 @@ def _resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def read_mask_image(path: str | Path) -> np.ndarray:
     """A mask image as (H, W) float32 in [0, 1] (white = 1); greys are kept as soft coverage."""
-    from PIL import Image, UnidentifiedImageError
+    from .image_files import open_image
 
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise UserInputError(f"mask {path} does not exist; give the path of a black-and-white PNG") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserInputError(f"{path} is not a readable mask image ({exc}); give a black-and-white PNG") from None
+    with open_image(path, f"mask {path}", "give the path of a black-and-white PNG", kind="mask image") as img:
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
 # Parsing ---------------------------------------------------------------------------------------------

@@ -8,15 +8,21 @@
       v1/depth_preview.png  a colour-mapped preview from the modality plugin
       v2/...              each operation appends a version; earlier ones stay readable
 
-A new version is written into a temporary folder that is renamed into place, and only then is the
-manifest replaced (atomically), so an interruption leaves the scene at its previous version.
-A manifest that points outside its folder is refused.
+A new version is computed without any lock, written into a hidden staging folder named after its
+process, and only then committed under the scene's writer lock (``scene_lock``): re-read the
+manifest, take the next version number and the next free ``vN/`` name, rename the staging folder
+to it, replace the manifest atomically. So concurrent writers each get their own version, an
+interruption leaves the scene at its previous version, and nothing is ever deleted that this
+process did not stage: a ``vN/`` the manifest does not list (a user's folder, a dangling link) is
+skipped, never replaced. A manifest that points outside its folder, or whose fields have the wrong
+types, is refused with one line.
 """
 
 from __future__ import annotations
 
 import io
-import json
+import math
+import os
 import secrets
 import shutil
 import warnings
@@ -26,10 +32,13 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import jsonfiles
 from .atomic import atomic_write_text
-from .errors import SceneError
+from .errors import SceneError, UserInputError
+from .fs_errors import named
 from .layers import Snapshot
 from .projection import CylindricalProjection
+from .scene_lock import is_abandoned, scene_lock, staging_name
 
 MANIFEST_NAME = "scene.json"
 FORMAT_NAME = "worldgen-scene"
@@ -48,7 +57,9 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, (np.generic,)):
-        return value.item()
+        return _json_safe(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN/inf are not JSON; requests are validated, so only old records carry them
     if isinstance(value, Path):
         return str(value)
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -93,15 +104,12 @@ def from_uint16(array: np.ndarray, value_range: tuple[float, float]) -> np.ndarr
     return (np.asarray(array, dtype=np.float64) / 65535.0 * (hi - lo) + lo).astype(np.float32)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An RGB image file as (H, W, 3) float32 in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+def read_image(path: Path, error: type = UserInputError) -> np.ndarray:
+    """An RGB image file as (H, W, 3) float32 in [0, 1]; ``error`` is raised if it is unreadable."""
+    from .image_files import open_image
 
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise SceneError(f"{path} is not a readable image ({exc}); replace it with a PNG or JPEG") from None
+    with open_image(path, str(path), "replace it with a PNG or JPEG", error) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
 class Scene:
@@ -119,18 +127,24 @@ class Scene:
         path = Path(path)
         if (path / MANIFEST_NAME).exists():
             raise SceneError(f"{path} already holds a scene; choose another name or use `worldgen refine {path}`")
+        if os.path.lexists(path) and not path.is_dir():
+            raise UserInputError(f"{path} exists and is not a folder; choose another name for the scene")
         created = not path.exists()
+        scene = cls(path, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": _now(),
+                           "versions": []})
         try:
             path.mkdir(parents=True, exist_ok=True)
-            scene = cls(path, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": _now(),
-                               "versions": []})
             scene.add_version(snapshot, operation=operation, prompt=prompt, seed=seed, backend=backend,
                               backend_settings=backend_settings, modality=modality, negative_prompt=negative_prompt,
                               params=params)
         except BaseException:
-            # A folder without a manifest is no scene: leave nothing rather than an empty shell.
+            # A folder without a manifest is no scene: remove it if this process made it and it is
+            # empty (another writer's staging folder, or anything else, keeps it).
             if created and not (path / MANIFEST_NAME).exists():
-                shutil.rmtree(path, ignore_errors=True)
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
             raise
         return scene
 
@@ -138,12 +152,14 @@ class Scene:
     def open(cls, path: str | Path) -> "Scene":
         path = Path(path)
         manifest_path = path / MANIFEST_NAME
+        if os.path.islink(path) and not path.exists():
+            raise SceneError(f"{path} is a dangling symbolic link; point it at a scene folder or remove it")
         if not manifest_path.is_file():
             raise SceneError(f"{path} is not a scene (no {MANIFEST_NAME}); create one with `worldgen pano`")
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SceneError(f"{manifest_path} is not valid JSON ({exc}); restore it from a backup") from None
+            manifest = jsonfiles.loads(manifest_path.read_bytes())
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and too-deep nesting are ValueErrors
+            raise SceneError(f"{manifest_path} is not valid JSON ({_short(exc)}); restore it from a backup") from None
         scene = cls(path, manifest)
         scene._validate()
         return scene
@@ -154,7 +170,7 @@ class Scene:
         if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
             raise SceneError(f"{where} is not a worldgen scene manifest (format is not {FORMAT_NAME!r})")
         version = m.get("format_version")
-        if not isinstance(version, int) or isinstance(version, bool):
+        if not _is_int(version):
             raise SceneError(f"{where} has no integer format_version; restore it from a backup")
         if version > FORMAT_VERSION:
             raise SceneError(f"{where} has format version {version}, newer than this worldgen reads "
@@ -168,26 +184,34 @@ class Scene:
             missing = [k for k in REQUIRED_RECORD_KEYS if k not in record]
             if missing:
                 raise SceneError(f"{where}: version {index} lacks {', '.join(missing)}")
-            if record["version"] != index:
+            if not _is_int(record["version"]) or record["version"] != index:
                 raise SceneError(f"{where}: versions are out of order at entry {index}")
-            for key in ("layers", "previews", "geometry"):
-                if not isinstance(record.get(key, {}), dict):
-                    raise SceneError(f"{where}: version {index} {key} must be an object; restore it from a backup")
+            _check_record_types(record, f"{where}: version {index}")
             for rel in list(record["layers"].values()) + list(record.get("previews", {}).values()):
                 self._resolve(rel)
             try:
-                CylindricalProjection.from_dict(record["projection"])
-            except Exception as exc:
-                raise SceneError(f"{where}: version {index} has a bad projection ({exc})") from None
+                projection = CylindricalProjection.from_dict(record["projection"])
+            except Exception as exc:  # any shape of damage in a hand-edited projection: one line
+                raise SceneError(f"{where}: version {index} has a bad projection ({_short(exc)})") from None
+            _check_size(record, projection, f"{where}: version {index}")
+            try:
+                from .geometry import GeometrySettings
+
+                GeometrySettings.from_dict(record.get("geometry", {}))
+            except UserInputError as exc:
+                raise SceneError(f"{where}: version {index}: {_short(exc)}") from None
 
     def _resolve(self, rel: Any) -> Path:
         """The absolute path of a manifest entry, refusing anything that leaves the scene folder."""
-        if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\\" in rel:
-            raise SceneError(f"{self.path / MANIFEST_NAME} names {rel!r}, which is not a relative path inside the scene")
+        if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\\" in rel or "\0" in rel:
+            raise SceneError(f"{self.path / MANIFEST_NAME} names {_show(rel)}, which is not a relative path inside the scene")
         root = self.path.resolve()
-        target = (root / rel).resolve()
+        try:
+            target = (root / rel).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise SceneError(f"{self.path / MANIFEST_NAME} names {_show(rel)}, which cannot be resolved ({_short(exc)})") from None
         if not target.is_relative_to(root) or target == root:
-            raise SceneError(f"{self.path / MANIFEST_NAME} names {rel!r}, which leaves the scene folder; refusing it")
+            raise SceneError(f"{self.path / MANIFEST_NAME} names {_show(rel)}, which leaves the scene folder; refusing it")
         return target
 
     # Reading ------------------------------------------------------------------------------
@@ -201,7 +225,7 @@ class Scene:
 
     def record(self, version: Optional[int] = None) -> dict:
         version = self.current if version is None else version
-        if not 1 <= version <= self.current:
+        if not _is_int(version) or not 1 <= version <= self.current:
             raise SceneError(f"{self.path} has versions 1..{self.current}, not {version}; see `worldgen history {self.path}`")
         return self.versions[version - 1]
 
@@ -211,25 +235,48 @@ class Scene:
         layers = record["layers"]
         if "image" not in layers:
             raise SceneError(f"{self.path}: version {record['version']} has no image layer")
-        image = read_image(self._existing(layers["image"]))
+        image = read_image(self._existing(layers["image"]), SceneError)
         modalities = {}
         for name, rel in layers.items():
             if name == "image":
                 continue
-            try:
-                arr = np.load(self._existing(rel), allow_pickle=False)
-            except SceneError:
-                raise
-            except Exception as exc:
-                raise SceneError(f"{self.path / rel} is not a readable array ({exc}); the layer is damaged") from None
-            if arr.ndim == 2:
-                arr = arr[..., None]
-            modalities[name] = arr.astype(np.float32, copy=False)
+            modalities[name] = self._read_layer(rel, projection)
         try:
             return Snapshot(image=image, modalities=modalities, projection=projection,
                             geometry=dict(record.get("geometry", {})), prompt=record.get("prompt", ""))
         except ValueError as exc:
             raise SceneError(f"{self.path}: version {record['version']} layers disagree with the manifest ({exc})") from None
+
+    def _read_layer(self, rel: str, projection: CylindricalProjection) -> np.ndarray:
+        """A modality layer: a plain numeric .npy of the projection's size (its header is checked
+        before the data is read, so a file claiming a huge or non-numeric array costs nothing)."""
+        path = self._existing(rel)
+        where = self.path / rel
+        expected = (projection.height, projection.width)
+        try:
+            with open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = header(handle)
+        except (ValueError, OSError, EOFError) as exc:
+            raise SceneError(f"{where} is not a readable array ({_short(exc)}); the layer is damaged") from None
+        if dtype.fields is not None or dtype.kind not in "fiu":
+            raise SceneError(f"{where} is not a readable array (it holds {dtype} values, not numbers); the layer "
+                             f"is damaged, restore it or pick an earlier version")
+        if tuple(shape[:2]) != expected or len(shape) not in (2, 3) or (len(shape) == 3 and not 1 <= shape[2] <= 16):
+            raise SceneError(f"{where} has shape {tuple(shape)}: the layers disagree with the manifest "
+                             f"({expected[1]}x{expected[0]}, as (H, W[, C])); the layer is damaged")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:  # numpy reports damaged data in many shapes; all mean the same here
+            raise SceneError(f"{where} is not a readable array ({_short(exc)}); the layer is damaged") from None
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        arr = arr.astype(np.float32, copy=False)
+        if not np.isfinite(arr).all():
+            raise SceneError(f"{where} holds NaN or infinite values; the layer is damaged, pick an earlier version")
+        return arr
 
     def _existing(self, rel: str) -> Path:
         path = self._resolve(rel)
@@ -241,32 +288,19 @@ class Scene:
     def add_version(self, snapshot: Snapshot, *, operation: str, prompt: Optional[str] = None, seed: Optional[int] = None,
                     backend: Optional[str] = None, backend_settings: Optional[dict] = None,
                     modality: Optional[str] = None, negative_prompt: Optional[str] = None,
-                    params: Optional[dict] = None) -> int:
-        """Write ``snapshot`` as the next version and return its number. Fields left as None are
-        inherited from the current version."""
-        previous = self.versions[-1] if self.versions else {}
-        number = len(self.versions) + 1
-        folder = f"v{number}"
+                    params: Optional[dict] = None, parent: Optional[int] = None) -> int:
+        """Write ``snapshot`` as the next version and return its number.
+
+        ``parent`` is the version the work started from (default: this object's current version,
+        i.e. the one ``load()`` returned); it is recorded, and fields left as None are inherited
+        from it. The number is claimed at commit time, under the scene lock: another process may
+        have added versions meanwhile, and then this one simply comes after them."""
+        parent = parent if parent is not None else (self.current or None)
+        previous = self.record(parent) if parent else {}
         files, previews = self._layer_files(snapshot)
-        final = self.path / folder
-        # Named before it exists (not mkdtemp): a Ctrl-C right after the mkdir can still clean it up.
-        staging = self.path / f".{folder}.{secrets.token_hex(6)}.tmp"
-        try:
-            staging.mkdir()
-            for rel, data in files.items():
-                (staging / rel).write_bytes(data)
-            if final.exists():  # left by an interrupted earlier attempt: never referenced by the manifest
-                shutil.rmtree(final)
-            staging.rename(final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(final, ignore_errors=True)  # never in the manifest (e.g. renamed just before a Ctrl-C)
-            raise
-        record = {
-            "version": number,
+        fields = {
             "operation": operation,
-            "created": _now(),
-            "parent": previous.get("version"),
+            "parent": parent,
             "prompt": prompt if prompt is not None else previous.get("prompt", ""),
             "negative_prompt": negative_prompt if negative_prompt is not None else previous.get("negative_prompt", ""),
             "seed": seed if seed is not None else previous.get("seed"),
@@ -277,28 +311,112 @@ class Scene:
             "projection": snapshot.projection.to_dict(),
             "size": list(snapshot.size),
             "geometry": _json_safe(snapshot.geometry),
-            "layers": {name: f"{folder}/{fname}" for name, fname in self._layer_names(snapshot).items()},
-            "previews": {name: f"{folder}/{fname}" for name, fname in previews.items()},
             "params": _json_safe(params or {}),
         }
-        manifest = dict(self.manifest)
-        manifest["versions"] = self.versions + [record]
+        # Named before it exists (not mkdtemp): a Ctrl-C right after the mkdir can still clean it up;
+        # named after this process: a later writer can prove it abandoned if this one is SIGKILLed.
+        staging = self.path / staging_name(secrets.token_hex(6))
         try:
-            atomic_write_text(self.path / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+            staging.mkdir()
+            # An owner mark travels with the folder when it is renamed to vN: if this process is killed
+            # between that rename and the manifest, a later writer can prove the vN abandoned.
+            (staging / staging.name).write_bytes(b"")
+            for rel, data in files.items():
+                try:
+                    (staging / rel).write_bytes(data)
+                except OSError as exc:  # name the scene, not the hidden staging folder
+                    raise named(exc, self.path / rel) from None
+            with scene_lock(self.path):
+                return self._commit(staging, fields, self._layer_names(snapshot), previews)
+        finally:
+            # Only ever this process's own staging folder (after a commit it no longer exists).
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _commit(self, staging: Path, fields: dict, layer_names: dict, previews: dict) -> int:
+        """Under the lock: claim the next number and a free folder name, rename, replace the manifest."""
+        manifest_path = self.path / MANIFEST_NAME
+        creating = not self.versions
+        if creating:
+            if os.path.lexists(manifest_path):
+                raise SceneError(f"{self.path} already holds a scene (written by another process meanwhile); "
+                                 f"choose another name or use `worldgen refine {self.path}`")
+            manifest = dict(self.manifest)
+        else:
+            manifest = Scene.open(self.path).manifest  # the latest on disk: others may have committed
+        versions = list(manifest["versions"])
+        self._sweep_abandoned(versions)
+        number = len(versions) + 1
+        folder = self._free_folder(number, versions)
+        record = {"version": number, "created": _now(), **fields,
+                  "layers": {name: f"{folder}/{fname}" for name, fname in layer_names.items()},
+                  "previews": {name: f"{folder}/{fname}" for name, fname in previews.items()}}
+        record = {key: record[key] for key in _RECORD_ORDER if key in record}
+        manifest["versions"] = versions + [record]
+        # Serialised before anything moves: a value JSON cannot hold stops here with nothing changed.
+        text = jsonfiles.dumps(jsonfiles.finite_or_none(manifest), indent=2) + "\n"
+        final = self.path / folder
+        os.rename(staging, final)
+        try:
+            atomic_write_text(manifest_path, text)
         except BaseException:
-            # Unless the new manifest reached the disk, the new folder is not part of the scene.
-            if not self._manifest_on_disk_lists(number):
-                shutil.rmtree(final, ignore_errors=True)
+            # This process staged and renamed ``final``; unless the new manifest reached the disk, it is
+            # not part of the scene, so it goes back to being our staging folder (removed by the caller).
+            if not self._manifest_on_disk_lists(number, folder):
+                try:
+                    os.rename(final, staging)
+                except OSError:
+                    pass
             raise
+        try:
+            (final / staging.name).unlink()  # committed: no longer anyone's staging
+        except OSError:
+            pass
         self.manifest = manifest
         return number
 
-    def _manifest_on_disk_lists(self, number: int) -> bool:
+    def _free_folder(self, number: int, versions: list) -> str:
+        """``vN`` for the first N >= number that nothing occupies: not on disk (not even as a dangling
+        link) and not used by any listed version. A folder the manifest does not list is skipped, not
+        replaced: it may be a user's, or an interrupted write whose content someone still wants."""
+        used = set()
+        for record in versions:
+            for rel in list(record.get("layers", {}).values()) + list(record.get("previews", {}).values()):
+                used.add(str(rel).split("/")[0])
+        n = number
+        while f"v{n}" in used or os.path.lexists(self.path / f"v{n}"):
+            n += 1
+        return f"v{n}"
+
+    def _sweep_abandoned(self, versions: list) -> None:
+        """Remove what a writer SIGKILLed mid-commit left, where its process is provably gone: its
+        staging folder, or a ``vN/`` it had renamed but not yet listed (it still holds the owner mark).
+        Called under the lock. A folder without such a mark (a user's) is never touched."""
         try:
-            versions = json.loads((self.path / MANIFEST_NAME).read_text(encoding="utf-8")).get("versions")
-        except (OSError, ValueError, AttributeError):
+            entries = list(self.path.iterdir())
+        except OSError:
+            return
+        listed = {str(rel).split("/")[0] for record in versions
+                  for rel in list(record.get("layers", {}).values()) + list(record.get("previews", {}).values())}
+        for entry in entries:
+            if entry.is_symlink() or not entry.is_dir():
+                continue
+            if entry.name.endswith(".tmp") and is_abandoned(entry.name):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith("v") and entry.name[1:].isdigit():
+                marks = [p for p in entry.iterdir() if p.name.endswith(".tmp") and is_abandoned(p.name)]
+                if marks and entry.name not in listed:
+                    shutil.rmtree(entry, ignore_errors=True)
+                for mark in marks if entry.name in listed else []:
+                    mark.unlink(missing_ok=True)
+
+    def _manifest_on_disk_lists(self, number: int, folder: str) -> bool:
+        try:
+            versions = jsonfiles.loads((self.path / MANIFEST_NAME).read_bytes()).get("versions")
+            return (isinstance(versions, list) and len(versions) >= number
+                    and str(versions[number - 1].get("layers", {}).get("image", "")).startswith(folder + "/"))
+        except (OSError, ValueError, AttributeError, TypeError):
             return False
-        return isinstance(versions, list) and len(versions) >= number
 
     @staticmethod
     def _layer_names(snapshot: Snapshot) -> dict[str, str]:
@@ -320,6 +438,70 @@ class Scene:
             files[f"{name}_preview.png"] = encode_png(np.asarray(spec.preview(arr)))
             previews[name] = f"{name}_preview.png"
         return files, previews
+
+
+_RECORD_ORDER = ("version", "operation", "created", "parent", "prompt", "negative_prompt", "seed", "backend",
+                 "modality", "projection", "size", "geometry", "layers", "previews", "params")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    from .validation import printable
+
+    text = repr(value)
+    return printable(text if len(text) <= 80 else text[:77] + "...")
+
+
+# What each manifest field must be (a hand-edited or hostile manifest is refused, not half-used).
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "operation": ((str,), "text"),
+    "prompt": ((str,), "text"),
+    "negative_prompt": ((str,), "text"),
+    "created": ((str,), "text"),
+    "modality": ((str, type(None)), "text"),
+    "backend": ((dict,), "an object"),
+    "projection": ((dict,), "an object"),
+    "layers": ((dict,), "an object"),
+    "previews": ((dict,), "an object"),
+    "geometry": ((dict,), "an object"),
+    "params": ((dict,), "an object"),
+}
+
+
+def _check_record_types(record: dict, where: str) -> None:
+    for key, (types, what) in _FIELD_TYPES.items():
+        if key in record and not isinstance(record[key], types):
+            raise SceneError(f"{where} {key} must be {what}, got {_show(record[key])}; restore it from a backup")
+    for key in ("seed", "parent"):
+        value = record.get(key)
+        if value is not None and (not _is_int(value) or value < 0):
+            raise SceneError(f"{where} {key} must be a whole number of at least 0 (or null), got {_show(value)}")
+    backend = record["backend"]
+    if not isinstance(backend.get("name", ""), str) or not isinstance(backend.get("settings", {}), dict):
+        raise SceneError(f"{where} backend must be {{\"name\": text, \"settings\": object}}; restore it from a backup")
+    if "image" not in record["layers"]:
+        raise SceneError(f"{where} has no image layer; restore it from a backup")
+    for name in list(record["layers"]) + list(record.get("previews", {})):
+        if not name or "/" in name or "\\" in name:
+            raise SceneError(f"{where} has a layer named {_show(name)}; layer names are plain words")
+
+
+def _check_size(record: dict, projection: CylindricalProjection, where: str) -> None:
+    size = record.get("size")
+    if size is None:
+        return
+    if (not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) for v in size)
+            or tuple(size) != (projection.width, projection.height)):
+        raise SceneError(f"{where} size {_show(size)} does not match its projection "
+                         f"({projection.width}x{projection.height}); restore it from a backup")
 
 
 def _modality_spec(name: str):

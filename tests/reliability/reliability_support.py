@@ -46,7 +46,10 @@ def error_line(result) -> str:
     assert len(errors) == 1, f"expected one 'Error:' line, got:\n{result.stderr}"
     others = [line for line in lines if line not in errors and not line.startswith("worldgen: ")]
     assert not others, f"stray stderr lines besides the error: {others}"
-    return errors[0][len("Error: "):]
+    message = errors[0][len("Error: "):]
+    # The CLI turns even a crash into one line; a user-facing failure must not be one of those.
+    assert not message.startswith("internal error"), f"a crash, reported as one line: {message}"
+    return message
 
 
 def assert_error(result, *fragments: str) -> str:

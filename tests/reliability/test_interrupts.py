@@ -57,7 +57,7 @@ def assert_scene_intact(folder: Path, at_least: int = 1, allow_temp: bool = True
     assert scene.current >= at_least
     for version in range(1, scene.current + 1):
         scene.load(version)
-    listed = {"scene.json"} | {f"v{n}" for n in range(1, scene.current + 1)}
+    listed = {"scene.json"} | {record["layers"]["image"].split("/")[0] for record in scene.versions}
     extra = sorted(p.name for p in folder.iterdir() if p.name not in listed)
     hidden = [name for name in extra if name.startswith(".") and name.endswith(".tmp")]
     assert set(extra) - set(hidden) <= {f"v{scene.current + 1}"}, f"stray entries in {folder}: {extra}"

@@ -5,11 +5,17 @@ added here, so a new command is a new module. Modules import only click at top l
 diffusers load inside the command bodies, which keeps ``--help`` instant.
 
 Library errors (``WorldgenError``) become one-line messages with exit code 1 here, and only here.
+Every other exception becomes one line too: file-system errors name the path and the fix, known
+runtime faults (memory, hostile pickles, open3d) their advice, and anything unexpected is reported
+as an internal error with the hint to re-run with WORLDGEN_DEBUG=1, which shows the traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import pickle
+import re
 import pkgutil
 import sys
 
@@ -21,12 +27,21 @@ from . import commands as commands_pkg
 
 
 def _one_line(exc: BaseException) -> str:
+    from ..validation import printable
+
     text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    return printable(text or type(exc).__name__)
+
+
+DEBUG_ENV = "WORLDGEN_DEBUG"
+DEBUG_HINT = f"re-run with {DEBUG_ENV}=1 to see the traceback"
 
 
 class WorldgenGroup(click.Group):
     def invoke(self, ctx: click.Context):
+        from ..scene_lock import set_wait_notice
+
+        set_wait_notice(_lock_wait_note)  # a writer waiting for a scene's lock says so on stderr
         try:
             return super().invoke(ctx)
         except WorldgenError as exc:
@@ -34,21 +49,45 @@ class WorldgenGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("worldgen: interrupted; nothing was written past the last complete version", err=True)
             ctx.exit(130)
-        except Exception as exc:  # a few library faults deserve advice rather than a traceback
-            advice = _advice_for(exc)
-            if advice is None:
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 raise
-            raise click.ClickException(advice) from None
+            raise click.ClickException(_advice_for(exc)) from None
 
 
-def _advice_for(exc: Exception) -> str | None:
-    """Turn known runtime faults into one-line advice; anything else keeps its traceback."""
+def _advice_for(exc: Exception) -> str:
+    """One line for any fault that reaches the CLI: known runtime faults get their fix; anything else
+    is reported as an internal error with the way to see its traceback (never silently swallowed)."""
+    from ..fs_errors import os_error_message
+
     name = type(exc).__name__
     if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
         return ("the GPU ran out of memory; retry with --window-batch 2 (fewer windows per model call), "
                 "--dtype float16 if you chose float32, a smaller --size (then `worldgen refine --scale 2`), "
                 "or --device cpu")
-    return None
+    if isinstance(exc, MemoryError):
+        return ("the machine ran out of memory; use a smaller --size (then `worldgen refine --scale 2`) or "
+                "close other programs")
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    if isinstance(exc, RecursionError):
+        return f"an input file is nested too deeply to read ({_one_line(exc)}); simplify or replace it"
+    if isinstance(exc, pickle.UnpicklingError) or name == "UnpicklingError":
+        return (f"a weights file was refused because it is not plain tensors ({_short(exc)}); use weights "
+                f"from a trusted source, ideally .safetensors")
+    module = type(exc).__module__ or ""
+    if module.startswith("open3d") or "[Open3D" in str(exc):
+        # open3d colours its messages: drop its own colour codes (user text elsewhere is escaped instead)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(exc).split()))
+        return f"open3d refused the request ({_short(RuntimeError(text))}); check the options (sizes, -O values) and retry"
+    return f"internal error {name}: {_short(exc)}; this is a bug in worldgen, please report it ({DEBUG_HINT})"
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = _one_line(exc)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @click.group(cls=WorldgenGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,7 +108,15 @@ _load_commands()
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # Plugin and library warnings reach the terminal as one readable line, not a source dump.
-    click.echo(f"worldgen: warning: {message}", err=True)
+    from ..validation import printable
+
+    click.echo(f"worldgen: warning: {printable(' '.join(str(message).split()))}", err=True)
+
+
+def _lock_wait_note(message: str) -> None:
+    from ..validation import printable
+
+    click.echo(f"worldgen: {printable(message)}", err=True)
 
 
 def main() -> None:

@@ -12,20 +12,17 @@ from typing import Optional
 
 import numpy as np
 
-from ..backend import MAX_PROMPT_CHARS, check_size
 from ..errors import UserInputError
+from ..validation import check, check_optional, check_prompt, check_seed, check_size, check_span
 
 METHODS = ("auto", "masked", "blend")
 KEEP_CHOICES = (None, "image", "modality")
 EDIT_LAYERS = ("both", "image", "modality")
 
 
-def _check_prompt_optional(prompt: Optional[str]) -> str:
+def _check_prompt_optional(prompt: Optional[str], label: str = "the prompt") -> str:
     """Conversions and refinement may run without a prompt (then without guidance)."""
-    prompt = (prompt or "").strip()
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise UserInputError(f"the prompt has {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS}")
-    return prompt
+    return check_prompt(prompt, required=False, label=label)
 
 
 @dataclass
@@ -45,11 +42,10 @@ class TaskOptions:
 
     def __post_init__(self) -> None:
         self.prompt = _check_prompt_optional(self.prompt)
-        self.negative_prompt = _check_prompt_optional(self.negative_prompt)
-        if not 1 <= self.steps <= 1000:
-            raise UserInputError(f"steps {self.steps} must be between 1 and 1000")
-        if not 0.0 <= self.guidance <= 50.0:
-            raise UserInputError(f"guidance {self.guidance} must be between 0 and 50 (7.5 is usual)")
+        self.negative_prompt = _check_prompt_optional(self.negative_prompt, "the negative prompt")
+        self.steps = check("steps", self.steps)
+        self.guidance = check("guidance", self.guidance)
+        self.seed = check_seed(self.seed)
         if self.method not in METHODS:
             raise UserInputError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
 
@@ -68,12 +64,10 @@ class RefineRequest(TaskOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 < self.strength <= 1.0:
-            raise UserInputError(f"strength {self.strength} must be in (0, 1]; 0.4 refines, 1.0 regenerates")
+        self.strength = check("strength", self.strength)
         if self.keep not in KEEP_CHOICES:
             raise UserInputError(f"keep {self.keep!r} must be 'image' or 'modality' (or nothing)")
-        if not 0.0 < self.scale <= 8.0:
-            raise UserInputError(f"scale {self.scale} must be in (0, 8]")
+        self.scale = check("scale", self.scale)
         if (self.width is None) != (self.height is None):
             raise UserInputError("give both width and height, or neither (then --scale sets the size)")
 
@@ -101,12 +95,12 @@ class OutpaintRequest(TaskOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.span_deg is not None and not 0 < self.span_deg <= 360:
-            raise UserInputError(f"span {self.span_deg} is outside (0, 360]; pass --span between 1 and 360")
+        if self.span_deg is not None:
+            self.span_deg = check_span(self.span_deg)
+        self.height = check_optional("pixels", self.height, "height")
         if self.height is not None and (self.height <= 0 or self.height % 8):
             raise UserInputError(f"height {self.height} must be a positive multiple of 8")
-        if self.x is not None and self.x < 0:
-            raise UserInputError(f"x {self.x} must not be negative")
+        self.x = check_optional("pixels", self.x, "x")
 
     def canvas(self, width: int, height: int, span_deg: float) -> tuple[int, int, int, int, float]:
         """(new width, new height, x, y, new span) for known layers of ``width`` x ``height`` px
@@ -149,8 +143,7 @@ class EstimateRequest(TaskOptions):
             raise UserInputError("estimate needs an RGB image (H, W, 3); give an image file")
         h, w = self.image.shape[:2]
         check_size(w, h, what="image")
-        if not 0 < self.span_deg <= 360:
-            raise UserInputError(f"span {self.span_deg} is outside (0, 360]; pass --span between 1 and 360")
+        self.span_deg = check_span(self.span_deg)
 
 
 @dataclass
@@ -176,8 +169,7 @@ class EditRequest(TaskOptions):
             raise UserInputError("the mask is all black, so there is nothing to edit; paint the region white")
         if self.layers not in EDIT_LAYERS:
             raise UserInputError(f"layers {self.layers!r} must be one of {', '.join(EDIT_LAYERS)}")
-        if not 0.0 < self.strength <= 1.0:
-            raise UserInputError(f"strength {self.strength} must be in (0, 1]")
+        self.strength = check("strength", self.strength)
 
     def check_fits(self, width: int, height: int) -> None:
         """The mask must cover the scene pixel for pixel (no silent resampling of a region)."""

@@ -61,7 +61,10 @@ def sampling_options(default_guidance: float = 7.5, prompt_help: str = "Prompt (
 
 
 def task_fields(kwargs: dict) -> dict:
-    """The request fields every task shares (``TaskOptions``), from the command's keyword arguments."""
+    """The request fields every task shares (``TaskOptions``), from the command's keyword arguments.
+    Also checks --glb now, before any work: a bad output path should cost nothing."""
+    if kwargs.get("glb") is not None:
+        glb_target(Path("."), kwargs["glb"])
     return dict(prompt=kwargs.get("prompt") or "", negative_prompt=kwargs["negative_prompt"], steps=kwargs["steps"],
                 guidance=kwargs["guidance"], seed=kwargs["seed"], scheduler=kwargs.get("scheduler"),
                 method=kwargs["method"])
@@ -122,27 +125,24 @@ def read_modality_file(path: Path, spec, width: Optional[int] = None, height: Op
 def read_mask(path: Path):
     """A mask image as (H, W) bool: white (> 50%) = change, black = keep."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
-    from ...errors import UserInputError
+    from ...image_files import open_image
 
-    try:
-        with Image.open(path) as img:
-            grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserInputError(f"{path} is not a readable mask image ({exc}); give a black-and-white PNG") from None
+    with open_image(path, str(path), "give a black-and-white PNG", kind="mask image") as img:
+        grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     return grey > 0.5
 
 
 def new_scene_path(output: Optional[Path]) -> Path:
     from ...errors import UserInputError
+    from ...output_paths import check_output_path
     from ...scene import MANIFEST_NAME
 
     if output is None:
         raise UserInputError("outside files make a new scene: pass -o NEW_SCENE_FOLDER")
     if (output / MANIFEST_NAME).exists():
         raise UserInputError(f"{output} already holds a scene; pick another -o folder, or pass the scene itself")
-    return output
+    return check_output_path(output, what="-o", folder=True)
 
 
 def modality_spec(name: str):
@@ -173,7 +173,7 @@ def write_result(scene_path: Path, scene, snapshot, backend, operation: str, req
                   backend_settings=backend.settings(), modality=backend.modality,
                   negative_prompt=request.negative_prompt, params=params)
     if scene is not None:
-        version = scene.add_version(snapshot, **common)
+        version = scene.add_version(snapshot, **common, parent=params.get("from_version"))
     else:
         scene = Scene.create(scene_path, snapshot, **common)
         version = scene.current
@@ -188,7 +188,9 @@ def glb_target(scene_path: Path, glb: Optional[Path]) -> Optional[Path]:
     """Where a task's result is exported: the --glb path, else the NAME.glb that `worldgen pano`
     wrote beside the scene folder NAME/ (kept in step with the latest version), else nowhere."""
     if glb is not None:
-        return glb
+        from ...output_paths import check_output_path
+
+        return check_output_path(glb, what="--glb")
     sibling = scene_path.with_name(scene_path.name + ".glb")
     return sibling if sibling.is_file() else None
 

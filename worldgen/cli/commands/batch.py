@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import device_option, note, parse_size, quiet_option
+from ..options import checked, device_option, note, parse_size, quiet_option
 
 # A rank that finishes its shard early waits at the final barrier for the slowest one; that wait can
 # be as long as a few worlds, far past torch's default collective timeout.
@@ -31,7 +31,7 @@ BARRIER_TIMEOUT_HOURS = 24
 @click.option("--window-batch", type=int, default=None,
               help="Windows per model call. Pin it when outputs must match across machines "
                    "(the default depends on free memory).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=0, show_default=True, callback=checked("seed"),
               help="Batch seed: jobs without a seed get one derived from it and their name.")
 @click.option("--dry-run", is_flag=True, help="Check every job and show what would run; generate nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON on stdout.")
@@ -62,6 +62,9 @@ def batch(jobs, out, backend, model, base, size, span, steps, guidance, negative
                            negative=negative_prompt, modality=modality, scheduler=scheduler)
     job_list = load_jobs(jobs, defaults, batch_seed=seed)
     out = out or Path(jobs.stem)
+    from ...output_paths import check_output_path
+
+    check_output_path(out, what="--out", folder=True)
     if dry_run:
         _dry_run(job_list, out)
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import device_option, note, parse_size, quiet_option
+from ..options import checked, device_option, note, parse_size, quiet_option
 
 
 @click.command()
@@ -19,7 +19,7 @@ from ..options import device_option, note, parse_size, quiet_option
 @click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
 @click.option("--extra-model", default=None,
               help="A second checkpoint sharing the RGB branch: generate both of their modalities at once.")
-@click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
+@click.option("--seed", type=int, default=None, callback=checked("seed"), help="Override the recipe's seed.")
 @click.option("--steps", type=click.IntRange(1, 1000), default=None,
               help="Override every step count of the recipe (a quick preview).")
 @click.option("--size", default=None, help="Override the panorama's WIDTHxHEIGHT (a quick preview of the same world).")
@@ -53,6 +53,10 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
     output = output or Path(f"{recipe.name}.glb")
     if output.suffix.lower() != ".glb":
         raise UserInputError(f"{output} must end in .glb; the scene folder is named after it")
+    from ...output_paths import check_output_path
+
+    check_output_path(output, what="-o")
+    check_output_path(output.with_suffix(""), what="scene folder", folder=True)
     options = BuildOptions(backend=backend, seed=seed, steps=steps,
                            settings={"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
                                      "device": device, "window_batch": window_batch})

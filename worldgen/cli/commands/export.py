@@ -37,6 +37,7 @@ def parse_option_pairs(pairs: tuple[str, ...]) -> dict:
 def export(scene, fmt, output, version, option_pairs, list_options, quiet):
     """Export SCENE (a scene folder) as a 3D file: y up, metres, the camera at the origin."""
     from ...export_files import default_export_path, export_to_file, exporter_for
+    from ...output_paths import check_output_path
     from ...scene import Scene
     from ..progress import progress_for
 
@@ -47,8 +48,9 @@ def export(scene, fmt, output, version, option_pairs, list_options, quiet):
             click.echo(f"  -O {name}=...")
         return
     options = parse_option_pairs(option_pairs)
-    snapshot = Scene.open(scene).load(version)
     target = output or default_export_path(scene, fmt)
+    check_output_path(target, what="-o")  # before the scene is read: a bad path costs nothing
+    snapshot = Scene.open(scene).load(version)
     written = export_to_file(snapshot, fmt, target, options, progress=progress_for(quiet))
     note(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)", quiet)
 

@@ -99,7 +99,9 @@ def tiny(directory, seed, inpaint, modality):
     The result works with `worldgen pano --model DIRECTORY` without --base; its pictures are noise.
     """
     from worldgen.backends.jointnet.tiny import write_tiny_checkpoint
+    from worldgen.output_paths import check_output_path
 
+    check_output_path(directory, what="DIRECTORY", folder=True)
     click.echo(str(write_tiny_checkpoint(directory, seed=seed, inpaint=inpaint, modality=modality)))
 
 

@@ -75,6 +75,7 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     from ...backend import GenerateRequest
     from ...errors import UserInputError
     from ...export_files import export_to_file
+    from ...output_paths import check_output_path
     from ...regions import parse_region
     from ...scene import MANIFEST_NAME
     from ...sampler.presets import get_preset
@@ -93,6 +94,8 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     if (scene_dir / MANIFEST_NAME).exists():
         raise UserInputError(f"{scene_dir} already holds a scene; pick another -o name, or refine it with "
                              f"`worldgen refine {scene_dir}`")
+    check_output_path(output, what="-o")
+    check_output_path(scene_dir, what="scene folder", folder=True)
     if server:  # the server loads and runs the model; the checks above are the same either way
         from .serve import pano_on_server
 

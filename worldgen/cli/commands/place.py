@@ -60,8 +60,15 @@ def place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_f
     """
     from ...placement import Placement, place_object
     from ...scene import Scene
-    from ._taskcli import progress_of, read_mask
+    from ...validation import check
+    from ._taskcli import glb_target, progress_of, read_mask
 
+    # Checked here although the placeholder painter ignores them: the same input is valid or not
+    # whichever painter runs (worldgen.validation's rules, as for every task).
+    check("guidance", kw["guidance"], "--guidance")
+    check("steps", kw["steps"], "--steps")
+    check("strength", border_strength, "--border-strength")
+    glb_target(scene_dir, kw["glb"])
     scene = Scene.open(scene_dir)
     snapshot = scene.load(from_version)
     placement = Placement(prompt=what, distance=distance, azimuth=azimuth, width=width, height=height, lift=lift,
@@ -103,9 +110,9 @@ def record_placement(scene, result, backend, info: dict, seed: int, glb, from_ve
     params = {"placement": info, "from_version": from_version} if from_version else {"placement": info}
     if backend is not None:
         version = scene.add_version(result, operation="place", seed=seed, backend=backend.name,
-                                    backend_settings=backend.settings(), params=params)
+                                    backend_settings=backend.settings(), params=params, parent=from_version)
     else:
-        version = scene.add_version(result, operation="place", seed=seed, params=params)
+        version = scene.add_version(result, operation="place", seed=seed, params=params, parent=from_version)
     target = glb_target(scene.path, glb)
     if target is not None:
         export_to_file(result, "glb", target)

@@ -96,8 +96,10 @@ def train(modality, base, data, out, stage, steps, resolution, batch_size, lr, r
     """
     from ...training.config import TrainConfig
     from ...training.loop import train as run_training
+    from ...output_paths import check_output_path
     from ..progress import progress_for
 
+    check_output_path(out, what="--out", folder=True)  # never inside a scene folder, never a device
     config = TrainConfig(
         modality=modality, base=base, data=data, out=out, stage=stage, components=components, steps=steps,
         resolution=resolution, batch_size=batch_size, gradient_accumulation=gradient_accumulation, lr=lr,

@@ -30,12 +30,17 @@ def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertice
     from ... import viewer
     from ...errors import UserInputError
 
+    from ...output_paths import check_output_path
+    from ...validation import check, check_optional, check_screenshot_size
+
     if screenshot and web:
         raise UserInputError("choose one of --screenshot and --web")
-    if not 0 < fov < 180:
-        raise UserInputError(f"--fov {fov} must be between 0 and 180 degrees")
+    fov = check("fov", fov, "--fov")
+    yaw, pitch = check("angle", yaw, "--yaw"), check("pitch", pitch, "--pitch")
+    max_vertices = check_optional("max_vertices", max_vertices, "--max-vertices")
     if screenshot:
-        width, height = parse_size(size)
+        width, height = check_screenshot_size(*parse_size(size))
+        check_output_path(screenshot, what="--screenshot")
         written = viewer.screenshot(source, screenshot, width, height, yaw, pitch, fov,
                                     max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES)
         note(f"wrote {written}", quiet)
