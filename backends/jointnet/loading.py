@@ -131,13 +131,22 @@ def read_state_dict(path: Path, device=None) -> dict:
 
             return load_file(str(path), device=where)
         # weights_only refuses any pickle that would construct arbitrary objects.
-        state = torch.load(str(path), map_location=where, weights_only=True, mmap=True)
+        state = _torch_load(torch, path, where)
     except Exception as exc:  # corrupt or hostile files surface as many exception types
         raise ModelError(f"cannot read weights {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
                          f"re-download the checkpoint") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} does not hold a plain state dict of tensors; re-download the checkpoint")
     return state
+
+
+def _torch_load(torch, path: Path, where: str):
+    """A pickle memory-mapped (zip-format files, what torch.save writes since 1.6), else read whole."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        return torch.load(str(path), map_location=where, weights_only=True, mmap=True)
+    return torch.load(str(path), map_location=where, weights_only=True)
 
 
 def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None, device=None):
