@@ -7,7 +7,7 @@ benchmark can time it next to worldgen's sampler in the same process, on the sam
 - every batch first restores ITS copy of the scheduler's state, steps its own window latents, and
   saves the state again (a deep copy of the scheduler's ``__dict__`` per batch per step);
 - classifier-free guidance doubles each batch; the stepped window latents are blended with the
-  edge-ramped weights; for the first 40% of steps the whole panorama is one more view of weight 5;
+  edge-ramped weights; for steps i <= int(0.4 * steps) (21 of 50) the whole panorama is one more view of weight 5;
 - the VAE decodes the whole panorama at once, RGB and modality one after the other;
 - float16 weights, eager PyTorch, diffusers' default attention processor.
 
@@ -18,7 +18,6 @@ as worldgen's, from ``worldgen.sampler.windows``, so both loops do the same arit
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
@@ -47,13 +46,13 @@ def generate(pipe, prompt: str, *, width: int, height: int, steps: int = 50, gui
     offsets = np.random.default_rng([seed, 0x0FF5E7])
     scheduler.set_timesteps(steps, device=device)
     latents = latents * scheduler.init_noise_sigma
-    global_steps = math.ceil(global_fraction * steps)
+    last_global = int(global_fraction * steps)  # the original: the whole view while i <= int(0.4 * steps)
 
     states = None
     for i, t in enumerate(scheduler.timesteps):
         offset = int(offsets.integers(stride))
         layouts = [(tile_layout(w, h, (window, window), (stride, stride), circular=True, offset=(offset, 0)), 1.0)]
-        if i < global_steps:
+        if i <= last_global:
             layouts.append((Layout(w, h, (Window(offset, 0, w, h),), circular=True, ramp=0), global_weight))
         batches = [(layout, scale, list(range(s, min(s + VIEW_BATCH, len(layout)))))
                    for layout, scale in layouts for s in range(0, len(layout), VIEW_BATCH)]

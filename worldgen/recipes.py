@@ -46,6 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Optional
 
 from .errors import UserInputError, WorldgenError
+from .sampler.presets import PRESETS
 
 SCENES_DIR = "scenes"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -290,7 +291,7 @@ WORLD_FIELDS: dict[str, Field] = {
     "size": Field(_size, help="\"WIDTHxHEIGHT\" in pixels"),
     "span": Field(_rule("span", spanlike=True), help="horizontal span in degrees"),
     "modality": Field(_modality, help="\"depth\", or [\"depth\", \"normal\"] for three modalities"),
-    "steps": Field(_rule("steps"), help="denoising steps"),
+    "steps": Field(_rule("steps"), help="denoising steps (default: the preset's, 50 or 14)"),
     "guidance": Field(_rule("guidance"), help="classifier-free guidance"),
     "scheduler": Field(_string, help="ddim, dpm++, unipc, ..."),
 }
@@ -304,7 +305,7 @@ BACKEND_FIELDS: dict[str, Field] = {
     "dtype": Field(_choice("float32", "float16", "bfloat16")),
     "device": Field(_string),
     "window_batch": Field(_integer(1)),
-    "preset": Field(_string),
+    "preset": Field(_choice(*PRESETS), help="sampling recipe: published (default) or fast, as `pano --preset`"),
     "speed": Field(_string),
     "memory": Field(_string),
 }
@@ -374,13 +375,14 @@ class RefineStep:
     fields: dict  # RefineRequest keyword arguments (beyond the shared steps/guidance defaults)
     size: Optional[tuple[int, int]] = None
 
-    def request(self, recipe: "Recipe", steps: Optional[int] = None, seed: int = 0):
+    def request(self, recipe: "Recipe", steps: Optional[int] = None, seed: int = 0,
+                options: Optional["BuildOptions"] = None):
         """The ``RefineRequest`` of this pass: unset fields come from the recipe (steps, guidance,
         negative prompt); ``steps`` overrides them all (a quick preview)."""
         from .sampler.requests import RefineRequest
 
         fields = dict(self.fields)
-        fields.setdefault("steps", recipe.steps)
+        fields.setdefault("steps", recipe.sampling(options).steps)
         fields.setdefault("guidance", recipe.guidance)
         fields.setdefault("negative_prompt", recipe.negative)
         fields.setdefault("scale", 1.0 if self.size else 2.0)
@@ -406,7 +408,7 @@ class Recipe:
     height: int = 512
     span_deg: float = 360.0
     modalities: tuple[str, ...] = ("depth",)
-    steps: int = 50
+    steps: Optional[int] = None  # None: the preset's
     guidance: float = 7.5
     scheduler: Optional[str] = None
     backend: dict = field(default_factory=dict)
@@ -427,7 +429,18 @@ class Recipe:
     def digest(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
-    def request(self, seed: Optional[int] = None, backend_name: str = "jointnet"):
+    def sampling(self, options: Optional["BuildOptions"] = None):
+        """Preset, steps and scheduler of this recipe's run, resolved as `pano` resolves them: the
+        command line's --preset/--steps over the recipe's backend.preset/steps."""
+        from .sampler.presets import resolve_sampling
+
+        given = options.settings if options is not None else {}
+        preset = given.get("preset") or self.backend.get("preset")
+        steps = (options.steps if options is not None else None) or self.steps
+        return resolve_sampling(preset, steps, self.scheduler)
+
+    def request(self, seed: Optional[int] = None, backend_name: str = "jointnet",
+                options: Optional["BuildOptions"] = None):
         """The ``GenerateRequest`` of the panorama (with its regions)."""
         from .backend import GenerateRequest
 
@@ -435,7 +448,8 @@ class Recipe:
         if backend_name == "procedural" and "normal" in self.modalities:
             modality = "normal"  # the procedural backend makes depth and derives normals from it
         return GenerateRequest(prompt=self.prompt, width=self.width, height=self.height, span_deg=self.span_deg,
-                               seed=self.seed if seed is None else seed, steps=self.steps, guidance=self.guidance,
+                               seed=self.seed if seed is None else seed, steps=self.sampling(options).steps,
+                               guidance=self.guidance,
                                negative_prompt=self.negative, modality=modality, scheduler=self.scheduler,
                                regions=list(self.regions))
 
@@ -552,7 +566,7 @@ class _Validator:
         recipe = Recipe(path=path, text=self.text, name=name, prompt=world.get("prompt", ""),
                         description=world.get("description", ""), negative=world.get("negative", ""),
                         seed=world.get("seed", 0), width=width, height=height, span_deg=span, modalities=modalities,
-                        steps=world.get("steps", 50), guidance=world.get("guidance", 7.5),
+                        steps=world.get("steps"), guidance=world.get("guidance", 7.5),
                         scheduler=world.get("scheduler"), backend=backend)
 
         from .placement import Placement
@@ -714,6 +728,7 @@ def resolve_backend(recipe: Recipe, options: BuildOptions, note: Note = lambda t
         if settings:
             note(f"the {spec.name} backend takes no settings; ignoring {', '.join(sorted(settings))}")
         settings = {}
+    settings = recipe.sampling(BuildOptions(settings=settings, steps=options.steps)).settings_for(spec, settings)
     if len(recipe.modalities) == 2 and spec.name == "jointnet" and not settings.get("extra_model"):
         raise UserInputError(f"{recipe.path}: modality {list(recipe.modalities)} with JointNet needs backend.extra_model "
                              f"(a second checkpoint sharing the RGB branch); or set modality = \"depth\"")
@@ -725,7 +740,7 @@ def plan(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), back
     """The steps a build will take, as printable lines (``--dry-run``). ``tasks``: what the chosen
     backend can do (its spec's ``tasks``); steps it cannot do are shown as they will run."""
     seed = recipe.seed if options.seed is None else options.seed
-    steps = options.steps or recipe.steps
+    steps = recipe.sampling(options).steps
     label = backend_label or options.backend or recipe.backend_name
     out = [f"recipe {recipe.path} ({recipe.name}, sha256 {recipe.digest[:12]})"]
     if recipe.description:
@@ -749,7 +764,7 @@ def plan(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), back
     size = (recipe.width, recipe.height)
     for step in recipe.refines:
         n += 1
-        request = step.request(recipe, options.steps)
+        request = step.request(recipe, options.steps, options=options)
         size = request.target_size(*size)
         keep = f", keep {request.keep}" if request.keep else ""
         skipped = "" if "refine" in tasks else " (skipped: the backend cannot refine)"
@@ -833,9 +848,7 @@ def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, 
     from .world import generate_world
 
     seed = recipe.seed if options.seed is None else options.seed
-    request = recipe.request(seed, spec.name)
-    if options.steps is not None:
-        request.steps = options.steps
+    request = recipe.request(seed, spec.name, options)  # --steps and --preset resolved as `pano` does
     if recipe.regions and spec.name not in ("jointnet", "procedural"):
         note(f"the {spec.name} backend may not support region prompts")
 
@@ -853,7 +866,7 @@ def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, 
         placement = _fit_mask(place.placement, snapshot.size)
         try:
             snapshot, info = place_object(
-                snapshot, placement, painter, steps=options.steps or place.steps or recipe.steps,
+                snapshot, placement, painter, steps=options.steps or place.steps or recipe.sampling(options).steps,
                 guidance=place.guidance if place.guidance is not None else recipe.guidance, seed=(seed + 1000 * k) % 2**64,
                 scheduler=recipe.scheduler, negative_prompt=place.negative if place.negative is not None
                 else recipe.negative, progress=progress)
@@ -868,7 +881,7 @@ def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, 
         if not can_refine:
             note(f"refine pass {k} skipped: the {spec.name} backend cannot refine (use a JointNet model)")
             continue
-        request_k = step.request(recipe, options.steps, seed=(seed + 2000 + k) % 2**64)
+        request_k = step.request(recipe, options.steps, seed=(seed + 2000 + k) % 2**64, options=options)
         snapshot = backend.refine(request_k, snapshot, progress)
         scene.add_version(snapshot, operation="refine", seed=request_k.seed, backend=spec.name,
                           backend_settings=backend.settings(),

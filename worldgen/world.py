@@ -17,14 +17,18 @@ from .scene import Scene
 def generate_world(backend_name: str, backend, request: GenerateRequest, scene_dir: Path, seed: Optional[int],
                    export: Callable[[object], None], progress: Optional[ProgressCallback] = None) -> Scene:
     """Generate ``request`` with ``backend`` (already loaded), write the scene, then call ``export(snapshot)``."""
+    from .phases import phase
+
     snapshot = backend.generate(request, progress)
-    scene = Scene.create(scene_dir, snapshot, operation="pano", prompt=request.prompt, seed=seed,
-                         backend=backend_name, backend_settings=backend.settings(), modality=request.modality,
-                         negative_prompt=request.negative_prompt,
-                         params={"steps": request.steps, "guidance": request.guidance,
-                                 "scheduler": request.scheduler, "span_deg": request.span_deg,
-                                 **_regions_record(request)})
-    export(snapshot)
+    with phase("write scene"):
+        scene = Scene.create(scene_dir, snapshot, operation="pano", prompt=request.prompt, seed=seed,
+                             backend=backend_name, backend_settings=backend.settings(), modality=request.modality,
+                             negative_prompt=request.negative_prompt,
+                             params={"steps": request.steps, "guidance": request.guidance,
+                                     "scheduler": request.scheduler, "span_deg": request.span_deg,
+                                     **_regions_record(request)})
+    with phase("export"):
+        export(snapshot)
     return scene
 
 

@@ -59,7 +59,14 @@ def available() -> bool:
 
 
 def load(settings: dict) -> "JointNetBackend":
+    from worldgen.phases import phase
+
     settings = dict(settings or {})
+    with phase("import torch, diffusers, transformers"):  # seconds of a cold start; shown by --verbose
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
+        from . import pipeline  # noqa: F401  (diffusers)
     if settings.get("extra_model"):
         from .multimodal import MultiModalBackend
 
@@ -100,6 +107,7 @@ class JointNetBackend(Backend):
                  speed: Optional[str] = None, memory: Optional[str] = None) -> None:
         import dataclasses
 
+        from worldgen.phases import phase
         from worldgen.sampler import perf
         from worldgen.sampler.presets import get_preset
         from worldgen.sampler.vae_tiles import TiledVAE
@@ -133,7 +141,8 @@ class JointNetBackend(Backend):
         self.speed = perf.SpeedSettings.named(speed, device)
         if self.low_memory and self.speed.cuda_graphs:
             self.speed = dataclasses.replace(self.speed, cuda_graphs=False)
-        perf.speed_up(pipe.jointnet, self.speed)
+        with phase("speed set-up"):
+            perf.speed_up(pipe.jointnet, self.speed)
         # The VAE stays eager and in its NCHW layout: its share of a panorama is small, and
         # benchmarks/NOTES.md has the layouts measured against each other.
 
@@ -142,9 +151,12 @@ class JointNetBackend(Backend):
     def from_settings(cls, settings: dict) -> "JointNetBackend":
         import torch
 
+        from worldgen.sampler.presets import resolve_sampling
+
         from .loading import checkpoint_modality
         from .pipeline import load_jointnet
         from .schedulers import make_scheduler
+        from .store import converted_weights
 
         unknown = set(settings) - set(SETTINGS)
         if unknown:
@@ -157,14 +169,18 @@ class JointNetBackend(Backend):
             raise UserInputError(f"window batch {window_batch} must be at least 1")
         scheduler = settings.get("scheduler")
         make_scheduler(scheduler, {"_class_name": "DDIMScheduler"})  # a bad name fails here, before the slow load
-        _check_perf_settings(settings, device)  # likewise a bad preset, speed or memory mode
-        pipe = load_jointnet(model_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler)
+        sampling = resolve_sampling(settings.get("preset"), scheduler=scheduler)  # likewise a bad preset
+        _check_perf_settings(settings, device)  # and a bad speed or memory mode
+        # The store's safetensors copy in this dtype when `worldgen models add` made one (else the original).
+        weights_dir = converted_weights(model_dir, str(dtype).replace("torch.", ""))
+        pipe = load_jointnet(model_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler,
+                             weights_dir=weights_dir)
         if dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
             pipe.vae.to(torch.float32)  # the config says this VAE overflows in half precision
         backend = cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
                       device=device, dtype=dtype, scheduler=scheduler,
                       window_batch=int(window_batch) if window_batch is not None else None,
-                      preset=settings.get("preset"), speed=settings.get("speed"), memory=settings.get("memory"))
+                      preset=sampling.preset, speed=settings.get("speed"), memory=settings.get("memory"))
         backend.region_mode = _region_mode(settings.get("region_mode"))
         return backend
 
@@ -268,6 +284,7 @@ class JointNetBackend(Backend):
         import torch
 
         from worldgen.layers import Snapshot
+        from worldgen.phases import phase
         from worldgen.projection import CylindricalProjection
         from worldgen.sampler import perf
         from worldgen.sampler.canvas import latent_keep
@@ -291,8 +308,9 @@ class JointNetBackend(Backend):
             masked_inputs = None
             if self.has_masked_input:  # such a model always takes masks; "blend" gives it nothing known
                 masked_inputs = self._masked_inputs(known_latents if masked else None, keep, (h, w))
-            denoise = self._denoiser(prompt, options.negative_prompt, options.guidance, masked_inputs,
-                                     region_prompts=[r.prompt for r in job.regions or ()])
+            with phase("encode text"):
+                denoise = self._denoiser(prompt, options.negative_prompt, options.guidance, masked_inputs,
+                                         region_prompts=[r.prompt for r in job.regions or ()])
             if job.regions:
                 from worldgen.regions import latent_condition_weights, regional_denoiser
 
@@ -306,7 +324,7 @@ class JointNetBackend(Backend):
             planned = self.window_batch if self.window_batch is not None else self._plan_window_batch(denoise)
             self.planned_window_batch = planned  # what this task used (for reports and benchmarks)
             sampler = TiledSampler(recipe, window_batch=planned)
-            with perf.kernels(self.speed):
+            with perf.kernels(self.speed), phase("sample"):
                 latents = sampler.sample(
                     denoise, self._scheduler(options.scheduler), shape=(1, c * self.latent_layers, h, w),
                     steps=options.steps,
@@ -315,6 +333,7 @@ class JointNetBackend(Backend):
                     device=self.device, dtype=self.pipe.jointnet.dtype, progress=progress)
                 if sampler.window_batch != planned:
                     self.window_batch = sampler.window_batch  # it ran out of memory: keep what fitted
+            with perf.kernels(self.speed), phase("decode"):
                 image, modality = self._decode(latents, circular, progress)
 
         if job.image is not None:
@@ -390,9 +409,9 @@ class JointNetBackend(Backend):
     def _scheduler(self, name: Optional[str]):
         from .schedulers import make_scheduler
 
-        # The published preset keeps the base model's own scheduler (DDIM for SD 2.1-base).
-        fallback = self.preset.scheduler if self.preset.name != "published" else None
-        return make_scheduler(name or self.scheduler_name or fallback, self.pipe.scheduler.config)
+        # The preset's solver unless one was named: the published recipe is DDIM, as the original
+        # forces it, even though the SD 2.1-base folder names PNDMScheduler.
+        return make_scheduler(name or self.scheduler_name or self.preset.scheduler, self.pipe.scheduler.config)
 
     def _plan_window_batch(self, denoise) -> Optional[int]:
         """Windows per model call that fit in the GPU memory free now (None off CUDA: all of them)."""
@@ -481,15 +500,18 @@ def _region_mode(name: Optional[str]) -> str:
 
 
 def _check_perf_settings(settings: dict, device) -> None:
-    """Fail fast on a bad preset, speed or memory mode (before loading gigabytes of weights)."""
+    """Fail fast on a bad speed or memory mode (before loading gigabytes of weights)."""
     from worldgen.sampler.perf import SpeedSettings
-    from worldgen.sampler.presets import get_preset
 
-    get_preset(settings.get("preset"))
     SpeedSettings.named(settings.get("speed"), device)
     memory = settings.get("memory")
     if memory not in (None, *MEMORY_MODES):
         raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")
+
+
+def compute_dtype_name(device: Optional[str] = None) -> str:
+    """The dtype name `worldgen pano` computes in on this machine's default (or the named) device."""
+    return str(_dtype(None, _device(device))).replace("torch.", "")
 
 
 def _dtype(name: Optional[str], device):

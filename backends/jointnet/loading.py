@@ -118,17 +118,20 @@ def weights_file(folder: Path) -> Optional[Path]:
     return None
 
 
-def read_state_dict(path: Path) -> dict:
-    """Tensors from ``.safetensors``, or from a pickle through ``torch.load(weights_only=True)`` only."""
+def read_state_dict(path: Path, device=None) -> dict:
+    """Tensors from ``.safetensors``, or from a pickle through ``torch.load(weights_only=True)`` only,
+    placed on ``device`` (None: the CPU). safetensors reads each tensor straight onto the device;
+    the pickle is memory-mapped, so neither keeps a second host copy of the weights."""
     import torch
 
+    where = str(device) if device is not None else "cpu"
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path), device="cpu")
+            return load_file(str(path), device=where)
         # weights_only refuses any pickle that would construct arbitrary objects.
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = _torch_load(torch, path, where)
     except Exception as exc:  # corrupt or hostile files surface as many exception types
         raise ModelError(f"cannot read weights {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
                          f"re-download the checkpoint") from None
@@ -137,8 +140,18 @@ def read_state_dict(path: Path) -> dict:
     return state
 
 
-def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None):
-    """A diffusers ModelMixin from ``folder`` (config + weights) without diffusers' own file logic."""
+def _torch_load(torch, path: Path, where: str):
+    """A pickle memory-mapped (zip-format files, what torch.save writes since 1.6), else read whole."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        return torch.load(str(path), map_location=where, weights_only=True, mmap=True)
+    return torch.load(str(path), map_location=where, weights_only=True)
+
+
+def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None, device=None):
+    """A diffusers ModelMixin from ``folder`` (config + weights) without diffusers' own file logic,
+    its weights read straight onto ``device`` and cast there (no random init, no host float32 copy)."""
     import torch
 
     folder = Path(folder)
@@ -147,7 +160,7 @@ def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None):
     weights = weights_file(folder)
     if weights is None:
         raise ModelError(f"{what}: no {SAFETENSORS_NAME} or {PICKLE_NAME} in {folder}; re-download the checkpoint")
-    state = read_state_dict(weights)
+    state = read_state_dict(weights, device)
     # Built on the meta device and given the loaded tensors (assign=True): no time is spent on a
     # random initialisation that the weights would overwrite (seconds for an SD-sized UNet).
     with torch.device("meta"):
@@ -171,11 +184,11 @@ def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None):
     return model.eval()
 
 
-def load_branch(folder: Path, dtype=None):
+def load_branch(folder: Path, dtype=None, device=None):
     from .model import JointNetModel
 
     return load_model_folder(JointNetModel, folder, f"JointNet branch {Path(folder).name}", dtype,
-                             normalize_branch_config)
+                             normalize_branch_config, device)
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------
@@ -203,8 +216,8 @@ def load_pair(checkpoint_dir: Path, dtype=None, device=None):
     from .pair import JointNetPair
 
     checkpoint_dir = check_checkpoint_dir(Path(checkpoint_dir))
-    unet = load_branch(checkpoint_dir / "unet", dtype)
-    jointnet = load_branch(checkpoint_dir / "jointnet", dtype)
+    unet = load_branch(checkpoint_dir / "unet", dtype, device)
+    jointnet = load_branch(checkpoint_dir / "jointnet", dtype, device)
     try:
         pair = JointNetPair(unet, jointnet)
     except ValueError as exc:
@@ -295,7 +308,7 @@ class quiet_loading:
         return False
 
 
-def load_text_encoder(folder: Path, dtype=None):
+def load_text_encoder(folder: Path, dtype=None, device=None):
     """A text encoder from a transformers folder; only known classes, never remote code."""
     import transformers
 
@@ -307,6 +320,8 @@ def load_text_encoder(folder: Path, dtype=None):
     kwargs = {"local_files_only": True, "trust_remote_code": False}
     if dtype is not None:
         kwargs["dtype"] = dtype
+    if device is not None and str(device) != "cpu":
+        kwargs["device_map"] = str(device)  # weights go straight to the GPU, not through host memory
     with quiet_loading():
         try:
             return getattr(transformers, arch).from_pretrained(str(folder), **kwargs).eval()
@@ -331,14 +346,17 @@ def load_base_scheduler(folder: Path, name: Optional[str] = None):
     return make_scheduler(name, read_json(Path(folder) / "scheduler_config.json", "scheduler"))
 
 
-def load_sd_base(base_dir: Path, dtype=None, scheduler: Optional[str] = None) -> dict:
-    """vae, text_encoder, tokenizer and scheduler of a Stable-Diffusion-style base folder."""
+def load_sd_base(base_dir: Path, dtype=None, scheduler: Optional[str] = None, device=None) -> dict:
+    """vae, text_encoder, tokenizer and scheduler of a Stable-Diffusion-style base folder (on ``device``)."""
     from diffusers import AutoencoderKL
 
+    from worldgen.phases import phase
+
     base_dir = check_base_dir(Path(base_dir))
-    return {
-        "vae": load_model_folder(AutoencoderKL, base_dir / "vae", "base vae", dtype),
-        "text_encoder": load_text_encoder(base_dir / "text_encoder", dtype),
-        "tokenizer": load_tokenizer(base_dir / "tokenizer"),
-        "scheduler": load_base_scheduler(base_dir / "scheduler", scheduler),
-    }
+    with phase("load vae"):
+        vae = load_model_folder(AutoencoderKL, base_dir / "vae", "base vae", dtype, device=device)
+    with phase("load text encoder"):
+        text_encoder = load_text_encoder(base_dir / "text_encoder", dtype, device)
+        tokenizer = load_tokenizer(base_dir / "tokenizer")
+    return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "scheduler": load_base_scheduler(base_dir / "scheduler", scheduler)}

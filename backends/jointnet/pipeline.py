@@ -110,12 +110,15 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, jointnet_path, base_model=None, torch_dtype: Optional[torch.dtype] = None,
-                        device=None, scheduler: Optional[str] = None) -> "JointNetPipeline":
+                        device=None, scheduler: Optional[str] = None,
+                        weights_dir=None) -> "JointNetPipeline":
         """Load a checkpoint folder (unet/ + jointnet/) and its base model (vae, text encoder, ...).
 
         ``base_model`` may be omitted when the checkpoint folder holds its own ``base/`` (as the
         folders written by ``worldgen models tiny`` do). ``scheduler``: a name from
-        ``schedulers.SCHEDULERS``; None keeps the base model's scheduler (DDIM for SD 2.1-base).
+        ``schedulers.SCHEDULERS``; None keeps the base model's scheduler. ``weights_dir``: the same
+        checkpoint converted to safetensors in ``torch_dtype`` (``store.converted_weights``), read
+        instead of the original ``.bin``.
         """
         from .loading import is_base_dir, load_pair, load_sd_base
 
@@ -125,8 +128,13 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
                 raise ModelError(f"{jointnet_path} needs its base model; pass base_model= (CLI: --base) with a "
                                  f"diffusers-layout stabilityai/stable-diffusion-2-1-base")
             base_model = jointnet_path / "base"
-        parts = load_sd_base(Path(base_model), torch_dtype, scheduler)
-        pipe = cls(jointnet=load_pair(jointnet_path, torch_dtype), **parts)
+        from worldgen.phases import phase
+
+        # Every part is read straight onto the device (pipe.to then has nothing left to move).
+        parts = load_sd_base(Path(base_model), torch_dtype, scheduler, device=device)
+        with phase("load jointnet"):
+            pair = load_pair(weights_dir or jointnet_path, torch_dtype, device)
+        pipe = cls(jointnet=pair, **parts)
         return pipe.to(device) if device is not None else pipe
 
     def save_pretrained(self, save_directory, modality: Optional[str] = None) -> Path:
@@ -235,7 +243,7 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
 
 
 def load_jointnet(checkpoint_dir, base_dir=None, device=None, dtype: Optional[torch.dtype] = None,
-                  scheduler: Optional[str] = None) -> JointNetPipeline:
+                  scheduler: Optional[str] = None, weights_dir=None) -> JointNetPipeline:
     """The pipeline for a checkpoint folder and its base (None: the checkpoint's own ``base/``)."""
     return JointNetPipeline.from_pretrained(checkpoint_dir, base_model=base_dir, torch_dtype=dtype,
-                                            device=device, scheduler=scheduler)
+                                            device=device, scheduler=scheduler, weights_dir=weights_dir)

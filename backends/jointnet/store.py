@@ -17,7 +17,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Optional
@@ -25,8 +25,9 @@ from typing import Optional
 from worldgen.atomic import atomic_write_text
 from worldgen.errors import ModelError, UserInputError
 
-from .loading import (BASE_PARTS_SD, check_base_dir, check_checkpoint_dir, checkpoint_modality,
-                      is_base_dir, is_checkpoint_dir)
+from .loading import (BASE_PARTS_SD, BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
+                      check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
+                      weights_file)
 
 INDEX_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -51,6 +52,9 @@ class ModelEntry:
     inpaint: bool = False         # has masked-latent input
     managed: bool = False         # unpacked into the store (removed with the entry)
     added: str = ""
+    # dtype name -> a copy of the checkpoint as safetensors in that dtype (``ModelStore.convert``);
+    # entries from before conversions existed have none and load their original files.
+    converted: dict = field(default_factory=dict)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -66,7 +70,8 @@ class ModelEntry:
 
 # What each index field must be (bool is also an int in Python, so the types are exact enough here).
 ENTRY_FIELD_TYPES = {"path": str, "base": (str, type(None)), "modality": str, "inpaint": bool,
-                     "managed": bool, "added": str}
+                     "managed": bool, "added": str, "converted": dict}
+CONVERTED_DIR = ".converted"  # <models>/.converted/NAME/DTYPE/{unet,jointnet}/
 
 
 # ---- safe unpacking -----------------------------------------------------------------------------------
@@ -260,6 +265,33 @@ class ModelStore:
             raise
         return entry
 
+    def convert(self, name: str, dtype: str) -> Optional[Path]:
+        """Write the checkpoint of ``name`` once as safetensors in ``dtype`` (the compute dtype) into
+        the store, so a run reads it straight onto the GPU instead of unpickling float32 and casting.
+        The original files are only read. Returns the copy's folder, or None when there is nothing to
+        gain (the weights are safetensors already)."""
+        entry = self.get(name)
+        if entry is None:
+            raise UserInputError(f"no model named {name!r}; see `worldgen models list`")
+        checkpoint = check_checkpoint_dir(entry.checkpoint_dir)
+        if all(weights_file(checkpoint / sub).suffix == ".safetensors" for sub in BRANCH_DIRS):
+            return None
+        final = self.models_dir / CONVERTED_DIR / name / dtype
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dtype}.", suffix=".partial", dir=final.parent))
+        try:
+            write_converted(checkpoint, staging, dtype)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)  # the copy appears whole or not at all
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        data = self._read()
+        data["models"][name].setdefault("converted", {})[dtype] = str(final.resolve())
+        self._write(data)
+        return final
+
     def _unpack(self, archive: Path, name: str) -> Path:
         if not zipfile.is_zipfile(archive):
             raise UserInputError(f"{archive} is neither a folder nor a zip; pass the checkpoint folder or its .zip")
@@ -292,6 +324,7 @@ class ModelStore:
         if entry.managed:
             # Only ever a folder the store unpacked itself (names are checked, so this stays inside).
             shutil.rmtree(self.models_dir / entry.name, ignore_errors=True)
+        shutil.rmtree(self.models_dir / CONVERTED_DIR / entry.name, ignore_errors=True)
         return entry
 
     def set_default(self, name: Optional[str]) -> None:
@@ -300,6 +333,42 @@ class ModelStore:
             raise UserInputError(f"no model named {name!r}; register it with `worldgen models add PATH --name {name}`")
         data["default"] = name
         self._write(data)
+
+
+def write_converted(checkpoint: Path, target: Path, dtype: str) -> None:
+    """``checkpoint``'s branches into ``target`` in the official layout: config.json copied byte for
+    byte, weights as safetensors with every floating-point tensor cast to ``dtype`` exactly as loading
+    the original in that dtype casts it (so the copy computes the same)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from .loading import read_state_dict
+
+    cast = getattr(torch, dtype)
+    for sub in BRANCH_DIRS:
+        (target / sub).mkdir(parents=True)
+        state = read_state_dict(weights_file(checkpoint / sub))
+        state = {k: (v.to(cast) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+        save_file(state, str(target / sub / SAFETENSORS_NAME), metadata={"format": "pt", "dtype": dtype})
+        del state
+        shutil.copyfile(checkpoint / sub / CONFIG_NAME, target / sub / CONFIG_NAME)
+    if (checkpoint / WORLDGEN_META).is_file():
+        shutil.copyfile(checkpoint / WORLDGEN_META, target / WORLDGEN_META)
+
+
+def converted_weights(checkpoint_dir, dtype: str, store: Optional[ModelStore] = None) -> Optional[Path]:
+    """The store's safetensors copy of ``checkpoint_dir`` in ``dtype``, or None (then the original
+    files load, as for entries registered before conversion existed)."""
+    checkpoint_dir = Path(checkpoint_dir).resolve()
+    try:
+        entries = (store or ModelStore()).entries()
+    except ModelError:
+        return None
+    for entry in entries:
+        folder = entry.converted.get(dtype) if isinstance(entry.converted, dict) else None
+        if folder and Path(entry.path).resolve() == checkpoint_dir and is_checkpoint_dir(Path(folder)):
+            return Path(folder)
+    return None
 
 
 def _is_inpaint(checkpoint: Path) -> bool:

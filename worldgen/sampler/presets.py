@@ -45,6 +45,16 @@ class Preset:
         """Steps (from the first) that use classifier-free guidance."""
         return steps if self.guidance_fraction >= 1.0 else math.ceil(self.guidance_fraction * steps)
 
+    def global_steps(self, steps: int) -> int:
+        """Steps (from the first) that add the whole-panorama window: see ``global_window_steps``."""
+        return global_window_steps(self.global_fraction, steps)
+
+
+def global_window_steps(fraction: float, steps: int) -> int:
+    """How many first steps add the whole-panorama window. The original code runs it while
+    ``i <= int(fraction * steps)`` (21 of 50 at 0.4), so the count is that bound plus one."""
+    return 0 if fraction <= 0 else min(steps, int(fraction * steps) + 1)
+
 
 # The paper's recipe (JointNet sec. 4.2): DDIM 50, stride half a window, whole panorama for 40%.
 PUBLISHED = Preset("published", steps=50, scheduler="ddim")
@@ -57,6 +67,36 @@ FAST = Preset("fast", steps=14, scheduler="dpm++", stride=1.0, global_fraction=0
 
 PRESETS = {p.name: p for p in (PUBLISHED, FAST)}
 DEFAULT_PRESET = "published"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampling choices of one run, resolved ONCE from the command line (or a batch, a recipe)
+    and handed on: the preset, the step count (the user's, else the preset's) and the scheduler
+    (the user's, else the preset's: the published recipe is DDIM whatever the base folder names)."""
+
+    preset: Preset
+    steps: int
+    scheduler: Optional[str] = None  # the user's explicit choice; None: the preset's
+
+    @property
+    def scheduler_name(self) -> str:
+        return self.scheduler or self.preset.scheduler
+
+    def settings_for(self, spec, settings: dict) -> dict:
+        """A backend's load settings with this sampling added, for backends that take a ``preset``
+        (others have no windows or solver to choose): what `pano`, `batch` and `build` all hand it."""
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if "preset" in (spec.settings or ()):
+            settings["preset"] = self.preset.name
+        return settings
+
+
+def resolve_sampling(preset: Union[None, str, Preset] = None, steps: Optional[int] = None,
+                     scheduler: Optional[str] = None) -> Sampling:
+    """The one place a preset name becomes settings; a bad name is a one-line UserInputError."""
+    chosen = get_preset(preset)
+    return Sampling(chosen, int(steps) if steps is not None else chosen.steps, scheduler or None)
 
 
 def get_preset(preset: Union[None, str, Preset]) -> Preset:

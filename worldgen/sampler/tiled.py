@@ -29,6 +29,7 @@ import torch
 
 from ..numerics import SAMPLING_ADVICE, NumericalError, PrecisionGuard, check_finite, is_reduced_precision
 from ..progress import ProgressCallback, report
+from .presets import global_window_steps
 from .windows import Layout, Window, gather, scatter_add, tile_layout
 
 
@@ -36,8 +37,8 @@ from .windows import Layout, Window, gather, scatter_add, tile_layout
 class TilingRecipe:
     """How windows cover the latent. Defaults are the published panorama recipe (JointNet sec. 4.2):
     windows as tall as the latent, stride half a window, a fresh random offset each step, circular
-    wrap for full 360-degree spans, the whole panorama as one more window of weight 5 for the first
-    40% of steps, and edge ramps of an eighth of the window."""
+    wrap for full 360-degree spans, the whole panorama as one more window of weight 5 for steps
+    i <= int(0.4 * steps) (21 of 50, as the original code), and edge ramps of an eighth of the window."""
 
     window: tuple[int, int]
     stride: Optional[tuple[int, int]] = None
@@ -179,7 +180,7 @@ class TiledSampler:
 
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         width, height = shape[-1], shape[-2]
-        global_steps = math.ceil(self.recipe.global_fraction * len(timesteps))
+        global_steps = global_window_steps(self.recipe.global_fraction, len(timesteps))
         guided_steps = self.recipe.guided_steps(len(timesteps))
         self.stats = SampleStats(steps=len(timesteps))
         self._device_layouts = {}

@@ -22,7 +22,10 @@ BARRIER_TIMEOUT_HOURS = 24
 @click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
 @click.option("--size", default="2048x512", show_default=True, help="Default panorama WIDTHxHEIGHT for jobs without one.")
 @click.option("--span", type=float, default=360.0, show_default=True, help="Default horizontal span in degrees.")
-@click.option("--steps", type=int, default=50, show_default=True, help="Default denoising steps.")
+@click.option("--preset", type=click.Choice(["published", "fast"]), default=None,
+              help="Sampling recipe, exactly as `worldgen pano --preset` (default: published; recipe jobs keep "
+                   "their own unless this is given).")
+@click.option("--steps", type=int, default=None, help="Default denoising steps (default: the preset's, 50 or 14).")
 @click.option("--guidance", type=float, default=7.5, show_default=True, help="Default classifier-free guidance scale.")
 @click.option("--negative", "negative_prompt", default="", help="Default negative prompt.")
 @click.option("--modality", default="depth", show_default=True, help="Default modality generated with the RGB.")
@@ -37,7 +40,7 @@ BARRIER_TIMEOUT_HOURS = 24
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON on stdout.")
 @device_option
 @quiet_option
-def batch(jobs, out, backend, model, base, size, span, steps, guidance, negative_prompt, modality, scheduler, dtype,
+def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, negative_prompt, modality, scheduler, dtype,
           window_batch, seed, dry_run, as_json, device, quiet):
     """Generate every world listed in JOBS (.jsonl, .toml or .txt) into OUT.
 
@@ -56,9 +59,11 @@ def batch(jobs, out, backend, model, base, size, span, steps, guidance, negative
     Each process takes every N-th job; the worlds are the same whatever the number of processes.
     """
     from ...batch import JobDefaults, load_jobs
+    from ...sampler.presets import resolve_sampling
 
     width, height = parse_size(size)
-    defaults = JobDefaults(width=width, height=height, span_deg=span, steps=steps, guidance=guidance,
+    sampling = resolve_sampling(preset, steps, scheduler)
+    defaults = JobDefaults(width=width, height=height, span_deg=span, steps=sampling.steps, guidance=guidance,
                            negative=negative_prompt, modality=modality, scheduler=scheduler)
     job_list = load_jobs(jobs, defaults, batch_seed=seed)
     out = out or Path(jobs.stem)
@@ -89,9 +94,11 @@ def batch(jobs, out, backend, model, base, size, span, steps, guidance, negative
     spec, fell_back = choose_backend(backend, model)
     if fell_back and rank == 0:
         note(REAL_WEIGHTS_HINT, quiet)
-    settings = {k: v for k, v in {"model": model, "base": base, "device": device or str(state.device),
-                                  "dtype": dtype, "scheduler": scheduler,
-                                  "window_batch": window_batch}.items() if v is not None}
+    # The preset goes to the backend as `pano` hands it; left unset, recipe jobs keep their own.
+    settings = {"model": model, "base": base, "device": device or str(state.device), "dtype": dtype,
+                "scheduler": scheduler, "window_batch": window_batch}
+    settings = sampling.settings_for(spec, settings) if preset is not None else {
+        k: v for k, v in settings.items() if v is not None}
     who = f"[rank {rank}/{world}] " if world > 1 else ""
 
     def on_result(result, position, total):

@@ -20,6 +20,9 @@ from ..options import checked, device_option, note, parse_size, quiet_option
 @click.option("--extra-model", default=None,
               help="A second checkpoint sharing the RGB branch: generate both of their modalities at once.")
 @click.option("--seed", type=int, default=None, callback=checked("seed"), help="Override the recipe's seed.")
+@click.option("--preset", type=click.Choice(["published", "fast"]), default=None,
+              help="Sampling recipe, exactly as `worldgen pano --preset` (default: the recipe's backend.preset, "
+                   "else published).")
 @click.option("--steps", type=click.IntRange(1, 1000), default=None,
               help="Override every step count of the recipe (a quick preview).")
 @click.option("--size", default=None, help="Override the panorama's WIDTHxHEIGHT (a quick preview of the same world).")
@@ -27,7 +30,7 @@ from ..options import checked, device_option, note, parse_size, quiet_option
 @click.option("--window-batch", type=click.IntRange(min=1), default=None, help="Windows per model call.")
 @device_option
 @quiet_option
-def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed, steps, size, dtype, window_batch,
+def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed, preset, steps, size, dtype, window_batch,
           device, quiet):
     """Build the world described by RECIPE (a TOML scene recipe, see scenes/) and export it.
 
@@ -59,7 +62,7 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
     check_output_path(output.with_suffix(""), what="scene folder", folder=True)
     options = BuildOptions(backend=backend, seed=seed, steps=steps,
                            settings={"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
-                                     "device": device, "window_batch": window_batch})
+                                     "device": device, "window_batch": window_batch, "preset": preset})
     notes: list[str] = []
     spec, settings = resolve_backend(recipe, options, notes.append)
     label = spec.name + (f" (model {settings['model']})" if settings.get("model") else "")

@@ -36,13 +36,30 @@ def models() -> None:
 @click.option("--modality", default=None, callback=_check_modality,
               help="Modality the checkpoint carries (default: from its worldgen.json, else depth).")
 @click.option("--default", "make_default", is_flag=True, help="Use this model when --model is not given.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default=None,
+              help="Compute dtype of the converted copy (default: what `worldgen pano` uses on this machine: "
+                   "bfloat16 on GPUs that have it, else float16; float32 on CPU).")
+@click.option("--no-convert", is_flag=True,
+              help="Keep only the original files (else pickled .bin weights are converted once to safetensors "
+                   "in the compute dtype, into the store, for fast loading; the originals are never changed).")
 @quiet_option
-def add(source, name, base, modality, make_default, quiet):
+def add(source, name, base, modality, make_default, dtype, no_convert, quiet):
     """Register SOURCE (a checkpoint folder, or a .zip that is unpacked into the store)."""
     from worldgen.backends.jointnet.store import ModelStore
 
     store = ModelStore()
     entry = store.add(source, name, base=base, modality=modality, make_default=make_default)
+    if not no_convert:
+        from worldgen.backends.jointnet.backend import compute_dtype_name
+
+        chosen = dtype or compute_dtype_name()
+        try:
+            converted = store.convert(name, chosen)
+        except BaseException:
+            store.remove(name)  # registered fully or not at all
+            raise
+        if converted is not None:
+            note(f"converted {name!r} to {chosen} safetensors in {converted} (read straight onto the device at load)", quiet)
     if entry.base_dir is None:
         note(f"{name!r} has no base model yet: pass --base PATH to `worldgen pano`, or re-add it with --base", quiet)
     click.echo(f"{entry.name}\t{entry.path}")

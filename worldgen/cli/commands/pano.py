@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..options import device_option, note, parse_size, quiet_option, seed_option
+from ..timing import verbose_option, timed_command
 
 REAL_WEIGHTS_HINT = ("no JointNet weights are installed, so this world comes from the offline procedural backend "
                      "(not diffusion). For real generation: worldgen models add rgbd_finetune_sd21b.zip --name rgbd "
@@ -69,22 +70,25 @@ def choose_backend(name: str, model: str | None):
 @click.option("--server", default=None, metavar="URL",
               help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
                    "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")
+@verbose_option
 def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
-         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None):
+         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False):
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
+    click.get_current_context().with_resource(timed_command(verbose))  # --verbose: phase times on exit
     from ...backend import GenerateRequest
     from ...errors import UserInputError
     from ...export_files import export_to_file
     from ...output_paths import check_output_path
     from ...regions import parse_region
     from ...scene import MANIFEST_NAME
-    from ...sampler.presets import get_preset
+    from ...sampler.presets import resolve_sampling
+    from ...phases import phase
     from ...world import generate_world
     from ..progress import progress_for
 
     width, height = parse_size(size)
-    steps = steps if steps is not None else get_preset(preset).steps
-    request = GenerateRequest(prompt=prompt, width=width, height=height, span_deg=span, seed=seed, steps=steps,
+    sampling = resolve_sampling(preset, steps, scheduler)
+    request = GenerateRequest(prompt=prompt, width=width, height=height, span_deg=span, seed=seed, steps=sampling.steps,
                               guidance=guidance, negative_prompt=negative_prompt, modality=modality,
                               scheduler=scheduler, regions=[parse_region(text) for text in regions])
     output = output or Path(_slug(prompt) + ".glb")
@@ -106,13 +110,11 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     spec, fell_back = choose_backend(backend, model)
     if fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
-    settings = {k: v for k, v in {"model": model, "base": base, "extra_model": extra_model, "device": device,
-                                  "dtype": dtype, "scheduler": scheduler, "window_batch": window_batch}.items()
-                if v is not None}
-    if preset != "published" and spec.name == "jointnet":
-        settings["preset"] = preset  # other backends have no windows or solver to choose
+    settings = sampling.settings_for(spec, {"model": model, "base": base, "extra_model": extra_model, "device": device,
+                                            "dtype": dtype, "scheduler": scheduler, "window_batch": window_batch})
     progress = progress_for(quiet)
-    instance = spec.load(settings)
+    with phase("load"):
+        instance = spec.load(settings)
     scene = generate_world(spec.name, instance, request, scene_dir, seed,
                            export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
     note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
