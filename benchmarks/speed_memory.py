@@ -500,6 +500,9 @@ def main(argv=None) -> int:
             elif name in COMPILE_CONFIGS:
                 settings, description = compile_settings(name, device)
                 generate_config(name, settings, description=description)
+            elif name == "forward_check":
+                report["forward_check"] = forward_check(bf16_parts()["jointnet"], device)
+                log("[forward_check]", report["forward_check"])
             elif name == "warm":
                 report["warm"] = run_warm_child(args, out_dir)
                 log("[warm]", {k: v for k, v in report["warm"].items() if k != "log_tail"})
@@ -591,7 +594,9 @@ def count_loop_syncs(backend, request) -> dict:
     return {"steps_watched": max(0, state["steps"] - 1), "syncs": len(syncs), "first": syncs[:3]}
 
 
-COMPILE_CONFIGS = ("compile_blocks", "compile_blocks_eager", "compile_pair")
+COMPILE_CONFIGS = ("compile_blocks", "compile_blocks_eager", "compile_pair", "compile_stages")
+# Coarser regions: whole down/mid/up blocks of the UNet (fewer eager seams between compiled code).
+STAGE_BLOCKS = ("CrossAttnDownBlock2D", "DownBlock2D", "UNetMidBlock2DCrossAttn", "CrossAttnUpBlock2D", "UpBlock2D")
 
 
 def compile_settings(name: str, device):
@@ -601,10 +606,53 @@ def compile_settings(name: str, device):
     base = replace(perf.SpeedSettings.named("compile", device), compile=True, channels_last=True)
     if name == "compile_blocks":
         return base, "speed='compile': UNet blocks compiled (static shapes, channels-last), CUDA graphs over the pair"
+    if name == "compile_stages":
+        return replace(base, compile_blocks=STAGE_BLOCKS), "whole UNet down/mid/up blocks compiled, CUDA graphs"
     if name == "compile_blocks_eager":
         return replace(base, cuda_graphs=False), "UNet blocks compiled, no CUDA graphs"
     return (replace(base, compile_scope="pair"),
             "the whole pair forward compiled (static shapes, channels-last), CUDA graphs over it")
+
+
+@torch.no_grad()
+def forward_check(pair, device) -> dict:
+    """One guided-size window batch (16 x 64 x 64, fresh random inputs) through the pair compiled
+    and eager (bf16), against a float32 copy of the same weights (no TF32): ||out - ref|| / ||ref||
+    per branch. The compiled path computes the same function when its error matches eager's."""
+    from worldgen.backends.jointnet.model import JointNetModel
+    from worldgen.backends.jointnet.pair import JointNetPair
+    from worldgen.sampler import perf
+
+    g = torch.Generator(device).manual_seed(1234)
+    h = pair.unet.config.sample_size
+    x, y = (torch.randn(16, pair.in_channels, h, h, device=device, generator=g) for _ in range(2))
+    ctx = torch.randn(16, 77, pair.unet.config.cross_attention_dim, device=device, generator=g)
+    t = torch.tensor(601.0, device=device)
+    outputs = {}
+    for label, settings in (("compiled", compile_settings("compile_blocks", device)[0]),
+                            ("eager", perf.SpeedSettings.named("auto", device))):
+        perf.speed_up(pair, settings)
+        with perf.kernels(settings):
+            outputs[label] = [o.float() for o in pair(x.to(pair.dtype), y.to(pair.dtype), t, ctx.to(pair.dtype))]
+    state = {k: v.float() for k, v in pair.state_dict().items()}
+    with torch.device(device):
+        ref_pair = JointNetPair(JointNetModel.from_config(pair.unet.config),
+                                JointNetModel.from_config(pair.jointnet.config)).eval()
+    missing, _ = ref_pair.load_state_dict(state, strict=False)  # fused to_qkv copies are the extra keys
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        ref = ref_pair(x, y, t, ctx)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    del ref_pair, state
+    out = {"missing_keys": len(missing)}
+    for label, values in outputs.items():
+        out[label] = [round(float((o - r).norm() / r.norm()), 6) for o, r in zip(values, ref)]
+        out[label + "_finite"] = all(bool(torch.isfinite(o).all()) for o in values)
+    out["compiled_vs_eager_max_abs"] = [round(float((a - b).abs().max()), 5)
+                                        for a, b in zip(outputs["compiled"], outputs["eager"])]
+    return out
 
 
 def published_with_whole_steps(steps: int, whole: int):

@@ -69,6 +69,7 @@ class SpeedSettings:
     compile_mode: Optional[str] = None
     dynamic: Optional[bool] = False
     compile_scope: str = "blocks"
+    compile_blocks: tuple = ()  # block class names for scope "blocks" (empty: COMPILED_BLOCKS)
 
     @classmethod
     def for_device(cls, device) -> "SpeedSettings":
@@ -407,7 +408,7 @@ def speed_up(module, settings: SpeedSettings, *, compile_method: str = "forward"
     if settings.compile:
         _inductor_defaults()
     if want_blocks and blocks is None:
-        blocks = CompiledBlocks(module, **kwargs)
+        blocks = CompiledBlocks(module, settings.compile_blocks or COMPILED_BLOCKS, **kwargs)
         blocks.settings = settings
         module.__dict__["_worldgen_blocks"] = blocks
     wrapper = plain
