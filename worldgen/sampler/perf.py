@@ -184,7 +184,9 @@ class CompiledBlocks:
 
     def __init__(self, module, classes=COMPILED_BLOCKS, **compile_kwargs: Any) -> None:
         import torch
+        import torch._dynamo.config as dynamo_config
 
+        _raise_recompile_limit(dynamo_config)  # one graph per block shape, not dynamo's default 8
         self.error: Optional[BaseException] = None
         self.blocks = [m for m in module.modules() if type(m).__name__ in classes]
         compiled: dict = {}
@@ -457,6 +459,10 @@ def _inductor_defaults() -> None:
         return
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
     inductor_config.conv_1x1_as_mm = True
+    _raise_recompile_limit(dynamo_config)
+
+
+def _raise_recompile_limit(dynamo_config) -> None:
     for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
         if hasattr(dynamo_config, name):
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
