@@ -5,9 +5,11 @@ Three jobs, each measured in ``benchmarks/NOTES.md``:
 - ``SpeedSettings`` / ``speed_up``: kernel and launch choices that make a latent-diffusion UNet
   faster without changing what it computes: fused QKV projections (diffusers' own
   ``fuse_qkv_projections``), cuDNN autotuning, cuDNN attention first in SDPA's order, and one CUDA
-  graph per window-batch shape (``GraphedCall``); ``torch.compile`` (``CompiledCall``, with an
-  eager fallback) and channels-last layouts are available but not the default, because they measured
-  slower or not worth their compile time on an H200.
+  graph per window-batch shape (``GraphedCall``). ``speed="compile"`` adds a static-shape
+  ``torch.compile`` of the UNet blocks (``CompiledBlocks``, eager fallback, kept on disk by
+  ``compile_cache_dir``) in channels-last under the same CUDA graphs: -24% on the published recipe
+  on an H200, but about 110 s of compile the first time on a machine and 20 s per process after,
+  so it is opt-in (benchmarks/NOTES.md, issue 14).
 - ``window_batch_for`` / ``vae_batch_for``: how many windows (or VAE tiles) one call may take, from
   the memory that is free now, so a 12 GB card runs the same code as a 141 GB one.
 - ``offloaded``: keep a module (the text encoder) in CPU memory and bring it to the GPU only for the
@@ -75,8 +77,8 @@ class SpeedSettings:
     def for_device(cls, device) -> "SpeedSettings":
         """What measured fastest on CUDA (benchmarks/NOTES.md): fused QKV, cuDNN autotuning, cuDNN
         attention first, CUDA graphs; bf16 comes from the backend's dtype. Nothing elsewhere, where
-        these choices are untested or slower. Compile is opt-in ("compile"): on an H200 it took six
-        minutes per process for a 10% gain."""
+        these choices are untested or slower. Compile is opt-in ("compile"): it pays in a process
+        that makes several panoramas, not in a one-shot one (benchmarks/NOTES.md)."""
         import torch
 
         device = torch.device(device)
