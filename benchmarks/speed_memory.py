@@ -11,9 +11,15 @@ runs the configurations named by --configs, in that order, on the same GPU in th
   baseline       the original script's way (``original_loop``): windows in batches of 8, one batch
                  after another, a scheduler copy per batch, float16, eager
   plain          worldgen's sampler with every speed setting off (float16, eager)
-  eager, flash, channels_last, compile
+  eager, flash, channels_last
                  the default settings without CUDA graphs / with PyTorch's attention order / in NHWC
-                 layout / with torch.compile instead of graphs (ablations)
+                 layout (ablations)
+  compile_blocks, compile_blocks_eager, compile_pair
+                 issue 14: the published recipe with torch.compile, static shapes, channels-last: each
+                 UNet resnet/transformer block compiled (under CUDA graphs / without them), or the
+                 whole pair forward; the warm-up run is the cold compile (an empty --compile-cache)
+  warm           a second process on the same --compile-cache: speed="compile" loading the compiled
+                 code from disk (its first run and its steady runs, timed)
   vae, profile   the VAE decode in two layouts; one panorama under torch.profiler by kernel family
   repeat         published and fast again (the spread between runs of one process)
 
@@ -323,8 +329,13 @@ DEFAULT_CONFIGS = "memory,published,fast,baseline,candidates,repeat,eager,flash,
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.compile_cache:
+        # Before anything compiles: the parent fills this cache (cold), the warm child reads it.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(args.compile_cache).resolve())
     if args.child == "memory":
         return memory_child(args)
+    if args.child == "warm":
+        return warm_child(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
@@ -405,6 +416,7 @@ def main(argv=None) -> int:
         row["quality"] = quality(row)
         if "published" in results and row["name"] != "published":
             row["agreement_with_published"] = agreement(results["published"], row)
+            row["latent_diff_vs_published"] = latent_difference(results["published"], row)
         results[row["name"]] = row
         report["configs"].append({k: v for k, v in row.items() if not k.startswith("_")})
         report["flops_per_row"] = {f"{h}x{w}": v for (h, w), v in state["meter"].per_row.items()}
@@ -414,6 +426,8 @@ def main(argv=None) -> int:
 
     def generate_config(name, speed, preset=None, description=""):
         parts = bf16_parts()
+        if preset is None and args.whole_steps is not None:
+            preset = published_with_whole_steps(args.steps, args.whole_steps)
         backend = make_backend(parts, device, speed=speed, memory="high", preset=preset)
         p = backend.preset
         tap = LatentTap(backend)
@@ -483,8 +497,15 @@ def main(argv=None) -> int:
                 auto = perf.SpeedSettings.for_device(device)
                 generate_config("channels_last", replace(auto, channels_last=True),
                                 description="default settings with channels-last (NHWC) weights and activations")
-            elif name == "compile":
-                generate_config("compile", "compile", description="torch.compile (dynamic shapes) instead of graphs")
+            elif name in COMPILE_CONFIGS:
+                settings, description = compile_settings(name, device)
+                generate_config(name, settings, description=description)
+            elif name == "forward_check":
+                report["forward_check"] = forward_check(bf16_parts()["jointnet"], device)
+                log("[forward_check]", report["forward_check"])
+            elif name == "warm":
+                report["warm"] = run_warm_child(args, out_dir)
+                log("[warm]", {k: v for k, v in report["warm"].items() if k != "log_tail"})
             elif name == "vae" and device.type == "cuda":
                 report["vae_decode"] = vae_decode_times(make_backend(bf16_parts(), device, speed="eager",
                                                                      memory="high"), device)
@@ -573,6 +594,141 @@ def count_loop_syncs(backend, request) -> dict:
     return {"steps_watched": max(0, state["steps"] - 1), "syncs": len(syncs), "first": syncs[:3]}
 
 
+COMPILE_CONFIGS = ("compile_blocks", "compile_blocks_eager", "compile_pair", "compile_stages")
+# Coarser regions: whole down/mid/up blocks of the UNet (fewer eager seams between compiled code).
+STAGE_BLOCKS = ("CrossAttnDownBlock2D", "DownBlock2D", "UNetMidBlock2DCrossAttn", "CrossAttnUpBlock2D", "UpBlock2D")
+
+
+def compile_settings(name: str, device):
+    """The compiled variants, forced on where ``named("compile")`` would stay eager (a CPU dry run)."""
+    from worldgen.sampler import perf
+
+    base = replace(perf.SpeedSettings.named("compile", device), compile=True, channels_last=True)
+    if name == "compile_blocks":
+        return base, "speed='compile': UNet blocks compiled (static shapes, channels-last), CUDA graphs over the pair"
+    if name == "compile_stages":
+        return replace(base, compile_blocks=STAGE_BLOCKS), "whole UNet down/mid/up blocks compiled, CUDA graphs"
+    if name == "compile_blocks_eager":
+        return replace(base, cuda_graphs=False), "UNet blocks compiled, no CUDA graphs"
+    return (replace(base, compile_scope="pair"),
+            "the whole pair forward compiled (static shapes, channels-last), CUDA graphs over it")
+
+
+@torch.no_grad()
+def forward_check(pair, device) -> dict:
+    """One guided-size window batch (16 x 64 x 64, fresh random inputs) through the pair compiled
+    and eager (bf16), against a float32 copy of the same weights (no TF32): ||out - ref|| / ||ref||
+    per branch. The compiled path computes the same function when its error matches eager's."""
+    from worldgen.backends.jointnet.model import JointNetModel
+    from worldgen.backends.jointnet.pair import JointNetPair
+    from worldgen.sampler import perf
+
+    g = torch.Generator(device).manual_seed(1234)
+    h = pair.unet.config.sample_size
+    x, y = (torch.randn(16, pair.in_channels, h, h, device=device, generator=g) for _ in range(2))
+    ctx = torch.randn(16, 77, pair.unet.config.cross_attention_dim, device=device, generator=g)
+    t = torch.tensor(601.0, device=device)
+    outputs = {}
+    for label, settings in (("compiled", compile_settings("compile_blocks", device)[0]),
+                            ("eager", perf.SpeedSettings.named("auto", device))):
+        perf.speed_up(pair, settings)
+        with perf.kernels(settings):
+            outputs[label] = [o.float() for o in pair(x.to(pair.dtype), y.to(pair.dtype), t, ctx.to(pair.dtype))]
+    state = {k: v.float() for k, v in pair.state_dict().items()}
+    with torch.device(device):
+        ref_pair = JointNetPair(JointNetModel.from_config(pair.unet.config),
+                                JointNetModel.from_config(pair.jointnet.config)).eval()
+    missing, _ = ref_pair.load_state_dict(state, strict=False)  # fused to_qkv copies are the extra keys
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        ref = ref_pair(x, y, t, ctx)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    del ref_pair, state
+    out = {"missing_keys": len(missing)}
+    for label, values in outputs.items():
+        out[label] = [round(float((o - r).norm() / r.norm()), 6) for o, r in zip(values, ref)]
+        out[label + "_finite"] = all(bool(torch.isfinite(o).all()) for o in values)
+    out["compiled_vs_eager_max_abs"] = [round(float((a - b).abs().max()), 5)
+                                        for a, b in zip(outputs["compiled"], outputs["eager"])]
+    return out
+
+
+def published_with_whole_steps(steps: int, whole: int):
+    """The published preset whose whole-panorama window runs for ``whole`` of ``steps`` steps (the
+    original runs it for i <= int(0.4 * steps): 21 of 50); the sampler takes ceil(fraction * steps)."""
+    from worldgen.sampler.presets import PUBLISHED
+
+    return replace(PUBLISHED, global_fraction=(whole - 0.5) / steps)
+
+
+def latent_difference(a: dict, b: dict) -> dict:
+    """Final latents of two configurations from the same seeds: max |a - b| and ||a - b|| / ||a||."""
+    worst, rel = 0.0, 0.0
+    for (_, _, la), (_, _, lb) in zip(a["_outputs"], b["_outputs"]):
+        if la is None or lb is None:
+            continue
+        worst = max(worst, float((la - lb).abs().max()))
+        rel = max(rel, float((la - lb).norm() / la.norm()))
+    return {"max_abs": round(worst, 5), "max_rel_norm": round(rel, 5),
+            "latent_abs_max": round(max(float(la.abs().max()) for _, _, la in a["_outputs"] if la is not None), 3)}
+
+
+def run_warm_child(args, out_dir: Path) -> dict:
+    """A new process that loads the compiled code from ``--compile-cache`` (filled by this one)."""
+    result_path = out_dir / "warm_child.json"
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "warm", "--out", str(out_dir),
+               "--steps", str(args.steps), "--device", args.device, "--repeats", "2"]
+    command += (["--tiny"] if args.tiny else []) + (["--whole-steps", str(args.whole_steps)]
+                                                     if args.whole_steps is not None else [])
+    log("[warm] " + " ".join(command))
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=args.memory_timeout_s * 3)
+    (out_dir / "warm_child.log").write_text(done.stdout[-200000:])
+    warm = json.loads(result_path.read_text()) if result_path.exists() else {}
+    warm["returncode"] = done.returncode
+    warm["process_wall_s"] = round(time.perf_counter() - start, 1)
+    if done.returncode != 0:
+        warm["log_tail"] = done.stdout[-2000:]
+    return warm
+
+
+def warm_child(args) -> int:
+    """speed="compile" in a fresh process: how long its first panorama takes with a warm cache."""
+    from worldgen.backend import GenerateRequest
+
+    started = time.perf_counter()
+    device = torch.device(args.device)
+    width, height = (512, 128) if args.tiny else (2048, 512)
+    out: dict = {"cache_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR")}
+    parts = sd21_models.build(device, torch.bfloat16 if device.type == "cuda" else torch.float32, tiny=args.tiny)
+    sync(device)
+    out["build_s"] = round(time.perf_counter() - started, 2)
+    settings, _ = compile_settings("compile_blocks", device)
+    preset = published_with_whole_steps(args.steps, args.whole_steps) if args.whole_steps is not None else None
+    backend = make_backend(parts, device, speed=settings, memory="high", preset=preset)
+    times = []
+    for seed in range(args.repeats + 1):
+        sync(device)
+        start = time.perf_counter()
+        backend.generate(GenerateRequest(prompt=PROMPT, width=width, height=height, steps=args.steps,
+                                         guidance=7.5, seed=seed))
+        sync(device)
+        times.append(time.perf_counter() - start)
+        log(f"[warm child] run {seed}: {times[-1]:.3f} s")
+    out["first_run_s"] = round(times[0], 3)
+    out["steady_s"] = round(statistics.median(times[1:]), 4)
+    out["load_overhead_s"] = round(times[0] - statistics.median(times[1:]), 3)
+    out["compiled_graphs_total"] = _graph_count()
+    blocks = parts["jointnet"].__dict__.get("_worldgen_blocks")
+    out["blocks_active"] = None if blocks is None else blocks.active
+    out["child_wall_s"] = round(time.perf_counter() - started, 2)
+    (Path(args.out) / "warm_child.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
+    return 0
+
+
 def summarise(report: dict, results: dict) -> None:
     base, pub, fast = results.get("baseline"), results.get("published"), results.get("fast")
     if base and pub:
@@ -623,6 +779,14 @@ def print_table(report: dict) -> None:
                      f"{row['flops_per_run'] / 1e12:>10.0f}{row['achieved_tflops']:>9.0f}{row['floor_ratio']:>8.2f}"
                      f"{row.get('peak_reserved_gib', float('nan')):>9.1f}{q.get('rgb', float('nan')):>9.2f}"
                      f"{q.get('depth', float('nan')):>8.2f}")
+    for row in report["configs"]:
+        if "latent_diff_vs_published" in row:
+            lines.append(f"{row['name']}: warm-up {row['warmup_s']} s, latents vs published "
+                         f"{row['latent_diff_vs_published']}")
+    if report.get("warm"):
+        warm = report["warm"]
+        lines.append(f"warm process: first run {warm.get('first_run_s')} s, steady {warm.get('steady_s')} s, "
+                     f"build {warm.get('build_s')} s, rc {warm.get('returncode')}")
     memory = report.get("memory") or {}
     if memory:
         lines.append(f"memory cap {memory.get('cap_gib')} GiB: generate {memory.get('generate_s', '-')} s peak "
@@ -761,13 +925,18 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
                         help="what to run, in order: memory, published, fast, baseline, candidates, eager, flash, "
-                             "channels_last, plain, compile, vae, profile, repeat")
+                             "channels_last, plain, compile_blocks, compile_blocks_eager, compile_pair, warm, vae, "
+                             "profile, repeat")
     parser.add_argument("--fast-candidates", default="",
                         help="extra fast presets: 'name=f2,stride=0.5;name=f3,steps=16' (fields of Preset)")
     parser.add_argument("--budget-s", type=float, default=430.0,
                         help="skip the remaining configurations after this many seconds")
     parser.add_argument("--cap-gb", type=float, default=11.0, help="allocator cap for the memory phase (GiB)")
     parser.add_argument("--memory-timeout-s", type=float, default=180.0)
+    parser.add_argument("--compile-cache", default=None,
+                        help="inductor cache folder for the compile configs (empty: a cold compile)")
+    parser.add_argument("--whole-steps", type=int, default=None,
+                        help="steps with the whole-panorama window in the published recipe (the original: 21 of 50)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

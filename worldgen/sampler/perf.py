@@ -5,9 +5,11 @@ Three jobs, each measured in ``benchmarks/NOTES.md``:
 - ``SpeedSettings`` / ``speed_up``: kernel and launch choices that make a latent-diffusion UNet
   faster without changing what it computes: fused QKV projections (diffusers' own
   ``fuse_qkv_projections``), cuDNN autotuning, cuDNN attention first in SDPA's order, and one CUDA
-  graph per window-batch shape (``GraphedCall``); ``torch.compile`` (``CompiledCall``, with an
-  eager fallback) and channels-last layouts are available but not the default, because they measured
-  slower or not worth their compile time on an H200.
+  graph per window-batch shape (``GraphedCall``). ``speed="compile"`` adds a static-shape
+  ``torch.compile`` of the UNet blocks (``CompiledBlocks``, eager fallback, kept on disk by
+  ``compile_cache_dir``) in channels-last under the same CUDA graphs: -24% on the published recipe
+  on an H200, but about 110 s of compile the first time on a machine and 20 s per process after,
+  so it is opt-in (benchmarks/NOTES.md, issue 14).
 - ``window_batch_for`` / ``vae_batch_for``: how many windows (or VAE tiles) one call may take, from
   the memory that is free now, so a 12 GB card runs the same code as a 141 GB one.
 - ``offloaded``: keep a module (the text encoder) in CPU memory and bring it to the GPU only for the
@@ -52,8 +54,13 @@ class SpeedSettings:
     order); PyTorch falls back to the next one where a shape is not supported.
     ``cuda_graphs``: record each window-batch shape's forward once as a CUDA graph and replay it, so
     the Python cost of launching ~2,000 kernels per call disappears (``GraphedCall``).
-    ``compile``: ``torch.compile`` the forward instead (``compile_mode`` None is inductor's default;
-    ``dynamic`` True compiles once for any batch size and width)."""
+    ``compile``: ``torch.compile`` with static shapes (``dynamic`` False: the recipe has two window
+    shapes, so a few exact graphs beat one symbolic one). ``compile_scope`` "blocks" compiles each
+    UNet resnet and transformer block (``CompiledBlocks``): blocks of the same class and shape share
+    one compiled graph, so both branches and the repeated blocks cost one compile; "pair" compiles
+    the whole two-branch forward (``CompiledCall``). ``cuda_graphs`` then records the (partly
+    compiled) forward as before. Compiled code is kept on disk (``compile_cache_dir``), so a second
+    process loads it instead of compiling again."""
 
     channels_last: bool = False
     fuse_qkv: bool = False
@@ -62,14 +69,16 @@ class SpeedSettings:
     cuda_graphs: bool = False
     compile: bool = False
     compile_mode: Optional[str] = None
-    dynamic: Optional[bool] = True
+    dynamic: Optional[bool] = False
+    compile_scope: str = "blocks"
+    compile_blocks: tuple = ()  # block class names for scope "blocks" (empty: COMPILED_BLOCKS)
 
     @classmethod
     def for_device(cls, device) -> "SpeedSettings":
         """What measured fastest on CUDA (benchmarks/NOTES.md): fused QKV, cuDNN autotuning, cuDNN
         attention first, CUDA graphs; bf16 comes from the backend's dtype. Nothing elsewhere, where
-        these choices are untested or slower. Compile is opt-in ("compile"): on an H200 it took six
-        minutes per process for a 10% gain."""
+        these choices are untested or slower. Compile is opt-in ("compile"): it pays in a process
+        that makes several panoramas, not in a one-shot one (benchmarks/NOTES.md)."""
         import torch
 
         device = torch.device(device)
@@ -80,8 +89,8 @@ class SpeedSettings:
     @classmethod
     def named(cls, name, device) -> "SpeedSettings":
         """"auto" (or None): ``for_device``; "eager": the same without CUDA graphs; "compile": with
-        torch.compile instead of graphs (where Triton works); "off": plain PyTorch. A SpeedSettings
-        passes through."""
+        the UNet blocks compiled (static shapes, channels-last) under the CUDA graphs, where Triton
+        works; "off": plain PyTorch. A SpeedSettings passes through."""
         from ..errors import UserInputError
 
         if isinstance(name, cls):
@@ -91,8 +100,12 @@ class SpeedSettings:
         if name == "eager":
             return replace(cls.for_device(device), cuda_graphs=False)
         if name == "compile":
-            return replace(cls.for_device(device), cuda_graphs=False, channels_last=True,
-                           compile=compile_supported(device))
+            # Where Triton cannot run (CPU, MPS, old GPUs, a torch without inductor) "compile" is
+            # "auto": the eager path stays the default there. Channels-last only with the compiler:
+            # eagerly, GroupNorm and LayerNorm convert layouts themselves and measured slower.
+            if not compile_supported(device):
+                return cls.for_device(device)
+            return replace(cls.for_device(device), compile=True, channels_last=True)
         if name == "off":
             return cls()
         raise UserInputError(f"speed {name!r} is not one of {', '.join(SPEED_NAMES)}")
@@ -149,6 +162,85 @@ class CompiledCall:
                                type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
                 return result
         return self.eager(*args, **kwargs)
+
+
+# The UNet blocks that carry the memory-bound glue between the matrix kernels (GroupNorm + SiLU,
+# the time-embedding add, residual adds, LayerNorm, GEGLU, the transformers' projections).
+# Samplers (one convolution each) stay eager: compiling them saves nothing.
+COMPILED_BLOCKS = ("ResnetBlock2D", "Transformer2DModel")
+# Compiled graphs one block class may hold: every (channels, size) its instances see, for each
+# window shape (the recipe has two: the 64x64 windows and the whole panorama). Dynamo's default
+# (8) would leave the rest eager.
+RECOMPILE_LIMIT = 64
+
+
+class CompiledBlocks:
+    """Regional compilation: ``torch.compile`` of each block class's forward (static shapes), used
+    by every instance of the class in ``module``. Dynamo keeps compiled code per code object and
+    guards on shapes, not on which instance calls it, so the RGB and the modality branch and the
+    repeated blocks of a level share one compiled graph per shape: far less to compile than the
+    whole pair (every graph once per process, or once per machine with the on-disk cache).
+
+    The first compiler failure switches every block back to eager for good (the error is kept);
+    an error the eager block raises too (bad input, out of memory) is re-raised instead."""
+
+    def __init__(self, module, classes=COMPILED_BLOCKS, **compile_kwargs: Any) -> None:
+        import torch
+        import torch._dynamo.config as dynamo_config
+
+        _raise_recompile_limit(dynamo_config)  # one graph per block shape, not dynamo's default 8
+        self.error: Optional[BaseException] = None
+        self.blocks = [m for m in module.modules() if type(m).__name__ in classes]
+        compiled: dict = {}
+        for block in self.blocks:
+            kind = type(block)
+            if kind not in compiled:
+                compiled[kind] = torch.compile(kind.forward, **compile_kwargs)
+            block.forward = self._bind(block, kind.forward, compiled[kind])
+            block._worldgen_compiled = self  # the latest owner (a triple re-owns its pair's blocks)
+
+    @property
+    def active(self) -> bool:
+        return self.error is None
+
+    def remove(self) -> None:
+        """Back to the classes' own forwards."""
+        for block in self.blocks:
+            if block.__dict__.get("_worldgen_compiled") is self:
+                block.__dict__.pop("forward", None)
+                block.__dict__.pop("_worldgen_compiled", None)
+
+    def _bind(self, block, eager: Callable, compiled: Callable) -> Callable:
+        import torch
+
+        def forward(*args, **kwargs):
+            if self.error is None:
+                try:
+                    return compiled(block, *args, **kwargs)
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as exc:  # compiler failures come in many exception types
+                    result = eager(block, *args, **kwargs)  # raises by itself if the input is wrong
+                    self.error = exc
+                    logger.warning("torch.compile failed (%s: %s); running eagerly from now on",
+                                   type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                    return result
+            return eager(block, *args, **kwargs)
+
+        return forward
+
+
+def compile_cache_dir():
+    """Where compiled kernels are kept across processes: $TORCHINDUCTOR_CACHE_DIR if set, else
+    ``compile-cache/`` in worldgen's home (next to the model store)."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    from ..backends.jointnet.store import store_root
+
+    return store_root() / "compile-cache"
 
 
 class GraphedCall:
@@ -298,27 +390,40 @@ def speed_up(module, settings: SpeedSettings, *, compile_method: str = "forward"
     # plain forward again; the same settings keep the wrapper and what it has built.
     current = getattr(module, compile_method)
     wrapped = isinstance(current, (CompiledCall, GraphedCall))
-    plain = current.eager if wrapped else current
+    plain = current
+    while isinstance(plain, (CompiledCall, GraphedCall)):
+        plain = plain.eager
     if wrapped and (moved or getattr(current, "settings", None) != settings):
         # Graphs bake in the weights' addresses and the kernels chosen (attention backend): other
         # settings or moved weights need a fresh recorder.
         module.__dict__.pop(compile_method, None)
         current, wrapped = plain, False
+    blocks = module.__dict__.get("_worldgen_blocks")
+    want_blocks = settings.compile and settings.compile_scope == "blocks"
+    if blocks is not None and (not want_blocks or blocks.settings != settings):
+        blocks.remove()
+        del module.__dict__["_worldgen_blocks"]
+        blocks = None
+    if wrapped:
+        return module
+    kwargs: dict = {"dynamic": settings.dynamic}
+    if settings.compile_mode:
+        kwargs["mode"] = settings.compile_mode
     if settings.compile:
-        if not isinstance(current, CompiledCall):
-            kwargs = {"dynamic": settings.dynamic}
-            if settings.compile_mode:
-                kwargs["mode"] = settings.compile_mode
-            _inductor_defaults()
-            wrapper = CompiledCall(plain, **kwargs)
-            wrapper.settings = settings
-            setattr(module, compile_method, wrapper)
-    elif settings.cuda_graphs:
-        if not isinstance(current, GraphedCall):
-            wrapper = GraphedCall(plain, module=module)
-            wrapper.settings = settings
-            setattr(module, compile_method, wrapper)
-    elif wrapped:
+        _inductor_defaults()
+    if want_blocks and blocks is None:
+        blocks = CompiledBlocks(module, settings.compile_blocks or COMPILED_BLOCKS, **kwargs)
+        blocks.settings = settings
+        module.__dict__["_worldgen_blocks"] = blocks
+    wrapper = plain
+    if settings.compile and settings.compile_scope == "pair":
+        wrapper = CompiledCall(wrapper, **kwargs)
+    if settings.cuda_graphs:
+        wrapper = GraphedCall(wrapper, module=module)
+    if wrapper is not plain:
+        wrapper.settings = settings
+        setattr(module, compile_method, wrapper)
+    else:
         module.__dict__.pop(compile_method, None)  # back to the class's own method
     return module
 
@@ -340,13 +445,29 @@ def _fusable(module) -> list:
 
 
 def _inductor_defaults() -> None:
-    """1x1 convolutions (JointNet's exchange layers, resnet shortcuts) as matrix products: inductor
-    can then fuse their bias and the residual add around them."""
+    """Process-wide compiler settings, each only raised or set, never lowered:
+    - the on-disk caches in ``compile_cache_dir`` (inductor's FX graph and AOTAutograd caches and
+      Triton's kernels live there; both caches are on by default), so the compile is paid once
+      per machine; a TORCHINDUCTOR_CACHE_DIR the user set wins;
+    - 1x1 convolutions (JointNet's exchange layers, resnet shortcuts) as matrix products: inductor
+      can then fuse their bias and the residual add around them;
+    - room for one graph per block shape (``RECOMPILE_LIMIT``)."""
+    import os
+
     try:
+        import torch._dynamo.config as dynamo_config
         import torch._inductor.config as inductor_config
     except ImportError:
         return
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
     inductor_config.conv_1x1_as_mm = True
+    _raise_recompile_limit(dynamo_config)
+
+
+def _raise_recompile_limit(dynamo_config) -> None:
+    for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
 
 
 @contextlib.contextmanager
