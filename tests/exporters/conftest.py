@@ -93,6 +93,8 @@ def accessor_array(gltf, index: int) -> np.ndarray:
     width = _WIDTH[acc.type]
     start = (view.byteOffset or 0) + (acc.byteOffset or 0)
     arr = np.frombuffer(blob, dtype=dtype, count=acc.count * width, offset=start)
+    if acc.normalized:  # glTF's normalized integers: unsigned n-bit -> value / (2**n - 1)
+        arr = (arr / np.float64(np.iinfo(dtype).max)).astype(np.float32)
     return arr.reshape(acc.count, width) if width > 1 else arr
 
 
