@@ -6,77 +6,14 @@ Chromium runs headless with software WebGL and is driven over the DevTools proto
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
 import socket
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from worldgen.scene import Scene
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--remote-debugging-port=0", "--window-size=800,600"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Chromium:
-    """A headless Chromium with a fresh profile, driven over the DevTools websocket."""
-
-    def __init__(self, profile: Path) -> None:
-        from websockets.sync.client import connect
-
-        binary = shutil.which("chromium") or shutil.which("chromium-browser")
-        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("chromium did not start its DevTools endpoint")
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=10) as response:
-            page = next(t for t in json.load(response) if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
-        self.next_id = 0
-
-    def call(self, method: str, **params) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=60))
-            if message.get("id") == self.next_id:
-                return message.get("result", {})
-
-    def screenshot(self) -> np.ndarray:
-        from PIL import Image
-        import io
-
-        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64) / 255
-
-    def close(self) -> None:
-        try:
-            self.ws.close()
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
 
 def near(image: np.ndarray, rgb, tolerance=0.15) -> float:
     """Fraction of pixels within ``tolerance`` of a colour (the browser's colour management shifts
@@ -105,7 +42,7 @@ def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scen
         assert server.get_host() == "127.0.0.1"  # local only unless asked otherwise
         profile = tmp_path / "chromium-profile"
         profile.mkdir()
-        browser = Chromium(profile)
+        browser = kit.Chromium(profile)
         try:
             browser.call("Page.enable")
             browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
