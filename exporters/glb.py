@@ -50,6 +50,9 @@ DEFAULTS = {
     # jpeg: 12 ms for 4096x1024 and ~1 MB; png: lossless but ~0.6 s and ~10 MB (level-1 zlib).
     "texture": "jpeg",
     "jpeg_quality": 95,
+    # 16-bit normalized UVs (core glTF; three.js and Blender read them) halve the UV bytes, but
+    # open3d's importer (assimp) reads them as NaN, so float UVs stay the default.
+    "uv16": False,
     "unlit": True,  # KHR_materials_unlit: the panorama already holds its lighting
     "origin": "ground",  # ground: ground at y = 0, camera at eye height; camera: camera at (0, 0, 0)
     "backdrop": True,  # skirts across cut edges and the horizon, so no crack opens off the eye
@@ -143,7 +146,7 @@ def _uv16(uv: np.ndarray) -> np.ndarray:
     return np.round(np.clip(uv, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
-def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=None):
+def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=None, uv16=False):
     from pygltflib import Attributes, Primitive
 
     attrs = Attributes(POSITION=blob.accessor(positions.astype(np.float32, copy=False), "VEC3", _ARRAY_BUFFER,
@@ -151,7 +154,8 @@ def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=N
     if normals is not None:
         attrs.NORMAL = blob.accessor(normals.astype(np.float32, copy=False), "VEC3", _ARRAY_BUFFER)
     if uvs is not None:
-        attrs.TEXCOORD_0 = blob.accessor(_uv16(uvs), "VEC2", _ARRAY_BUFFER, normalized=True)
+        attrs.TEXCOORD_0 = (blob.accessor(_uv16(uvs), "VEC2", _ARRAY_BUFFER, normalized=True) if uv16
+                            else blob.accessor(uvs.astype(np.float32, copy=False), "VEC2", _ARRAY_BUFFER))
     # 16-bit indices whenever the vertices fit (half the bytes); 32-bit otherwise.
     index_type = np.uint16 if len(positions) <= 65535 else np.uint32
     indices = blob.accessor(faces.reshape(-1).astype(index_type), "SCALAR", _ELEMENT_ARRAY_BUFFER)
@@ -327,7 +331,7 @@ def export_glb(snapshot, options: dict) -> bytes:
 
     def add(name, positions, faces, normals, uvs, mat, extras=None):
         prim = _primitive(blob, positions + up if lift else positions, faces,
-                          normals if want_normals else None, uvs, mat)
+                          normals if want_normals else None, uvs, mat, opts["uv16"])
         gltf.meshes.append(Mesh(name=name.split("-")[0], primitives=[prim]))
         nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras))
 
