@@ -93,9 +93,10 @@ def merge_cells(points: np.ndarray, distance: np.ndarray, whole: np.ndarray, ste
             ok.append(cand)
             break
         good = np.zeros(len(R), bool)
-        for lo in range(0, len(R), 4096):  # bounded memory per batch
-            e_d, e_t = _cell_errors(points, inv_r, R[lo:lo + 4096] * s, C[lo:lo + 4096] * s, s, step)
-            good[lo:lo + 4096] = (e_d <= max_disparity) & (e_t <= max_texel)
+        batch = max(1, (1 << 18) // ((s + 1) * (s + 1)))  # ~256 K grid points per batch: bounded memory
+        for lo in range(0, len(R), batch):
+            e_d, e_t = _cell_errors(points, inv_r, R[lo:lo + batch] * s, C[lo:lo + batch] * s, s, step)
+            good[lo:lo + batch] = (e_d <= max_disparity) & (e_t <= max_texel)
         cand[R[~good], C[~good]] = False
         ok.append(cand)
     covered = np.zeros((h - 1, q), bool)

@@ -102,7 +102,7 @@ def test_seam_is_closed_no_boundary_edges_except_top_and_bottom(kit):
 
 def test_seam_texture_coordinates_wrap_past_one(kit):
     w, h = 64, 24
-    data = export(kit.room_snapshot(w, h, pillar=False, sky=False))
+    data = export(kit.room_snapshot(w, h, pillar=False, sky=False), uv16=True)
     nodes = kit.glb_nodes(data)
     uv = nodes["terrain"]["TEXCOORD_0"].reshape(h, w + 1, 2)
     # The texture is w + 1 columns wide (the first repeated at the right): 16-bit UVs stay in [0, 1].
@@ -194,7 +194,7 @@ def test_sky_is_its_own_unlit_node_a_coarse_closed_shell_beyond_far(kit):
     corners = np.unique(f[cyl])
     col, row, _ = project_points(p[corners], snapshot.projection)
     uv = sky["TEXCOORD_0"][corners]
-    np.testing.assert_allclose(np.mod(uv[:, 0] * 257 - 0.5 - col, 256), 0, atol=2e-2)
+    np.testing.assert_allclose(np.mod(uv[:, 0] * 257 - 0.5 - col + 128, 256) - 128, 0, atol=2e-2)
     np.testing.assert_allclose(uv[:, 1] * 64 - 0.5, row, atol=2e-2)
     assert kit.glb_nodes(export(snapshot, sky=False)).get("sky") is None
 

@@ -15,6 +15,12 @@ import pytest
 
 from worldgen.scene import Scene
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def near(image: np.ndarray, rgb, tolerance=0.15) -> float:
     """Fraction of pixels within ``tolerance`` of a colour (the browser's colour management shifts
     colours a little; the palette's colours are far apart)."""
