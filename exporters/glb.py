@@ -67,7 +67,7 @@ PARALLAX_MOVE = 2.0  # metres off the eye that ``max_parallax`` is measured at
 _FLOAT, _UINT, _USHORT = 5126, 5125, 5123
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _LINEAR, _LINEAR_MIPMAP_LINEAR = 9729, 9987
-_CLAMP = 33071
+_REPEAT, _CLAMP = 10497, 33071
 _UNLIT = "KHR_materials_unlit"
 
 
@@ -125,9 +125,9 @@ class _Blob:
 
 
 def _encode_texture(image: np.ndarray, fmt: str, quality: int, wrap: bool) -> tuple[bytes, str]:
-    """The panorama as JPEG or PNG; for a full circle with its first column repeated at the right,
-    so the seam's UVs stay within [0, 1] (16-bit normalized texture coordinates) and bilinear
-    filtering across the seam blends the last column with the first, as REPEAT would."""
+    """The panorama as JPEG or PNG. ``wrap`` (16-bit UVs of a full circle) repeats its first column
+    at the right, so the seam's UVs stay within [0, 1] and bilinear filtering across the seam
+    blends the last column with the first, as REPEAT does for float UVs just past 1."""
     from PIL import Image
 
     pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -162,11 +162,11 @@ def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=N
     return Primitive(attributes=attrs, indices=indices, material=material, mode=4)
 
 
-def _texture_width(world) -> int:
-    return world.projection.width + (1 if world.wraps else 0)
+def _texture_width(world, uv16: bool) -> int:
+    return world.projection.width + (1 if world.wraps and uv16 else 0)
 
 
-def _vertex_grid(world, wrap_dup: bool):
+def _vertex_grid(world, wrap_dup: bool, uv16: bool):
     """Per-vertex arrays on the grid, with the first column repeated at the end for a closed,
     textured 360-degree seam (its UVs point at the texture's repeated column)."""
     proj = world.projection
@@ -180,7 +180,7 @@ def _vertex_grid(world, wrap_dup: bool):
         def dup(a):
             return a
 
-    u = ((cols + 0.5) / _texture_width(world)).astype(np.float32)
+    u = ((cols + 0.5) / _texture_width(world, uv16)).astype(np.float32)
     v = ((world.rows + 0.5) / proj.height).astype(np.float32)
     uv = np.empty((len(v), len(u), 2), dtype=np.float32)
     uv[..., 0] = u[None, :]
@@ -199,7 +199,7 @@ def _facing_eye(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return faces
 
 
-def _sky_shell(world, closed: bool):
+def _sky_shell(world, closed: bool, uv16: bool):
     """(positions, faces, uvs) of the sky: a coarse cylinder behind everything carrying the whole
     panorama (from the eye its texture is exact, so it also backs every hairline gap), and flat caps
     above and below it that continue the top and bottom rows."""
@@ -218,7 +218,7 @@ def _sky_shell(world, closed: bool):
     t = np.array([proj.height / 2.0, -proj.height / 2.0]) / proj.focal_px  # top and bottom image edges
     ring = np.stack([np.sin(theta), np.zeros_like(theta), -np.cos(theta)], axis=1) * radius
     top, bottom = ring + [0.0, radius * t[0], 0.0], ring + [0.0, radius * t[1], 0.0]
-    u = (x + 0.5) / _texture_width(world)
+    u = (x + 0.5) / _texture_width(world, uv16)
     n = segments + 1
     positions = [top, bottom]
     uvs = [np.stack([u, np.zeros(n)], 1), np.stack([u, np.ones(n)], 1)]
@@ -292,9 +292,9 @@ def export_glb(snapshot, options: dict) -> bytes:
     # The texture encodes in a second thread (zlib and libjpeg release the GIL) while numpy meshes.
     with ThreadPoolExecutor(max_workers=1) as pool:
         full = snapshot.projection.full_circle
-        texture_job = pool.submit(_encode_texture, snapshot.image, fmt, opts["jpeg_quality"], full)
+        texture_job = pool.submit(_encode_texture, snapshot.image, fmt, opts["jpeg_quality"], full and opts["uv16"])
         world = world_for(snapshot, opts)
-        positions, normals, uvs, distance, sky = _vertex_grid(world, wrap_dup=world.wraps)
+        positions, normals, uvs, distance, sky = _vertex_grid(world, world.wraps, opts["uv16"])
         simplify = None
         if opts["simplify"]:
             step = int(opts["step"])
@@ -312,8 +312,10 @@ def export_glb(snapshot, options: dict) -> bytes:
     gltf.extras = {"worldgen": dict(world.metadata(), origin=origin)}
     blob = _Blob(gltf)
     gltf.images.append(Image(bufferView=blob.view(texture_bytes), mimeType=mime, name="panorama"))
-    # v must not bleed from the top row into the bottom one; u needs no REPEAT (see _encode_texture).
-    gltf.samplers.append(Sampler(magFilter=_LINEAR, minFilter=_LINEAR_MIPMAP_LINEAR, wrapS=_CLAMP, wrapT=_CLAMP))
+    # The seam's float UVs run just past 1 (REPEAT samples the first column there; 16-bit UVs use the
+    # repeated column instead); v must not bleed from the top row into the bottom one.
+    gltf.samplers.append(Sampler(magFilter=_LINEAR, minFilter=_LINEAR_MIPMAP_LINEAR,
+                                 wrapS=_CLAMP if opts["uv16"] else _REPEAT, wrapT=_CLAMP))
     gltf.textures.append(Texture(sampler=0, source=0))
     materials = {}
 
@@ -352,7 +354,7 @@ def export_glb(snapshot, options: dict) -> bytes:
             add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if want_normals else None, skirt[2], terrain_mat)
 
     if opts["sky"]:
-        sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"])
+        sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"], opts["uv16"])
         add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, material("sky", True))
 
     if opts["collider"]:
