@@ -17,6 +17,11 @@ from worldgen.registry import get_registry
 
 SCRIPT = textwrap.dedent("""
     import bpy, json, sys
+    import numpy
+    # Debian's Blender 3.4 importer still says np.bool, which its numpy 2 removed (a packaging
+    # mismatch, whatever the file): give the alias back for this process only.
+    if not hasattr(numpy, "bool") or numpy.__version__ >= "2":
+        numpy.bool = bool
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.gltf(filepath=sys.argv[-2])
     out = {"objects": {}, "textured": []}
