@@ -38,38 +38,44 @@ def _cell_errors(points, inv_r, r0, c0, s, step):
     are lam (d.gx) - o.gx and lam (d.gy) - o.gy with gx = (ey x n) / |n|^2, gy = (n x ex) / |n|^2:
     three dot products per grid point."""
     offs = np.arange(s + 1)
-    rows = r0[:, None, None] + offs[None, :, None]
-    cols = c0[:, None, None] + offs[None, None, :]
-    inv = inv_r[rows, cols]  # (n, s+1, s+1)
-    p = points[rows, cols]
-    d = [p[..., k] * inv for k in range(3)]  # ray directions with unit horizontal length
-    a, b = p[:, 0, 0], p[:, 0, s]
-    c, dd = p[:, s, 0], p[:, s, s]
-    x = (offs / s).astype(np.float32)[None, None, :]
-    y = (offs / s).astype(np.float32)[None, :, None]
-    first = np.broadcast_to((x + y) <= 1.0, inv.shape)
-    disp = np.empty(inv.shape, np.float32)
-    tex = np.empty(inv.shape, np.float32)
-
-    def dot(vec):
-        return d[0] * vec[:, 0, None, None] + d[1] * vec[:, 1, None, None] + d[2] * vec[:, 2, None, None]
-
+    gi, gj = np.meshgrid(offs, offs, indexing="ij")
+    gi, gj = gi.reshape(-1), gj.reshape(-1)
+    first = gi + gj <= s  # grid points of triangle (a, c, b); the rest belong to (b, c, d)
+    rows = r0[:, None] + gi[None, :]
+    cols = c0[:, None] + gj[None, :]
+    a, b = points[r0, c0], points[r0, c0 + s]
+    c, dd = points[r0 + s, c0], points[r0 + s, c0 + s]
+    worst_disp = np.zeros(len(r0), np.float32)
+    worst_tex = np.zeros(len(r0), np.float32)
     # Triangle (a, c, b): point = a + x (b - a) + y (c - a); triangle (b, c, d): d + (1-x)(c-d) + (1-y)(b-d).
-    for origin, ex, ey, gx, gy, sel in ((a, b - a, c - a, x, y, first), (dd, c - dd, b - dd, 1 - x, 1 - y, ~first)):
+    for origin, ex, ey, sel, flip in ((a, b - a, c - a, first, False), (dd, c - dd, b - dd, ~first, True)):
+        rr, cc = rows[:, sel], cols[:, sel]
+        inv = inv_r[rr, cc]  # (n, m)
+        p = points[rr, cc]
+        d = [p[..., k] * inv for k in range(3)]  # ray directions with unit horizontal length
+        gx = (gj[sel] / s).astype(np.float32)[None, :]
+        gy = (gi[sel] / s).astype(np.float32)[None, :]
+        if flip:
+            gx, gy = 1 - gx, 1 - gy
         n = np.cross(ex, ey)
         nn = np.einsum("ij,ij->i", n, n)[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             vx, vy = np.cross(ey, n) / nn, np.cross(n, ex) / nn
-            lam = np.einsum("ij,ij->i", n, origin)[:, None, None] / dot(n)  # horizontal distance of the hit
+
+            def dot(vec):
+                return d[0] * vec[:, 0, None] + d[1] * vec[:, 1, None] + d[2] * vec[:, 2, None]
+
+            lam = np.einsum("ij,ij->i", n, origin)[:, None] / dot(n)  # horizontal distance of the hit
             e_disp = np.abs(np.float32(1.0) / lam - inv)
-            bx = lam * dot(vx) - np.einsum("ij,ij->i", origin, vx)[:, None, None]
-            by = lam * dot(vy) - np.einsum("ij,ij->i", origin, vy)[:, None, None]
+            bx = lam * dot(vx) - np.einsum("ij,ij->i", origin, vx)[:, None]
+            by = lam * dot(vy) - np.einsum("ij,ij->i", origin, vy)[:, None]
             e_tex = np.maximum(np.abs(bx - gx), np.abs(by - gy)) * np.float32(s * step)
         bad = ~(lam > 0) | ~np.isfinite(e_tex)
         e_disp[bad] = np.inf
-        np.copyto(disp, e_disp, where=sel)
-        np.copyto(tex, e_tex, where=sel)
-    return disp.reshape(len(r0), -1).max(axis=1), tex.reshape(len(r0), -1).max(axis=1)
+        e_tex[bad] = np.inf
+        worst_disp = np.maximum(worst_disp, e_disp.max(axis=1))
+        worst_tex = np.maximum(worst_tex, e_tex.max(axis=1))
+    return worst_disp, worst_tex
 
 
 def merge_cells(points: np.ndarray, distance: np.ndarray, whole: np.ndarray, step: int, max_disparity: float,
