@@ -1,26 +1,31 @@
 """Binary glTF (GLB) mesh of a panorama world.
 
-The world is a grid mesh with one vertex per pixel (or per ``step``-th pixel), y up, metres, the
-camera at the origin (``origin=ground`` lifts everything so the ground is at y = 0 instead). Its
-nodes:
+Metres, y up, the ground at y = 0 and the eye at its height above it (``origin=camera`` puts the
+eye at the origin). Materials are ``KHR_materials_unlit`` (the panorama holds its own light) with a
+textured, rough, non-metallic fallback. The texture is the panorama (JPEG quality 95, or PNG); every
+vertex carries the UV of the pixel it came from. Nodes:
 
-- ``terrain``: the surfaces, textured with the panorama (embedded JPEG, quality 95, or lossless
-  PNG with ``texture=png``; UVs at the pixel centres). Triangles across a depth discontinuity are
-  left out (a jump of more than ``cut_threshold``, relative, that no neighbouring edge continues:
-  see ``exporters/_grid_mesh.py``), so foreground and background are not joined by stretched
-  "curtains" while a floor receding to the horizon stays whole. For a 360-degree panorama the
-  first vertex column is repeated at the end with identical positions: the seam is closed (no
-  crack), and only the UV differs (u > 1, the texture wraps with REPEAT), which glTF needs because
-  a vertex has one UV.
-- ``backdrop``: each cut triangle again, pushed back to the distance of its farthest corner, so
-  that seen from the eye no crack opens along a silhouette (``backdrop=false`` leaves it out).
-- ``sky``: pixels at or beyond ``far`` (see ``worldgen.geometry``), on a cylinder of radius
-  ``far``, unlit. It covers every quad that touches a sky pixel, so no crack opens between the
-  horizon and the sky.
+- ``terrain``: the surfaces. Quads across a depth discontinuity are left out (a relative jump of
+  more than ``cut_threshold`` that no neighbouring edge continues: ``exporters/_grid_mesh.py``);
+  smooth regions are merged into quadtree cells (``exporters/_adaptive.py``) as long as, from the
+  eye, the texture moves by at most ``max_texel`` texels and depth errors stay below
+  ``max_parallax`` pixels of parallax 2 m off the eye. For 360 degrees the first vertex column is
+  repeated at the end with identical positions: the seam is closed, only the UV differs (u > 1,
+  the sampler wraps; with ``uv16`` the texture repeats its first column instead).
+- ``backdrop``: skirts: the quads the terrain leaves out at cuts (joining the near side to the far
+  one) and along the horizon (their sky corners brought in to the terrain's distance), so no crack
+  opens when the camera leaves the eye (``backdrop=false`` leaves them out).
+- ``ground``: a disc from the terrain's bottom edge to the point under the camera (``closed``).
+- ``sky``: a 128-segment cylinder just beyond ``far`` carrying the whole panorama (from the eye its
+  texture is exact, so it is also what any hairline gap shows), with flat caps above and below.
 - ``camera``: a perspective camera at the eye, looking down -z (the first column of the panorama).
 - ``collider-colonly`` (``collider=true``): an untextured, decimated copy of the terrain
   (``collider_step``, mesh ``collider``) whose seam shares its vertices, for game-engine physics;
   the name suffix is Godot's hint for a collision-only node, and ``extras.collider`` says so to others.
+
+Sizes: no normals unless ``normals=true``, 16-bit indices for every mesh whose vertices fit. No
+compression extension (EXT_meshopt_compression, Draco): open3d's importer reads neither, and
+simplification already brings a 2048x512 world to about 2 MB.
 """
 
 from __future__ import annotations
