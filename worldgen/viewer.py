@@ -355,7 +355,13 @@ def start_web(source, host: str = "127.0.0.1", port: int = 8080, max_vertices: i
     server.scene.set_up_direction("+y")
     server.gui.configure_theme(control_layout="collapsible", show_logo=False)
     if view.kind == "mesh":
-        server.scene.add_glb("/world", view.glb)
+        from .web_colours import tone_mapping_proof_glb
+
+        # viser tone-maps meshes (ACES): send colours it maps back to the panorama's, and no
+        # light besides their emission (see web_colours).
+        server.scene.configure_default_lights(False)
+        server.scene.configure_environment_map(None)
+        server.scene.add_glb("/world", tone_mapping_proof_glb(view.glb))
     elif view.kind == "points":
         server.scene.add_point_cloud("/world", view.points, (view.colors * 255).astype(np.uint8),
                                      point_size=_point_size(view), point_shape="square", precision="float32")

@@ -74,6 +74,66 @@ def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scen
     assert near(left[-rows // 5:], kit.FLOOR_RGB) > 0.3, "no floor at the bottom"
 
 
+FLAT_RGB = np.array([0.2, 0.6, 0.9])
+
+
+def test_web_view_shows_the_panorama_colours_unchanged(kit, tmp_path):
+    """viser's canvas tone-maps meshes (ACES filmic): a flat world must still show its own colour
+    (before the fix: mean error 16.8/255 for this colour, measured)."""
+    pytest.importorskip("viser", reason="the web view needs viser: pip install 'worldgen[web]'")
+    pytest.importorskip("websockets", reason="viser's websockets package drives Chromium here")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    from worldgen.viewer import start_web
+
+    snapshot = kit.room_snapshot(256, 64)
+    snapshot.image = np.ones_like(snapshot.image) * FLAT_RGB.astype(np.float32)
+    path = tmp_path / "flat"
+    Scene.create(path, snapshot, operation="test", prompt="flat", seed=0, backend="test", backend_settings={},
+                 modality="depth")
+    port = free_port()
+    server = start_web(path, port=port)
+    try:
+        profile = tmp_path / "chromium-profile"
+        profile.mkdir()
+        browser = kit.Chromium(profile)
+        try:
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+            region, deadline = None, time.monotonic() + 90
+            while time.monotonic() < deadline:
+                time.sleep(1.0)
+                image = browser.screenshot()
+                # Below the software-WebGL notice, left of the controls panel.
+                region = image[image.shape[0] * 2 // 5:, : image.shape[1] // 2]
+                if near(region, FLAT_RGB, tolerance=0.1) > 0.99:
+                    time.sleep(1.0)  # let the texture's last frame settle
+                    image = browser.screenshot()
+                    region = image[image.shape[0] * 2 // 5:, : image.shape[1] // 2]
+                    break
+        finally:
+            browser.close()
+    finally:
+        server.stop()
+    assert region is not None and near(region, FLAT_RGB, tolerance=0.1) > 0.99, "the world did not fill the view"
+    error = float(np.abs(region - FLAT_RGB).mean()) * 255
+    assert error <= 2.0, f"the web view shifts colours by {error:.2f}/255 on average"
+
+
+def test_colour_compensation_inverts_three_js_aces():
+    from worldgen.web_colours import (aces_filmic, compensated_texture, inverse_aces_filmic, linear_to_srgb,
+                                      srgb_to_linear)
+
+    grid = np.stack(np.meshgrid(*[np.linspace(0.02, 0.98, 9)] * 3), -1).reshape(-1, 3)
+    back = linear_to_srgb(aces_filmic(inverse_aces_filmic(srgb_to_linear(grid))))
+    error = np.abs(back - grid).max(axis=1)
+    assert (error < 1e-6).mean() > 0.65  # ACES reaches most colours; saturated ones (a channel near 0) clip
+    moderate = np.abs(grid - 0.5).max(axis=1) < 0.3
+    assert error[moderate].max() < 1e-6
+    texture, strength = compensated_texture(np.full((2, 2, 3), 255, np.uint8))
+    assert strength > 10 and texture.max() == 255  # white needs more than an 8-bit base colour holds
+
+
 def test_view_command_refuses_conflicting_modes(web_scene, tmp_path):
     from click.testing import CliRunner
 
