@@ -58,6 +58,9 @@ DEFAULTS = {
     # 16-bit normalized UVs (core glTF; three.js and Blender read them) halve the UV bytes, but
     # open3d's importer (assimp) reads them as NaN, so float UVs stay the default.
     "uv16": False,
+    # KHR_mesh_quantization: 16-bit positions, dequantized by each node's scale and translation
+    # (three.js and Blender read them; see README for open3d).
+    "quantize": False,
     "unlit": True,  # KHR_materials_unlit: the panorama already holds its lighting
     "origin": "ground",  # ground: ground at y = 0, camera at eye height; camera: camera at (0, 0, 0)
     "backdrop": True,  # skirts across cut edges and the horizon, so no crack opens off the eye
@@ -69,11 +72,12 @@ SKY_SEGMENTS = 128  # sky cylinder columns for a full circle: the texture stays 
 PARALLAX_MOVE = 2.0  # metres off the eye that ``max_parallax`` is measured at
 
 # glTF enums
-_FLOAT, _UINT, _USHORT = 5126, 5125, 5123
+_FLOAT, _UINT, _USHORT, _SHORT = 5126, 5125, 5123, 5122
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _LINEAR, _LINEAR_MIPMAP_LINEAR = 9729, 9987
 _REPEAT, _CLAMP = 10497, 33071
 _UNLIT = "KHR_materials_unlit"
+_QUANTIZATION = "KHR_mesh_quantization"
 
 
 # glTF assembly ----------------------------------------------------------------------------------
@@ -89,11 +93,12 @@ class _Blob:
         self.parts: list = []
         self.offset = 0
 
-    def view(self, data, target=None) -> int:
+    def view(self, data, target=None, stride=None) -> int:
         from pygltflib import BufferView
 
         data = memoryview(data).cast("B")
-        self.gltf.bufferViews.append(BufferView(buffer=0, byteOffset=self.offset, byteLength=data.nbytes, target=target))
+        self.gltf.bufferViews.append(BufferView(buffer=0, byteOffset=self.offset, byteLength=data.nbytes, target=target,
+                                                byteStride=stride))
         self.parts.append(data)
         pad = -data.nbytes % 4
         if pad:
@@ -106,10 +111,19 @@ class _Blob:
         from pygltflib import Accessor
 
         array = np.ascontiguousarray(array)
-        component = {np.dtype(np.uint32): _UINT, np.dtype(np.uint16): _USHORT}.get(array.dtype, _FLOAT)
+        component = {np.dtype(np.uint32): _UINT, np.dtype(np.uint16): _USHORT,
+                     np.dtype(np.int16): _SHORT}.get(array.dtype, _FLOAT)
         count = array.size if kind == "SCALAR" else array.shape[0]
-        acc = Accessor(bufferView=self.view(array, target), componentType=component, count=int(count), type=kind,
-                       normalized=True if normalized else None)
+        stride = None
+        if kind == "VEC3" and array.dtype == np.int16:
+            # Vertex attributes are 4-byte aligned: int16 xyz take 8 bytes, the fourth one unused.
+            stored = np.zeros((count, 4), dtype=np.int16)
+            stored[:, :3] = array
+            data, stride = stored, 8
+        else:
+            data = array
+        acc = Accessor(bufferView=self.view(data, target, stride), componentType=component, count=int(count),
+                       type=kind, normalized=True if normalized else None)
         if bounds:
             # Column by column: 20x faster than min(axis=0) across an (N, 3) array.
             acc.min = [float(array[:, k].min()) for k in range(array.shape[1])]
@@ -151,10 +165,22 @@ def _uv16(uv: np.ndarray) -> np.ndarray:
     return np.round(np.clip(uv, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
+def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(int16 positions q, scale, translation) with positions ~= q * scale + translation, the
+    box of the positions spread over the full int16 range of each axis."""
+    lo = positions.min(axis=0).astype(np.float64)
+    hi = positions.max(axis=0).astype(np.float64)
+    scale = np.maximum(hi - lo, 1e-9) / 65535.0
+    offset = lo + 32768.0 * scale
+    q = np.clip(np.round((positions - offset) / scale), -32768, 32767).astype(np.int16)
+    return q, scale, offset
+
+
 def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=None, uv16=False):
     from pygltflib import Attributes, Primitive
 
-    attrs = Attributes(POSITION=blob.accessor(positions.astype(np.float32, copy=False), "VEC3", _ARRAY_BUFFER,
+    kind = np.int16 if positions.dtype == np.int16 else np.float32
+    attrs = Attributes(POSITION=blob.accessor(positions.astype(kind, copy=False), "VEC3", _ARRAY_BUFFER,
                                               bounds=True))
     if normals is not None:
         attrs.NORMAL = blob.accessor(normals.astype(np.float32, copy=False), "VEC3", _ARRAY_BUFFER)
@@ -337,10 +363,15 @@ def export_glb(snapshot, options: dict) -> bytes:
     want_normals = opts["normals"]
 
     def add(name, positions, faces, normals, uvs, mat, extras=None):
-        prim = _primitive(blob, positions + up if lift else positions, faces,
-                          normals if want_normals else None, uvs, mat, opts["uv16"])
+        transform = {}
+        if lift:
+            positions = positions + up
+        if opts["quantize"]:
+            positions, scale, offset = quantize_positions(positions)
+            transform = {"scale": [float(v) for v in scale], "translation": [float(v) for v in offset]}
+        prim = _primitive(blob, positions, faces, normals if want_normals else None, uvs, mat, opts["uv16"])
         gltf.meshes.append(Mesh(name=name.split("-")[0], primitives=[prim]))
-        nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras))
+        nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras, **transform))
 
     terrain_mat = material("terrain", opts["unlit"])
     if len(tris.terrain):
@@ -378,6 +409,9 @@ def export_glb(snapshot, options: dict) -> bytes:
     gltf.scene = 0
     if any(m.extensions and _UNLIT in m.extensions for m in gltf.materials):
         gltf.extensionsUsed = [_UNLIT]
+    if opts["quantize"]:  # required: a reader without it would misread int16 positions
+        gltf.extensionsUsed = (gltf.extensionsUsed or []) + [_QUANTIZATION]
+        gltf.extensionsRequired = [_QUANTIZATION]
     return blob.glb()
 
 

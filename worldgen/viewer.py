@@ -98,8 +98,9 @@ def _gltf_eye_and_far(gltf) -> tuple[np.ndarray, float]:
     coordinate in the file's position bounds (for the camera's far plane)."""
     eye = next((np.asarray(node.translation, dtype=np.float64) for node in gltf.nodes
                 if node.camera is not None and node.translation), np.zeros(3))
+    # Float positions only: quantized ones (KHR_mesh_quantization) are in integer units.
     extent = max((abs(v) for acc in gltf.accessors if acc.type == "VEC3" and acc.max and acc.min
-                  for v in acc.max + acc.min), default=0.0)
+                  and acc.componentType == 5126 for v in acc.max + acc.min), default=0.0)
     return eye, extent or 100.0
 
 

@@ -83,7 +83,7 @@ def room():
 
 # Reading GLBs back with pygltflib (independently of the exporter's own writer) --------------------
 
-_COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}
+_COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5122: np.int16, 5121: np.uint8}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 
 
@@ -100,7 +100,10 @@ def accessor_array(gltf, index: int) -> np.ndarray:
     dtype = _COMPONENTS[acc.componentType]
     width = _WIDTH[acc.type]
     start = (view.byteOffset or 0) + (acc.byteOffset or 0)
-    arr = np.frombuffer(blob, dtype=dtype, count=acc.count * width, offset=start)
+    stride = (view.byteStride or 0) // np.dtype(dtype).itemsize or width
+    arr = np.frombuffer(blob, dtype=dtype, count=(acc.count - 1) * stride + width, offset=start)
+    if stride != width:  # interleaved or padded elements
+        arr = np.lib.stride_tricks.as_strided(arr, (acc.count, width), (stride * arr.itemsize, arr.itemsize)).copy()
     if acc.normalized:  # glTF's normalized integers: unsigned n-bit -> value / (2**n - 1)
         arr = (arr / np.float64(np.iinfo(dtype).max)).astype(np.float32)
     return arr.reshape(acc.count, width) if width > 1 else arr

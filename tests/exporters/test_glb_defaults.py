@@ -87,3 +87,29 @@ def test_closed_world_ground_disc_and_sky_caps(kit):
     sky = nodes["sky"]["POSITION"]
     assert np.hypot(sky[:, 0], sky[:, 2]).min() < 1e-6 and sky[:, 1].max() > 0 and sky[:, 1].min() < 0  # both caps
     assert "ground" not in kit.glb_nodes(export(kit.room_snapshot(128, 48), closed=False))
+
+
+def test_quantized_positions_dequantize_to_the_float_ones_and_open3d_cannot_read_them(kit, tmp_path):
+    """KHR_mesh_quantization stays opt-in: open3d's importer (assimp) misreads int16 positions
+    (as floats: NaN and garbage).
+    If this starts failing because open3d reads them, quantize can become the default."""
+    snapshot = kit.room_snapshot(256, 64)
+    floats = kit.glb_nodes(get_registry().exporter("glb").export(snapshot, {}))
+    data = get_registry().exporter("glb").export(snapshot, {"quantize": True})
+    gltf = kit.glb_document(data)
+    assert gltf.extensionsRequired == ["KHR_mesh_quantization"]
+    for name, entry in kit.glb_nodes(data).items():
+        if entry.get("POSITION") is None:
+            continue
+        node = entry["node"]
+        assert entry["POSITION"].dtype == np.int16
+        back = entry["POSITION"] * np.asarray(node.scale) + np.asarray(node.translation)
+        extent = np.ptp(floats[name]["POSITION"], axis=0)
+        assert (np.abs(back - floats[name]["POSITION"]).max(axis=0) <= extent / 65535 + 1e-5).all(), name
+    o3d = pytest.importorskip("open3d")
+    path = tmp_path / "q.glb"
+    path.write_bytes(data)
+    o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
+    seen = np.asarray(o3d.io.read_triangle_mesh(str(path)).vertices)
+    truth = np.concatenate([e["POSITION"] for e in floats.values() if e.get("POSITION") is not None])
+    assert not (np.isfinite(seen).all() and np.allclose(seen.min(axis=0), truth.min(axis=0), atol=0.1))

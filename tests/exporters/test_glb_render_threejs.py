@@ -149,3 +149,21 @@ def test_the_crack_measure_sees_the_cracks_of_a_world_without_skirts(kit, three_
     without, _ = crack_fraction(kit, browser, url, "bare.glb", snapshot, eye, offset, yaw)
     print(f"crack pixels 1.6 m up: {with_skirts * 100:.3f} % with skirts, {without * 100:.3f} % without")
     assert without > max(2 * with_skirts, 0.002)
+
+
+def test_threejs_renders_quantized_positions_like_the_float_file(kit, three_page, world_2k, gltf_validator):
+    """``-O quantize=true`` (KHR_mesh_quantization, int16 positions, node scale/translation):
+    valid, smaller, and three.js draws it like the float file from the eye and off it."""
+    browser, url, root = three_page
+    snapshot, data = world_2k
+    quantized = get_registry().exporter("glb").export(snapshot, {"quantize": True})
+    assert len(quantized) < len(data)
+    issues = gltf_validator(quantized)
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+    (root / "quantized.glb").write_bytes(quantized)
+    eye = np.asarray(kit.glb_document(data).nodes[-1].translation)
+    for offset, yaw in [((0.0, 0.0, 0.0), EYE_YAWS[0]), OFF_EYE[0]]:
+        floats = render(browser, url, "world.glb", eye + offset, yaw, "color").astype(float)
+        ints = render(browser, url, "quantized.glb", eye + offset, yaw, "color").astype(float)
+        assert not is_void(ints).any()
+        assert np.abs(floats - ints).mean() < 0.5, np.abs(floats - ints).mean()
