@@ -30,36 +30,36 @@ class AdaptiveCells:
     covered: np.ndarray  # (h - 1, q) bool: grid quads inside a merged cell
 
 
-def _cell_errors(points, inv_r, r0, c0, s, step):
+def _cell_errors(points, rays, inv_r, wv, r0, c0, s, step):
     """(max disparity error, max texel error) of cells of size s with top-left grid corners (r0, c0).
 
-    For a triangle with corner ``o`` and edges ``ex``, ``ey`` (normal n = ex x ey), the ray along
-    direction d meets its plane at lam = (n.o) / (n.d), and that point's barycentric coordinates
-    are lam (d.gx) - o.gx and lam (d.gy) - o.gy with gx = (ey x n) / |n|^2, gy = (n x ex) / |n|^2:
-    three dot products per grid point."""
+    ``points``: the flat (h * wv, 3) grid, ``rays``: its ray directions (unit horizontal length) as three flat float32 arrays,
+    ``inv_r`` the flat inverse distances. For a triangle with corner ``o`` and edges ``ex``, ``ey``
+    (normal n = ex x ey), the ray along direction d meets its plane at lam = (n.o) / (n.d), and
+    that point's barycentric coordinates are lam (d.gx) - o.gx and lam (d.gy) - o.gy with
+    gx = (ey x n) / |n|^2, gy = (n x ex) / |n|^2: three dot products per grid point."""
     offs = np.arange(s + 1)
     gi, gj = np.meshgrid(offs, offs, indexing="ij")
     gi, gj = gi.reshape(-1), gj.reshape(-1)
     first = gi + gj <= s  # grid points of triangle (a, c, b); the rest belong to (b, c, d)
-    rows = r0[:, None] + gi[None, :]
-    cols = c0[:, None] + gj[None, :]
-    a, b = points[r0, c0], points[r0, c0 + s]
-    c, dd = points[r0 + s, c0], points[r0 + s, c0 + s]
+    base = r0 * wv + c0
+    corner = [base, base + s, base + s * wv, base + s * wv + s]
+    a, b, c, dd = (points[i] for i in corner)
     worst_disp = np.zeros(len(r0), np.float32)
     worst_tex = np.zeros(len(r0), np.float32)
+    bad_cell = np.zeros(len(r0), bool)
     # Triangle (a, c, b): point = a + x (b - a) + y (c - a); triangle (b, c, d): d + (1-x)(c-d) + (1-y)(b-d).
     for origin, ex, ey, sel, flip in ((a, b - a, c - a, first, False), (dd, c - dd, b - dd, ~first, True)):
-        rr, cc = rows[:, sel], cols[:, sel]
-        inv = inv_r[rr, cc]  # (n, m)
-        p = points[rr, cc]
-        d = [p[..., k] * inv for k in range(3)]  # ray directions with unit horizontal length
+        flat = base[:, None] + (gi[sel] * wv + gj[sel])[None, :]  # (n, m) grid points
+        inv = inv_r[flat]
+        d = [rays[k][flat] for k in range(3)]
         gx = (gj[sel] / s).astype(np.float32)[None, :]
         gy = (gi[sel] / s).astype(np.float32)[None, :]
         if flip:
             gx, gy = 1 - gx, 1 - gy
         n = np.cross(ex, ey)
         nn = np.einsum("ij,ij->i", n, n)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             vx, vy = np.cross(ey, n) / nn, np.cross(n, ex) / nn
 
             def dot(vec):
@@ -69,12 +69,15 @@ def _cell_errors(points, inv_r, r0, c0, s, step):
             e_disp = np.abs(np.float32(1.0) / lam - inv)
             bx = lam * dot(vx) - np.einsum("ij,ij->i", origin, vx)[:, None]
             by = lam * dot(vy) - np.einsum("ij,ij->i", origin, vy)[:, None]
-            e_tex = np.maximum(np.abs(bx - gx), np.abs(by - gy)) * np.float32(s * step)
-        bad = ~(lam > 0) | ~np.isfinite(e_tex)
-        e_disp[bad] = np.inf
-        e_tex[bad] = np.inf
+            e_tex = np.maximum(np.abs(bx - gx), np.abs(by - gy))
+        # A ray that misses (behind the eye, parallel, degenerate triangle) fails the whole cell.
+        # Where no ray misses, both errors are finite; scaling after the max gives the same numbers
+        # (multiplying by a positive constant keeps the order).
+        bad_cell |= ~(lam > 0).all(axis=1) | ~np.isfinite(e_tex).all(axis=1)
         worst_disp = np.maximum(worst_disp, e_disp.max(axis=1))
-        worst_tex = np.maximum(worst_tex, e_tex.max(axis=1))
+        worst_tex = np.maximum(worst_tex, e_tex.max(axis=1) * np.float32(s * step))
+    worst_disp[bad_cell] = np.inf
+    worst_tex[bad_cell] = np.inf
     return worst_disp, worst_tex
 
 
@@ -85,6 +88,10 @@ def merge_cells(points: np.ndarray, distance: np.ndarray, whole: np.ndarray, ste
     h, wv = distance.shape
     q = whole.shape[1]
     inv_r = (np.float32(1.0) / distance).astype(np.float32)
+    # Flat copies, gathered with one index per grid point (faster than (row, col) pairs).
+    rays = [np.ascontiguousarray(points[..., k] * inv_r).reshape(-1) for k in range(3)]
+    inv_flat = inv_r.reshape(-1)
+    flat_points = points.reshape(-1, 3)
     ok = [whole]
     for level in range(1, max_level + 1):
         s = 1 << level
@@ -101,7 +108,7 @@ def merge_cells(points: np.ndarray, distance: np.ndarray, whole: np.ndarray, ste
         good = np.zeros(len(R), bool)
         batch = max(1, (1 << 18) // ((s + 1) * (s + 1)))  # ~256 K grid points per batch: bounded memory
         for lo in range(0, len(R), batch):
-            e_d, e_t = _cell_errors(points, inv_r, R[lo:lo + batch] * s, C[lo:lo + batch] * s, s, step)
+            e_d, e_t = _cell_errors(flat_points, rays, inv_flat, wv, R[lo:lo + batch] * s, C[lo:lo + batch] * s, s, step)
             good[lo:lo + batch] = (e_d <= max_disparity) & (e_t <= max_texel)
         cand[R[~good], C[~good]] = False
         ok.append(cand)
