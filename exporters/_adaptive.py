@@ -50,32 +50,33 @@ def _cell_errors(points, rays, inv_r, wv, r0, c0, s, step):
     bad_cell = np.zeros(len(r0), bool)
     # Triangle (a, c, b): point = a + x (b - a) + y (c - a); triangle (b, c, d): d + (1-x)(c-d) + (1-y)(b-d).
     for origin, ex, ey, sel, flip in ((a, b - a, c - a, first, False), (dd, c - dd, b - dd, ~first, True)):
-        flat = base[:, None] + (gi[sel] * wv + gj[sel])[None, :]  # (n, m) grid points
+        # (m, n): grid point by cell, so the reductions over a cell's points run along rows.
+        flat = (gi[sel] * wv + gj[sel])[:, None] + base[None, :]
         inv = inv_r[flat]
         d = [rays[k][flat] for k in range(3)]
-        gx = (gj[sel] / s).astype(np.float32)[None, :]
-        gy = (gi[sel] / s).astype(np.float32)[None, :]
+        gx = (gj[sel] / s).astype(np.float32)[:, None]
+        gy = (gi[sel] / s).astype(np.float32)[:, None]
         if flip:
             gx, gy = 1 - gx, 1 - gy
         n = np.cross(ex, ey)
-        nn = np.einsum("ij,ij->i", n, n)[:, None]
+        nn = np.einsum("ij,ij->i", n, n)[:, None]  # per cell, before the transpose below
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             vx, vy = np.cross(ey, n) / nn, np.cross(n, ex) / nn
 
             def dot(vec):
-                return d[0] * vec[:, 0, None] + d[1] * vec[:, 1, None] + d[2] * vec[:, 2, None]
+                return d[0] * vec[None, :, 0] + d[1] * vec[None, :, 1] + d[2] * vec[None, :, 2]
 
-            lam = np.einsum("ij,ij->i", n, origin)[:, None] / dot(n)  # horizontal distance of the hit
+            lam = np.einsum("ij,ij->i", n, origin)[None, :] / dot(n)  # horizontal distance of the hit
             e_disp = np.abs(np.float32(1.0) / lam - inv)
-            bx = lam * dot(vx) - np.einsum("ij,ij->i", origin, vx)[:, None]
-            by = lam * dot(vy) - np.einsum("ij,ij->i", origin, vy)[:, None]
+            bx = lam * dot(vx) - np.einsum("ij,ij->i", origin, vx)[None, :]
+            by = lam * dot(vy) - np.einsum("ij,ij->i", origin, vy)[None, :]
             e_tex = np.maximum(np.abs(bx - gx), np.abs(by - gy))
         # A ray that misses (behind the eye, parallel, degenerate triangle) fails the whole cell.
         # Where no ray misses, both errors are finite; scaling after the max gives the same numbers
         # (multiplying by a positive constant keeps the order).
-        bad_cell |= ~(lam > 0).all(axis=1) | ~np.isfinite(e_tex).all(axis=1)
-        worst_disp = np.maximum(worst_disp, e_disp.max(axis=1))
-        worst_tex = np.maximum(worst_tex, e_tex.max(axis=1) * np.float32(s * step))
+        bad_cell |= ~((lam > 0) & np.isfinite(e_tex)).all(axis=0)
+        worst_disp = np.maximum(worst_disp, e_disp.max(axis=0))
+        worst_tex = np.maximum(worst_tex, e_tex.max(axis=0) * np.float32(s * step))
     worst_disp[bad_cell] = np.inf
     worst_tex[bad_cell] = np.inf
     return worst_disp, worst_tex
