@@ -4,7 +4,7 @@
 
 Times ``worldgen.export_files.export_bytes`` (geometry, simplification, texture and GLB assembly; no
 disk) and reports medians of several runs, side by side in one run for: the default export
-(simplified, unlit, 16-bit UVs/indices, sky shell, ground disc, skirts), the full-resolution grid
+(simplified, unlit, 16-bit indices, sky shell, ground disc, skirts), the opt-in quantized variants, the full-resolution grid
 (``simplify=false``, what every export was before), and the splat export. The machine's load
 average is printed too, because a busy machine slows every run. The scene comes from the
 procedural backend (sky, ridges at distinct distances and ground), so cuts, sky and skirts all do
@@ -21,6 +21,8 @@ import time
 
 VARIANTS = {
     "glb default": ("glb", {}),
+    "glb quantize=true": ("glb", {"quantize": True}),
+    "glb quantize=true uv16=true": ("glb", {"quantize": True, "uv16": True}),
     "glb full grid (simplify=false)": ("glb", {"simplify": False}),
     "splat": ("splat", {}),
 }
