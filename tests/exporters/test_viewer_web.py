@@ -35,7 +35,10 @@ def web_scene(kit, tmp_path):
     return path
 
 
-def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scene, tmp_path):
+def web_view_screenshot(kit, source, tmp_path, ready):
+    """Serve ``source`` with ``start_web``, open it in headless Chromium and return the first
+    screenshot (floats in [0, 1]) for which ``ready`` holds, taken again a second later so the
+    last frame has settled (or the last one after 90 s)."""
     pytest.importorskip("viser", reason="the web view needs viser: pip install 'worldgen[web]'")
     pytest.importorskip("websockets", reason="viser's websockets package drives Chromium here")
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
@@ -43,7 +46,7 @@ def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scen
     from worldgen.viewer import start_web
 
     port = free_port()
-    server = start_web(web_scene, port=port)
+    server = start_web(source, port=port)
     try:
         assert server.get_host() == "127.0.0.1"  # local only unless asked otherwise
         profile = tmp_path / "chromium-profile"
@@ -56,16 +59,26 @@ def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scen
             while time.monotonic() < deadline:
                 time.sleep(1.0)
                 image = browser.screenshot()
-                left = image[:, : image.shape[1] // 2]  # the controls panel sits on the right
-                if near(left, kit.SKY_RGB) > 0.05 and near(left, kit.FLOOR_RGB) > 0.05:
+                if ready(image):
+                    time.sleep(1.0)
+                    image = browser.screenshot()
                     break
-            from PIL import Image
-
-            Image.fromarray((image * 255).astype(np.uint8)).save(tmp_path / "web.png")  # for a person to look at
         finally:
             browser.close()
     finally:
         server.stop()
+    from PIL import Image
+
+    Image.fromarray((image * 255).astype(np.uint8)).save(tmp_path / "web.png")  # for a person to look at
+    return image
+
+
+def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scene, tmp_path):
+    def ready(image):
+        left = image[:, : image.shape[1] // 2]  # the controls panel sits on the right
+        return near(left, kit.SKY_RGB) > 0.05 and near(left, kit.FLOOR_RGB) > 0.05
+
+    image = web_view_screenshot(kit, web_scene, tmp_path, ready)
     assert image is not None and image.std() > 0.05, "the page stayed blank"
     left = image[:, : image.shape[1] // 2]
     # Inside the room looking down -z: sky above, the striped wall ahead, the floor below.
@@ -77,45 +90,23 @@ def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scen
 FLAT_RGB = np.array([0.2, 0.6, 0.9])
 
 
+def _flat_region(image):
+    """Below the software-WebGL notice, left of the controls panel."""
+    return image[image.shape[0] * 2 // 5:, : image.shape[1] // 2]
+
+
 def test_web_view_shows_the_panorama_colours_unchanged(kit, tmp_path):
     """viser's canvas tone-maps meshes (ACES filmic): a flat world must still show its own colour
     (before the fix: mean error 16.8/255 for this colour, measured)."""
-    pytest.importorskip("viser", reason="the web view needs viser: pip install 'worldgen[web]'")
-    pytest.importorskip("websockets", reason="viser's websockets package drives Chromium here")
-    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
-    from worldgen.viewer import start_web
-
     snapshot = kit.room_snapshot(256, 64)
     snapshot.image = np.ones_like(snapshot.image) * FLAT_RGB.astype(np.float32)
     path = tmp_path / "flat"
     Scene.create(path, snapshot, operation="test", prompt="flat", seed=0, backend="test", backend_settings={},
                  modality="depth")
-    port = free_port()
-    server = start_web(path, port=port)
-    try:
-        profile = tmp_path / "chromium-profile"
-        profile.mkdir()
-        browser = kit.Chromium(profile)
-        try:
-            browser.call("Page.enable")
-            browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-            region, deadline = None, time.monotonic() + 90
-            while time.monotonic() < deadline:
-                time.sleep(1.0)
-                image = browser.screenshot()
-                # Below the software-WebGL notice, left of the controls panel.
-                region = image[image.shape[0] * 2 // 5:, : image.shape[1] // 2]
-                if near(region, FLAT_RGB, tolerance=0.1) > 0.99:
-                    time.sleep(1.0)  # let the texture's last frame settle
-                    image = browser.screenshot()
-                    region = image[image.shape[0] * 2 // 5:, : image.shape[1] // 2]
-                    break
-        finally:
-            browser.close()
-    finally:
-        server.stop()
-    assert region is not None and near(region, FLAT_RGB, tolerance=0.1) > 0.99, "the world did not fill the view"
+    image = web_view_screenshot(kit, path, tmp_path,
+                                lambda image: near(_flat_region(image), FLAT_RGB, tolerance=0.1) > 0.99)
+    region = _flat_region(image)
+    assert near(region, FLAT_RGB, tolerance=0.1) > 0.99, "the world did not fill the view"
     error = float(np.abs(region - FLAT_RGB).mean()) * 255
     assert error <= 2.0, f"the web view shifts colours by {error:.2f}/255 on average"
 
