@@ -42,6 +42,7 @@ class GridTriangles:
     sky: Optional[np.ndarray]
     sky_vertices: Optional[np.ndarray]
     cut: np.ndarray
+    horizon: Optional[np.ndarray] = None  # (n, 3) flat grid faces touching both sky and terrain
 
 
 def _shifted(values: np.ndarray, axis: int, by: int, cyclic: bool, fill) -> np.ndarray:
@@ -74,12 +75,15 @@ def _cut_edges(d_from: np.ndarray, d_to: np.ndarray, axis: int, cyclic: bool, th
 
 
 def triangulate(distance: np.ndarray, sky: np.ndarray, threshold: float, wrap: str = "none",
-                want_sky: bool = True) -> GridTriangles:
+                want_sky: bool = True, simplify=None) -> GridTriangles:
     """Triangles over an (h, wv) grid of positive distances and sky flags.
 
     ``wrap``: "none" (quads stop at the last column), "shared" (the last column joins the first:
     a closed seam on shared vertices) or "duplicate" (the last column repeats the first, so the
-    quads already close the circle; only the edge neighbours wrap)."""
+    quads already close the circle; only the edge neighbours wrap).
+
+    ``simplify``: optional ``(whole quads mask) -> AdaptiveCells`` (see ``_adaptive``); the quads it
+    covers are replaced by its faces."""
     h, wv = distance.shape
     if wrap == "shared":
         q = wv
@@ -106,12 +110,17 @@ def triangulate(distance: np.ndarray, sky: np.ndarray, threshold: float, wrap: s
     # Column of the right-hand corners b, d of each quad (a plain slice unless the seam is shared).
     col_b = nxt if wrap == "shared" else slice(1, q + 1)
     keep1, keep2 = ~(sky1 | cut1), ~(sky2 | cut2)
-    terrain, terrain_vertices = _compact_faces(keep1, keep2, h, wv, q, col_b)
+    extra = None
+    if simplify is not None:
+        cells = simplify(keep1 & keep2)
+        keep1, keep2, extra = keep1 & ~cells.covered, keep2 & ~cells.covered, cells.faces
+    terrain, terrain_vertices = _compact_faces(keep1, keep2, h, wv, q, col_b, extra)
     sky_faces = sky_vertices = None
     if want_sky:
         sky_faces, sky_vertices = _compact_faces(sky1, sky2, h, wv, q, col_b)
     cut = _sparse_faces(cut1 & ~sky1, cut2 & ~sky2, wv, nxt)
-    return GridTriangles(terrain, terrain_vertices, sky_faces, sky_vertices, cut)
+    horizon = _sparse_faces(sky1 & ~(sa & sc & sb), sky2 & ~(sb & sc & sd), wv, nxt)
+    return GridTriangles(terrain, terrain_vertices, sky_faces, sky_vertices, cut, horizon)
 
 
 def _sparse_faces(mask1: np.ndarray, mask2: np.ndarray, wv: int, nxt: np.ndarray) -> np.ndarray:
@@ -144,7 +153,8 @@ def _faces(mask1: np.ndarray, mask2: np.ndarray, index: np.ndarray, q: int, col_
     return faces.reshape(-1, 3)[keep], keep
 
 
-def _compact_faces(mask1: np.ndarray, mask2: np.ndarray, h: int, wv: int, q: int, col_b: np.ndarray):
+def _compact_faces(mask1: np.ndarray, mask2: np.ndarray, h: int, wv: int, q: int, col_b: np.ndarray,
+                   extra: Optional[np.ndarray] = None):
     """(faces numbered over the used vertices only, flat grid indices of those vertices).
 
     A vertex is used when a kept triangle has it as a corner; finding that on the grid (four
@@ -157,6 +167,10 @@ def _compact_faces(mask1: np.ndarray, mask2: np.ndarray, h: int, wv: int, q: int
     used[:-1, col_b] |= either  # b
     used[1:, col_b] |= mask2  # d
     flat = used.reshape(-1)
+    if extra is not None and len(extra):
+        flat[extra.reshape(-1)] = True  # faces already numbered on the grid (merged cells)
     index = (np.cumsum(flat, dtype=np.int64) - 1).astype(np.uint32).reshape(h, wv)
     faces, _ = _faces(mask1, mask2, index, q, col_b)
+    if extra is not None and len(extra):
+        faces = np.concatenate([faces, index.reshape(-1)[extra]])
     return faces, np.flatnonzero(flat)

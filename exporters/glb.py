@@ -1,26 +1,31 @@
 """Binary glTF (GLB) mesh of a panorama world.
 
-The world is a grid mesh with one vertex per pixel (or per ``step``-th pixel), y up, metres, the
-camera at the origin (``origin=ground`` lifts everything so the ground is at y = 0 instead). Its
-nodes:
+Metres, y up, the ground at y = 0 and the eye at its height above it (``origin=camera`` puts the
+eye at the origin). Materials are ``KHR_materials_unlit`` (the panorama holds its own light) with a
+textured, rough, non-metallic fallback. The texture is the panorama (JPEG quality 95, or PNG); every
+vertex carries the UV of the pixel it came from. Nodes:
 
-- ``terrain``: the surfaces, textured with the panorama (embedded JPEG, quality 95, or lossless
-  PNG with ``texture=png``; UVs at the pixel centres). Triangles across a depth discontinuity are
-  left out (a jump of more than ``cut_threshold``, relative, that no neighbouring edge continues:
-  see ``exporters/_grid_mesh.py``), so foreground and background are not joined by stretched
-  "curtains" while a floor receding to the horizon stays whole. For a 360-degree panorama the
-  first vertex column is repeated at the end with identical positions: the seam is closed (no
-  crack), and only the UV differs (u > 1, the texture wraps with REPEAT), which glTF needs because
-  a vertex has one UV.
-- ``backdrop``: each cut triangle again, pushed back to the distance of its farthest corner, so
-  that seen from the eye no crack opens along a silhouette (``backdrop=false`` leaves it out).
-- ``sky``: pixels at or beyond ``far`` (see ``worldgen.geometry``), on a cylinder of radius
-  ``far``, unlit. It covers every quad that touches a sky pixel, so no crack opens between the
-  horizon and the sky.
+- ``terrain``: the surfaces. Quads across a depth discontinuity are left out (a relative jump of
+  more than ``cut_threshold`` that no neighbouring edge continues: ``exporters/_grid_mesh.py``);
+  smooth regions are merged into quadtree cells (``exporters/_adaptive.py``) as long as, from the
+  eye, the texture moves by at most ``max_texel`` texels and depth errors stay below
+  ``max_parallax`` pixels of parallax 2 m off the eye. For 360 degrees the first vertex column is
+  repeated at the end with identical positions: the seam is closed, only the UV differs (u > 1,
+  the sampler wraps; with ``uv16`` the texture repeats its first column instead).
+- ``backdrop``: skirts: the quads the terrain leaves out at cuts (joining the near side to the far
+  one) and along the horizon (their sky corners brought in to the terrain's distance), so no crack
+  opens when the camera leaves the eye (``backdrop=false`` leaves them out).
+- ``ground``: a disc from the terrain's bottom edge to the point under the camera (``closed``).
+- ``sky``: a 128-segment cylinder just beyond ``far`` carrying the whole panorama (from the eye its
+  texture is exact, so it is also what any hairline gap shows), with flat caps above and below.
 - ``camera``: a perspective camera at the eye, looking down -z (the first column of the panorama).
 - ``collider-colonly`` (``collider=true``): an untextured, decimated copy of the terrain
   (``collider_step``, mesh ``collider``) whose seam shares its vertices, for game-engine physics;
   the name suffix is Godot's hint for a collision-only node, and ``extras.collider`` says so to others.
+
+Sizes: no normals unless ``normals=true``, 16-bit indices for every mesh whose vertices fit. No
+compression extension (EXT_meshopt_compression, Draco): open3d's importer reads neither, and
+simplification already brings a 2048x512 world to about 2 MB.
 """
 
 from __future__ import annotations
@@ -40,24 +45,39 @@ from ._grid_mesh import triangulate
 DEFAULTS = {
     "step": 1,  # 1 = one vertex per pixel; n = every n-th pixel in both directions
     "cut_threshold": 0.1,  # relative distance jump across an edge that cuts it (0.1 = 10 %)
+    "simplify": True,  # merge smooth regions into bigger cells (see exporters/_adaptive.py)
+    "max_texel": 0.25,  # ... while the texture seen from the eye moves by at most this many texels
+    "max_parallax": 0.5,  # ... and the depth error shows as at most this many pixels 2 m off the eye
+    "max_level": 6,  # biggest merged cell: 2**max_level grid quads a side
     "sky": True,  # emit the sky node
-    "normals": True,  # write vertex normals (from the normal layer, else from the depth grid)
+    "closed": True,  # ground disc under the camera and caps on the sky cylinder
+    "normals": False,  # vertex normals (from the normal layer, else the depth grid): only lit viewers use them
     # jpeg: 12 ms for 4096x1024 and ~1 MB; png: lossless but ~0.6 s and ~10 MB (level-1 zlib).
     "texture": "jpeg",
     "jpeg_quality": 95,
-    "unlit": False,  # terrain with KHR_materials_unlit (the panorama already holds its lighting)
-    "origin": "camera",  # camera: camera at (0, 0, 0); ground: ground at y = 0, camera at eye height
-    "backdrop": True,  # fill the cracks at cut edges (as seen from the eye) with a "backdrop" node
+    # 16-bit normalized UVs (core glTF; three.js and Blender read them) halve the UV bytes, but
+    # open3d's importer (assimp) reads them as NaN, so float UVs stay the default.
+    "uv16": False,
+    # KHR_mesh_quantization: 16-bit positions, dequantized by each node's scale and translation
+    # (three.js and Blender read them; see README for open3d).
+    "quantize": False,
+    "unlit": True,  # KHR_materials_unlit: the panorama already holds its lighting
+    "origin": "ground",  # ground: ground at y = 0, camera at eye height; camera: camera at (0, 0, 0)
+    "backdrop": True,  # skirts across cut edges and the horizon, so no crack opens off the eye
     "collider": False,
     "collider_step": 8,
 }
 
+SKY_SEGMENTS = 128  # sky cylinder columns for a full circle: the texture stays within 0.1 texel
+PARALLAX_MOVE = 2.0  # metres off the eye that ``max_parallax`` is measured at
+
 # glTF enums
-_FLOAT, _UINT = 5126, 5125
+_FLOAT, _UINT, _USHORT, _SHORT = 5126, 5125, 5123, 5122
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _LINEAR, _LINEAR_MIPMAP_LINEAR = 9729, 9987
 _REPEAT, _CLAMP = 10497, 33071
 _UNLIT = "KHR_materials_unlit"
+_QUANTIZATION = "KHR_mesh_quantization"
 
 
 # glTF assembly ----------------------------------------------------------------------------------
@@ -73,11 +93,12 @@ class _Blob:
         self.parts: list = []
         self.offset = 0
 
-    def view(self, data, target=None) -> int:
+    def view(self, data, target=None, stride=None) -> int:
         from pygltflib import BufferView
 
         data = memoryview(data).cast("B")
-        self.gltf.bufferViews.append(BufferView(buffer=0, byteOffset=self.offset, byteLength=data.nbytes, target=target))
+        self.gltf.bufferViews.append(BufferView(buffer=0, byteOffset=self.offset, byteLength=data.nbytes, target=target,
+                                                byteStride=stride))
         self.parts.append(data)
         pad = -data.nbytes % 4
         if pad:
@@ -85,13 +106,24 @@ class _Blob:
         self.offset += data.nbytes + pad
         return len(self.gltf.bufferViews) - 1
 
-    def accessor(self, array: np.ndarray, kind: str, target: int, bounds: bool = False) -> int:
+    def accessor(self, array: np.ndarray, kind: str, target: int, bounds: bool = False,
+                 normalized: bool = False) -> int:
         from pygltflib import Accessor
 
         array = np.ascontiguousarray(array)
-        component = _UINT if array.dtype == np.uint32 else _FLOAT
+        component = {np.dtype(np.uint32): _UINT, np.dtype(np.uint16): _USHORT,
+                     np.dtype(np.int16): _SHORT}.get(array.dtype, _FLOAT)
         count = array.size if kind == "SCALAR" else array.shape[0]
-        acc = Accessor(bufferView=self.view(array, target), componentType=component, count=int(count), type=kind)
+        stride = None
+        if kind == "VEC3" and array.dtype == np.int16:
+            # Vertex attributes are 4-byte aligned: int16 xyz take 8 bytes, the fourth one unused.
+            stored = np.zeros((count, 4), dtype=np.int16)
+            stored[:, :3] = array
+            data, stride = stored, 8
+        else:
+            data = array
+        acc = Accessor(bufferView=self.view(data, target, stride), componentType=component, count=int(count),
+                       type=kind, normalized=True if normalized else None)
         if bounds:
             # Column by column: 20x faster than min(axis=0) across an (N, 3) array.
             acc.min = [float(array[:, k].min()) for k in range(array.shape[1])]
@@ -111,10 +143,15 @@ class _Blob:
         return b"".join([head, struct.pack("<I4s", self.offset, b"BIN\0"), *self.parts])
 
 
-def _encode_texture(image: np.ndarray, fmt: str, quality: int) -> tuple[bytes, str]:
+def _encode_texture(image: np.ndarray, fmt: str, quality: int, wrap: bool) -> tuple[bytes, str]:
+    """The panorama as JPEG or PNG. ``wrap`` (16-bit UVs of a full circle) repeats its first column
+    at the right, so the seam's UVs stay within [0, 1] and bilinear filtering across the seam
+    blends the last column with the first, as REPEAT does for float UVs just past 1."""
     from PIL import Image
 
     pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if wrap:
+        pixels = np.concatenate([pixels, pixels[:, :1]], axis=1)
     buf = io.BytesIO()
     if fmt == "jpeg":
         Image.fromarray(pixels).save(buf, format="JPEG", quality=int(quality))
@@ -124,21 +161,45 @@ def _encode_texture(image: np.ndarray, fmt: str, quality: int) -> tuple[bytes, s
     return buf.getvalue(), "image/png"
 
 
-def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=None):
+def _uv16(uv: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(uv, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(int16 positions q, scale, translation) with positions ~= q * scale + translation, the
+    box of the positions spread over the full int16 range of each axis."""
+    lo = positions.min(axis=0).astype(np.float64)
+    hi = positions.max(axis=0).astype(np.float64)
+    scale = np.maximum(hi - lo, 1e-9) / 65535.0
+    offset = lo + 32768.0 * scale
+    q = np.clip(np.round((positions - offset) / scale), -32768, 32767).astype(np.int16)
+    return q, scale, offset
+
+
+def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=None, uv16=False):
     from pygltflib import Attributes, Primitive
 
-    attrs = Attributes(POSITION=blob.accessor(positions, "VEC3", _ARRAY_BUFFER, bounds=True))
+    kind = np.int16 if positions.dtype == np.int16 else np.float32
+    attrs = Attributes(POSITION=blob.accessor(positions.astype(kind, copy=False), "VEC3", _ARRAY_BUFFER,
+                                              bounds=True))
     if normals is not None:
-        attrs.NORMAL = blob.accessor(normals, "VEC3", _ARRAY_BUFFER)
+        attrs.NORMAL = blob.accessor(normals.astype(np.float32, copy=False), "VEC3", _ARRAY_BUFFER)
     if uvs is not None:
-        attrs.TEXCOORD_0 = blob.accessor(uvs, "VEC2", _ARRAY_BUFFER)
-    indices = blob.accessor(faces.reshape(-1), "SCALAR", _ELEMENT_ARRAY_BUFFER)
+        attrs.TEXCOORD_0 = (blob.accessor(_uv16(uvs), "VEC2", _ARRAY_BUFFER, normalized=True) if uv16
+                            else blob.accessor(uvs.astype(np.float32, copy=False), "VEC2", _ARRAY_BUFFER))
+    # 16-bit indices whenever the vertices fit (half the bytes); 32-bit otherwise.
+    index_type = np.uint16 if len(positions) <= 65535 else np.uint32
+    indices = blob.accessor(faces.reshape(-1).astype(index_type), "SCALAR", _ELEMENT_ARRAY_BUFFER)
     return Primitive(attributes=attrs, indices=indices, material=material, mode=4)
 
 
-def _vertex_grid(world, wrap_dup: bool):
+def _texture_width(world, uv16: bool) -> int:
+    return world.projection.width + (1 if world.wraps and uv16 else 0)
+
+
+def _vertex_grid(world, wrap_dup: bool, uv16: bool):
     """Per-vertex arrays on the grid, with the first column repeated at the end for a closed,
-    textured 360-degree seam. UV u of the repeat is > 1 (the sampler wraps)."""
+    textured 360-degree seam (its UVs point at the texture's repeated column)."""
     proj = world.projection
     cols = world.columns.astype(np.float64)
     if wrap_dup:
@@ -150,7 +211,7 @@ def _vertex_grid(world, wrap_dup: bool):
         def dup(a):
             return a
 
-    u = ((cols + 0.5) / proj.width).astype(np.float32)
+    u = ((cols + 0.5) / _texture_width(world, uv16)).astype(np.float32)
     v = ((world.rows + 0.5) / proj.height).astype(np.float32)
     uv = np.empty((len(v), len(u), 2), dtype=np.float32)
     uv[..., 0] = u[None, :]
@@ -158,10 +219,94 @@ def _vertex_grid(world, wrap_dup: bool):
     return dup(world.points), dup(world.normals), uv, dup(world.distance), dup(world.sky)
 
 
+def _facing_eye(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Faces re-wound where needed so that their front (counter-clockwise) side faces the eye at
+    the origin: closed pieces (caps, disc) are seen from inside."""
+    p = positions.astype(np.float64)
+    a, b, c = p[faces[:, 0]], p[faces[:, 1]], p[faces[:, 2]]
+    away = np.einsum("ij,ij->i", np.cross(b - a, c - a), a + b + c) > 0
+    faces = faces.copy()
+    faces[away] = faces[away][:, [0, 2, 1]]
+    return faces
+
+
+def _sky_shell(world, closed: bool, uv16: bool):
+    """(positions, faces, uvs) of the sky: a coarse cylinder behind everything carrying the whole
+    panorama (from the eye its texture is exact, so it also backs every hairline gap), and flat caps
+    above and below it that continue the top and bottom rows."""
+    proj = world.projection
+    span = math.radians(proj.span_deg)
+    segments = max(8, int(math.ceil(SKY_SEGMENTS * proj.span_deg / 360.0)))
+    # Column positions (in pixels) of the segment ends: a full circle runs from the first column's
+    # centre round to its repeat; a partial span from its left edge to its right edge.
+    if world.wraps:
+        x = np.linspace(0.0, proj.width, segments + 1)
+    else:
+        x = np.linspace(-0.5, proj.width - 0.5, segments + 1)
+    theta = span * (x + 0.5) / proj.width
+    # Chords of a circle lie inside it: push the vertices out so every chord stays beyond ``far``.
+    radius = world.settings.far / math.cos(span / segments / 2) * 1.001
+    t = np.array([proj.height / 2.0, -proj.height / 2.0]) / proj.focal_px  # top and bottom image edges
+    ring = np.stack([np.sin(theta), np.zeros_like(theta), -np.cos(theta)], axis=1) * radius
+    top, bottom = ring + [0.0, radius * t[0], 0.0], ring + [0.0, radius * t[1], 0.0]
+    u = (x + 0.5) / _texture_width(world, uv16)
+    n = segments + 1
+    positions = [top, bottom]
+    uvs = [np.stack([u, np.zeros(n)], 1), np.stack([u, np.ones(n)], 1)]
+    k = np.arange(segments)
+    faces = [np.stack([k, k + n, k + 1], 1), np.stack([k + 1, k + n, k + 1 + n], 1)]
+    if closed:
+        mid = (u[:-1] + u[1:]) / 2
+        for rim, y, v in ((0, top[0, 1], 0.0), (n, bottom[0, 1], 1.0)):
+            base = sum(len(p) for p in positions)
+            positions.append(np.tile([0.0, y, 0.0], (segments, 1)))
+            uvs.append(np.stack([mid, np.full(segments, v)], 1))
+            faces.append(np.stack([rim + k, rim + k + 1, base + k], 1))
+    positions = np.concatenate(positions).astype(np.float32)
+    faces = _facing_eye(positions, np.concatenate(faces).astype(np.uint32))
+    return positions, faces, np.concatenate(uvs).astype(np.float32)
+
+
+def _ground_disc(flat_pos, flat_uv, rim: np.ndarray, depth: float):
+    """(positions, faces, uvs) of a disc from the terrain's bottom edge (``rim``: grid indices in
+    column order) to a point ``depth`` below the eye: it closes the hole under the camera, coloured
+    by the bottom row (each wedge's centre copy takes the middle UV of its wedge)."""
+    if len(rim) < 2:
+        return None
+    m = len(rim) - 1
+    pos = np.concatenate([flat_pos[rim], np.tile([0.0, -depth, 0.0], (m, 1))]).astype(np.float32)
+    uv_rim = flat_uv[rim]
+    uvs = np.concatenate([uv_rim, (uv_rim[:-1] + uv_rim[1:]) / 2]).astype(np.float32)
+    k = np.arange(m)
+    faces = _facing_eye(pos, np.stack([k, k + 1, len(rim) + k], 1).astype(np.uint32))
+    return pos, faces, uvs
+
+
+def _skirts(flat_pos, flat_uv, flat_dist, flat_sky, cut: np.ndarray, horizon: np.ndarray):
+    """(positions, faces, uvs) of the triangles the terrain leaves out between surfaces: across
+    each cut depth edge they connect the near side to the far side (what opens when the camera moves
+    is covered by a stretch of the edge's own texture, not by the sky behind), and along the
+    horizon their sky corners come in to the terrain's distance so the terrain meets the sky."""
+    faces = np.concatenate([cut, horizon]).astype(np.int64)
+    if not len(faces):
+        return None
+    corners = faces.reshape(-1)
+    dist = flat_dist[faces]
+    sky = flat_sky[faces]
+    fill = np.where(sky, -np.inf, dist).max(axis=1, keepdims=True)
+    target = np.where(sky, fill, dist).reshape(-1)
+    pos = flat_pos[corners] * (target / flat_dist[corners])[:, None]
+    return pos.astype(np.float32), np.arange(len(corners), dtype=np.uint32).reshape(-1, 3), flat_uv[corners]
+
+
 def export_glb(snapshot, options: dict) -> bytes:
+    from functools import partial
+
     from pygltflib import GLTF2, Asset, Camera, Image, Mesh, Node, Perspective, Sampler, Scene, Texture
 
     from worldgen.errors import UserInputError
+
+    from ._adaptive import merge_cells
 
     opts = read_options(options, DEFAULTS, "glb")
     fmt = choice(opts, "texture", ("png", "jpeg"), "glb")
@@ -172,14 +317,24 @@ def export_glb(snapshot, options: dict) -> bytes:
         raise UserInputError("glb option collider_step must be 1 or more")
     if not 1 <= opts["jpeg_quality"] <= 100:
         raise UserInputError("glb option jpeg_quality must be between 1 and 100")
+    if opts["max_texel"] <= 0 or opts["max_parallax"] <= 0 or not 1 <= opts["max_level"] <= 10:
+        raise UserInputError("glb options need max_texel > 0, max_parallax > 0 and max_level between 1 and 10")
 
     # The texture encodes in a second thread (zlib and libjpeg release the GIL) while numpy meshes.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        texture_job = pool.submit(_encode_texture, snapshot.image, fmt, opts["jpeg_quality"])
+        full = snapshot.projection.full_circle
+        texture_job = pool.submit(_encode_texture, snapshot.image, fmt, opts["jpeg_quality"], full and opts["uv16"])
         world = world_for(snapshot, opts)
-        positions, normals, uvs, distance, sky = _vertex_grid(world, wrap_dup=world.wraps)
+        positions, normals, uvs, distance, sky = _vertex_grid(world, world.wraps, opts["uv16"])
+        simplify = None
+        if opts["simplify"]:
+            step = int(opts["step"])
+            # Parallax of a depth error seen from PARALLAX_MOVE off the eye: f * move * |1/r' - 1/r| pixels.
+            max_disparity = opts["max_parallax"] / (world.projection.focal_px * PARALLAX_MOVE)
+            simplify = partial(merge_cells, positions, distance, step=step, max_disparity=max_disparity,
+                               max_texel=opts["max_texel"], max_level=opts["max_level"], seam=world.wraps)
         tris = triangulate(distance, sky, opts["cut_threshold"], "duplicate" if world.wraps else "none",
-                           want_sky=opts["sky"])
+                           want_sky=False, simplify=simplify)
         texture_bytes, mime = texture_job.result()
 
     lift = np.float32((world.ground_height or world.settings.eye_height) if origin == "ground" else 0.0)
@@ -188,8 +343,10 @@ def export_glb(snapshot, options: dict) -> bytes:
     gltf.extras = {"worldgen": dict(world.metadata(), origin=origin)}
     blob = _Blob(gltf)
     gltf.images.append(Image(bufferView=blob.view(texture_bytes), mimeType=mime, name="panorama"))
-    # The seam needs REPEAT across u; v must not bleed from the top row into the bottom one.
-    gltf.samplers.append(Sampler(magFilter=_LINEAR, minFilter=_LINEAR_MIPMAP_LINEAR, wrapS=_REPEAT, wrapT=_CLAMP))
+    # The seam's float UVs run just past 1 (REPEAT samples the first column there; 16-bit UVs use the
+    # repeated column instead); v must not bleed from the top row into the bottom one.
+    gltf.samplers.append(Sampler(magFilter=_LINEAR, minFilter=_LINEAR_MIPMAP_LINEAR,
+                                 wrapS=_CLAMP if opts["uv16"] else _REPEAT, wrapT=_CLAMP))
     gltf.textures.append(Texture(sampler=0, source=0))
     materials = {}
 
@@ -203,45 +360,48 @@ def export_glb(snapshot, options: dict) -> bytes:
     flat_uv = uvs.reshape(-1, 2)
     flat_dist = distance.reshape(-1)
     nodes = []
+    want_normals = opts["normals"]
 
     def add(name, positions, faces, normals, uvs, mat, extras=None):
-        prim = _primitive(blob, positions + up if lift else positions, faces,
-                          normals if opts["normals"] else None, uvs, mat)
+        transform = {}
+        if lift:
+            positions = positions + up
+        if opts["quantize"]:
+            positions, scale, offset = quantize_positions(positions)
+            transform = {"scale": [float(v) for v in scale], "translation": [float(v) for v in offset]}
+        prim = _primitive(blob, positions, faces, normals if want_normals else None, uvs, mat, opts["uv16"])
         gltf.meshes.append(Mesh(name=name.split("-")[0], primitives=[prim]))
-        nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras))
+        nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras, **transform))
 
+    terrain_mat = material("terrain", opts["unlit"])
     if len(tris.terrain):
         used, faces = tris.terrain_vertices, tris.terrain
-        add("terrain", flat_pos[used], faces, flat_nrm[used], flat_uv[used], material("terrain", opts["unlit"]))
+        add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
+        if opts["closed"]:
+            h, wv = distance.shape
+            rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
+            disc = _ground_disc(flat_pos, flat_uv, rim, float(world.ground_height or world.settings.eye_height))
+            if disc is not None:
+                add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2], terrain_mat)
 
-    if opts["backdrop"] and len(tris.cut):
-        # Each cut triangle again, pushed back to its farthest corner's distance along the same rays:
-        # seen from the eye it fills the crack between foreground and background exactly.
-        corners = tris.cut.reshape(-1)
-        far = flat_dist[tris.cut].max(axis=1).repeat(3)
-        scale = (far / flat_dist[corners])[:, None]
-        faces = np.arange(corners.size, dtype=np.uint32).reshape(-1, 3)
-        add("backdrop", flat_pos[corners] * scale, faces, _toward_eye(flat_pos[corners]), flat_uv[corners],
-            material("terrain", opts["unlit"]))
+    if opts["backdrop"]:
+        skirt = _skirts(flat_pos, flat_uv, flat_dist, sky.reshape(-1), tris.cut, tris.horizon)
+        if skirt is not None:
+            add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if want_normals else None, skirt[2], terrain_mat)
 
-    if tris.sky is not None and len(tris.sky):
-        used, faces = tris.sky_vertices, tris.sky
-        # Every sky vertex sits on the far cylinder, including the terrain-side corners of the
-        # horizon quads, so the sky closes behind the terrain's edge.
-        rays = flat_pos[used]
-        radial = np.hypot(rays[:, 0], rays[:, 2])[:, None]
-        sky_pos = (rays / radial * np.float32(world.settings.far)).astype(np.float32)
-        add("sky", sky_pos, faces, _toward_eye(sky_pos), flat_uv[used], material("sky", True))
+    if opts["sky"]:
+        sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"], opts["uv16"])
+        add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, material("sky", True))
 
     if opts["collider"]:
         collider = _collider(world, opts["collider_step"], opts["cut_threshold"])
         if collider is not None:
-            # "-colonly" is Godot's import hint for a collision-only node; extras say so to other tools.
+            # "-colonly" is Godot's import hint for a collision-only node; extras say so to others.
             add("collider-colonly", collider[0], collider[1], None, None, None, extras={"collider": True})
 
     vfov = math.radians(min(max(world.projection.vfov_deg, 10.0), 120.0))
     gltf.cameras.append(Camera(type="perspective", name="eye", perspective=Perspective(
-        yfov=vfov, znear=min(0.05, world.settings.near), zfar=world.settings.far * 2.0)))
+        yfov=vfov, znear=min(0.05, world.settings.near), zfar=world.settings.far * 4.0)))
     nodes.append(Node(name="camera", camera=0, translation=[0.0, float(lift), 0.0]))
 
     gltf.nodes = nodes
@@ -249,12 +409,18 @@ def export_glb(snapshot, options: dict) -> bytes:
     gltf.scene = 0
     if any(m.extensions and _UNLIT in m.extensions for m in gltf.materials):
         gltf.extensionsUsed = [_UNLIT]
+    if opts["quantize"]:  # required: a reader without it would misread int16 positions
+        gltf.extensionsUsed = (gltf.extensionsUsed or []) + [_QUANTIZATION]
+        gltf.extensionsRequired = [_QUANTIZATION]
     return blob.glb()
 
 
 def _material(gltf, name: str, unlit: bool) -> int:
     from pygltflib import Material, PbrMetallicRoughness, TextureInfo
 
+    # Without KHR_materials_unlit support a viewer falls back to this: the texture as base colour on
+    # a rough dielectric. (No emissive copy of the texture: lit viewers would add it on top of the
+    # lit base colour and wash the world out under any light.)
     mat = Material(name=name, doubleSided=False, pbrMetallicRoughness=PbrMetallicRoughness(
         baseColorTexture=TextureInfo(index=0), metallicFactor=0.0, roughnessFactor=1.0))
     if unlit:

@@ -50,4 +50,9 @@ if [ "$WITH_TEST" = 1 ] && [ ! -f .tools/node_modules/gltf-validator/package.jso
   mkdir -p .tools && (cd .tools && npm install --silent --no-audit --no-fund gltf-validator >/dev/null 2>&1) \
     || echo "bootstrap: gltf-validator could not be installed; the validator test will say so" >&2
 fi
+# three.js: the GLB render tests load worlds with its GLTFLoader in headless Chromium.
+if [ "$WITH_TEST" = 1 ] && [ ! -f .tools/node_modules/three/package.json ] && command -v npm >/dev/null; then
+  mkdir -p .tools && (cd .tools && npm install --silent --no-audit --no-fund three >/dev/null 2>&1) \
+    || echo "bootstrap: three could not be installed; the three.js render tests will say so" >&2
+fi
 echo "bootstrap: ready ($VENV)" >&2

@@ -59,7 +59,7 @@ def load_source(source: str | Path, max_vertices: int = DEFAULT_MAX_VERTICES, un
         raise UserInputError(f"{path} does not exist; give a scene folder, a .glb or a .ply")
     suffix = path.suffix.lower()
     if suffix in (".glb", ".gltf"):
-        eye, far = _gltf_eye_and_far(path)
+        eye, far = _gltf_eye_and_far(_load_gltf(path))
         return ViewSource(kind="mesh", glb=path.read_bytes() if suffix == ".glb" else None, eye=eye, far=far,
                           extras={"path": str(path)})
     if suffix == ".ply":
@@ -77,23 +77,30 @@ def _from_scene(path: Path, max_vertices: int, unlit: bool) -> ViewSource:
     glb = export_bytes(snapshot, "glb", {"step": step, "texture": "jpeg", "unlit": unlit, "normals": not unlit})
     from .geometry import GeometrySettings
 
+    from pygltflib import GLTF2
+
     far = GeometrySettings.from_dict(snapshot.geometry).far
-    return ViewSource(kind="mesh", glb=glb, eye=np.zeros(3), far=far, extras={"step": step})
+    eye, _ = _gltf_eye_and_far(GLTF2.load_from_bytes(glb))  # the export's camera node (eye height above y = 0)
+    return ViewSource(kind="mesh", glb=glb, eye=eye, far=far, extras={"step": step})
 
 
-def _gltf_eye_and_far(path: Path) -> tuple[np.ndarray, float]:
-    """The eye (translation of the first node with a camera, else the origin) and the farthest
-    coordinate in the file's position bounds (for the camera's far plane)."""
+def _load_gltf(path: Path):
     from pygltflib import GLTF2
 
     try:
-        gltf = GLTF2().load(str(path))
+        return GLTF2().load(str(path))
     except Exception as exc:
         raise UserInputError(f"{path} is not a readable glTF file ({exc})") from None
+
+
+def _gltf_eye_and_far(gltf) -> tuple[np.ndarray, float]:
+    """The eye (translation of the first node with a camera, else the origin) and the farthest
+    coordinate in the file's position bounds (for the camera's far plane)."""
     eye = next((np.asarray(node.translation, dtype=np.float64) for node in gltf.nodes
                 if node.camera is not None and node.translation), np.zeros(3))
+    # Float positions only: quantized ones (KHR_mesh_quantization) are in integer units.
     extent = max((abs(v) for acc in gltf.accessors if acc.type == "VEC3" and acc.max and acc.min
-                  for v in acc.max + acc.min), default=0.0)
+                  and acc.componentType == 5126 for v in acc.max + acc.min), default=0.0)
     return eye, extent or 100.0
 
 
@@ -349,7 +356,13 @@ def start_web(source, host: str = "127.0.0.1", port: int = 8080, max_vertices: i
     server.scene.set_up_direction("+y")
     server.gui.configure_theme(control_layout="collapsible", show_logo=False)
     if view.kind == "mesh":
-        server.scene.add_glb("/world", view.glb)
+        from .web_colours import tone_mapping_proof_glb
+
+        # viser tone-maps meshes (ACES): send colours it maps back to the panorama's, and no
+        # light besides their emission (see web_colours).
+        server.scene.configure_default_lights(False)
+        server.scene.configure_environment_map(None)
+        server.scene.add_glb("/world", tone_mapping_proof_glb(view.glb))
     elif view.kind == "points":
         server.scene.add_point_cloud("/world", view.points, (view.colors * 255).astype(np.uint8),
                                      point_size=_point_size(view), point_shape="square", precision="float32")

@@ -7,6 +7,14 @@ a floor 1.6 m below the eye, a pillar at 2 m in front of part of the wall (a dep
 
 from __future__ import annotations
 
+import json
+import math
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -75,7 +83,7 @@ def room():
 
 # Reading GLBs back with pygltflib (independently of the exporter's own writer) --------------------
 
-_COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}
+_COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5122: np.int16, 5121: np.uint8}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 
 
@@ -92,7 +100,12 @@ def accessor_array(gltf, index: int) -> np.ndarray:
     dtype = _COMPONENTS[acc.componentType]
     width = _WIDTH[acc.type]
     start = (view.byteOffset or 0) + (acc.byteOffset or 0)
-    arr = np.frombuffer(blob, dtype=dtype, count=acc.count * width, offset=start)
+    stride = (view.byteStride or 0) // np.dtype(dtype).itemsize or width
+    arr = np.frombuffer(blob, dtype=dtype, count=(acc.count - 1) * stride + width, offset=start)
+    if stride != width:  # interleaved or padded elements
+        arr = np.lib.stride_tricks.as_strided(arr, (acc.count, width), (stride * arr.itemsize, arr.itemsize)).copy()
+    if acc.normalized:  # glTF's normalized integers: unsigned n-bit -> value / (2**n - 1)
+        arr = (arr / np.float64(np.iinfo(dtype).max)).astype(np.float32)
     return arr.reshape(acc.count, width) if width > 1 else arr
 
 
@@ -179,3 +192,167 @@ def kit():
     import sys
 
     return sys.modules[__name__]
+
+
+# Headless Chromium over the DevTools protocol (the web-view and three.js render tests) -------------
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--remote-debugging-port=0", "--window-size=800,600"]
+
+
+class Chromium:
+    """A headless Chromium with a fresh profile, driven over the DevTools websocket."""
+
+    def __init__(self, profile: Path, extra_flags: tuple[str, ...] = ()) -> None:
+        from websockets.sync.client import connect
+
+        binary = shutil.which("chromium") or shutil.which("chromium-browser")
+        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, *extra_flags, f"--user-data-dir={profile}",
+                                      "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=10) as response:
+            page = next(t for t in json.load(response) if t["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self.next_id = 0
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=60))
+            if message.get("id") == self.next_id:
+                return message.get("result", {})
+
+    def evaluate(self, expression: str, timeout: float = 120):
+        """The value of a JavaScript expression (promises awaited); JavaScript errors raise."""
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True,
+                           timeout=int(timeout * 1000))
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"page error: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def screenshot(self) -> np.ndarray:
+        import base64
+        import io
+
+        from PIL import Image
+
+        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64) / 255
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+
+
+# The ideal view of a panorama world, in numpy ------------------------------------------------------
+
+def camera_rays(width: int, height: int, fov_deg: float, yaw_deg: float) -> np.ndarray:
+    """(height, width, 3) unit world directions of a pinhole camera looking at azimuth ``yaw``
+    (degrees right of -z), level, y up, vertical field of view ``fov_deg``; rows top to bottom."""
+    focal = (height / 2) / math.tan(math.radians(fov_deg) / 2)
+    x = (np.arange(width) + 0.5 - width / 2) / focal
+    y = -(np.arange(height) + 0.5 - height / 2) / focal
+    dx, dy = np.meshgrid(x, y)
+    yaw = math.radians(yaw_deg)
+    fwd, right = np.array([math.sin(yaw), 0, -math.cos(yaw)]), np.array([math.cos(yaw), 0, math.sin(yaw)])
+    rays = dx[..., None] * right + dy[..., None] * np.array([0.0, 1.0, 0.0]) + fwd
+    return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+
+
+def _bilinear(image: np.ndarray, col: np.ndarray, row: np.ndarray, wraps: bool) -> np.ndarray:
+    h, w = image.shape[:2]
+    c0, r0 = np.floor(col).astype(int), np.floor(row).astype(int)
+    fc, fr = (col - c0)[..., None], (row - r0)[..., None]
+
+    def at(r, c):
+        c = np.mod(c, w) if wraps else np.clip(c, 0, w - 1)
+        return image[np.clip(r, 0, h - 1), c]
+
+    return ((1 - fr) * ((1 - fc) * at(r0, c0) + fc * at(r0, c0 + 1))
+            + fr * ((1 - fc) * at(r0 + 1, c0) + fc * at(r0 + 1, c0 + 1)))
+
+
+def ideal_view(snapshot, offset, width: int, height: int, fov_deg: float, yaw_deg: float, samples: int = 320):
+    """What a camera ``offset`` metres from the eye should see of the RGB-D panorama: (colour
+    (h, w, 3) in [0, 1], distance (h, w) metres), NaN where the panorama says nothing (rays that
+    leave its vertical field).
+
+    Each ray is marched outward (log-spaced distances); a point is inside the world once it lies
+    at or beyond the panorama's distance in its own direction from the eye (everything behind a
+    visible surface is solid), and the ray's colour is the panorama's there. From the eye that is
+    the panorama sampled along the ray; off the eye a ray through a disocclusion ends in the
+    hidden volume behind the nearer surface, no farther than the surfaces around it."""
+    from worldgen.geometry import build_world, project_points
+
+    world = build_world(snapshot)
+    proj = world.projection
+    rays = camera_rays(width, height, fov_deg, yaw_deg)
+    origin = np.asarray(offset, dtype=np.float64)
+    far = world.settings.far
+    colour = np.full((height, width, 3), np.nan)
+    dist = np.full((height, width), np.nan)
+    image = np.asarray(snapshot.image, dtype=np.float64)
+    if not np.any(origin):  # from the eye: every ray meets the panorama at its own pixel
+        col, row, _ = project_points(rays, proj)
+        inside = (row >= -0.5) & (row <= proj.height - 0.5)
+        colour[inside] = _bilinear(image, col[inside], row[inside], proj.full_circle)
+        depth = _bilinear(world.distance[..., None].astype(np.float64), col, row, proj.full_circle)[..., 0]
+        dist[inside] = depth[inside] * np.linalg.norm(rays[inside] / np.hypot(rays[inside][:, 0],
+                                                                              rays[inside][:, 2])[:, None], axis=1)
+        return colour, dist
+    alive = np.ones((height, width), bool)
+    for s in np.geomspace(0.05, far * 1.5, samples):
+        idx = np.nonzero(alive)
+        if not len(idx[0]):
+            break
+        p = origin + rays[idx] * s
+        col, row, r = project_points(p, proj)
+        inside = (row >= -0.5) & (row <= proj.height - 0.5)
+        if not proj.full_circle:
+            inside &= (col >= -0.5) & (col <= proj.width - 0.5)
+        ci = np.clip(np.round(row).astype(int), 0, proj.height - 1)
+        cj = np.mod(np.round(col).astype(int), proj.width)
+        hit = inside & (r >= world.distance[ci, cj])
+        hi = (idx[0][hit], idx[1][hit])
+        colour[hi] = _bilinear(image, col[hit], row[hit], proj.full_circle)
+        dist[hi] = s
+        alive[hi] = False
+    return colour, dist
+
+
+def decode_distance(rgba: np.ndarray, near: float = 0.05, far: float = 4000.0) -> np.ndarray:
+    """The render page's 24-bit log-scale distance back to metres."""
+    v = rgba[..., 0].astype(np.float64) * 65536 + rgba[..., 1].astype(np.float64) * 256 + rgba[..., 2]
+    return near * np.exp(v / 16777215.0 * math.log(far / near))
+
+
+THREE_ENV = "WORLDGEN_THREE"
+
+
+def three_folder():
+    """The npm package three (scripts/bootstrap.sh --test installs it into .tools; ``WORLDGEN_THREE``
+    names another copy), or None."""
+    import os
+
+    candidates = [Path(os.environ[THREE_ENV])] if os.environ.get(THREE_ENV) else []
+    for candidate in candidates + [_REPO / ".tools" / "node_modules" / "three"]:
+        if (candidate / "build" / "three.module.js").is_file():
+            return candidate
+    return None

@@ -111,7 +111,10 @@ def test_exported_glb_round_trips_through_the_scene_on_disk(kit, scene_dir):
     run("export", scene_dir, "-q")
     nodes = kit.glb_nodes((scene_dir.parent / "room.glb").read_bytes())
     proj, r, _, _ = kit.room_layers(128, 48)
-    col, row, dist = project_points(nodes["terrain"]["POSITION"], proj)
+    eye = np.asarray(nodes["camera"]["node"].translation)  # origin=ground: the eye 1.6 m above y = 0
+    assert eye == pytest.approx([0.0, 1.6, 0.0])
+    col, row, dist = project_points(nodes["terrain"]["POSITION"] - eye, proj)
     v, u = np.round(row).astype(int), np.round(col).astype(int) % 128
+    assert np.abs(row - v).max() < 1e-3  # simplified, but every vertex is still a pixel's own point
     np.testing.assert_allclose(dist, r[v, u], rtol=1e-5)
 

@@ -6,76 +6,19 @@ Chromium runs headless with software WebGL and is driven over the DevTools proto
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
 import socket
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from worldgen.scene import Scene
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--remote-debugging-port=0", "--window-size=800,600"]
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Chromium:
-    """A headless Chromium with a fresh profile, driven over the DevTools websocket."""
-
-    def __init__(self, profile: Path) -> None:
-        from websockets.sync.client import connect
-
-        binary = shutil.which("chromium") or shutil.which("chromium-browser")
-        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("chromium did not start its DevTools endpoint")
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=10) as response:
-            page = next(t for t in json.load(response) if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
-        self.next_id = 0
-
-    def call(self, method: str, **params) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=60))
-            if message.get("id") == self.next_id:
-                return message.get("result", {})
-
-    def screenshot(self) -> np.ndarray:
-        from PIL import Image
-        import io
-
-        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64) / 255
-
-    def close(self) -> None:
-        try:
-            self.ws.close()
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def near(image: np.ndarray, rgb, tolerance=0.15) -> float:
@@ -92,7 +35,10 @@ def web_scene(kit, tmp_path):
     return path
 
 
-def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scene, tmp_path):
+def web_view_screenshot(kit, source, tmp_path, ready):
+    """Serve ``source`` with ``start_web``, open it in headless Chromium and return the first
+    screenshot (floats in [0, 1]) for which ``ready`` holds, taken again a second later so the
+    last frame has settled (or the last one after 90 s)."""
     pytest.importorskip("viser", reason="the web view needs viser: pip install 'worldgen[web]'")
     pytest.importorskip("websockets", reason="viser's websockets package drives Chromium here")
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
@@ -100,12 +46,12 @@ def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scen
     from worldgen.viewer import start_web
 
     port = free_port()
-    server = start_web(web_scene, port=port)
+    server = start_web(source, port=port)
     try:
         assert server.get_host() == "127.0.0.1"  # local only unless asked otherwise
         profile = tmp_path / "chromium-profile"
         profile.mkdir()
-        browser = Chromium(profile)
+        browser = kit.Chromium(profile)
         try:
             browser.call("Page.enable")
             browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
@@ -113,22 +59,70 @@ def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scen
             while time.monotonic() < deadline:
                 time.sleep(1.0)
                 image = browser.screenshot()
-                left = image[:, : image.shape[1] // 2]  # the controls panel sits on the right
-                if near(left, kit.SKY_RGB) > 0.05 and near(left, kit.FLOOR_RGB) > 0.05:
+                if ready(image):
+                    time.sleep(1.0)
+                    image = browser.screenshot()
                     break
-            from PIL import Image
-
-            Image.fromarray((image * 255).astype(np.uint8)).save(tmp_path / "web.png")  # for a person to look at
         finally:
             browser.close()
     finally:
         server.stop()
+    from PIL import Image
+
+    Image.fromarray((image * 255).astype(np.uint8)).save(tmp_path / "web.png")  # for a person to look at
+    return image
+
+
+def test_web_view_shows_the_world_from_inside_in_headless_chromium(kit, web_scene, tmp_path):
+    def ready(image):
+        left = image[:, : image.shape[1] // 2]  # the controls panel sits on the right
+        return near(left, kit.SKY_RGB) > 0.05 and near(left, kit.FLOOR_RGB) > 0.05
+
+    image = web_view_screenshot(kit, web_scene, tmp_path, ready)
     assert image is not None and image.std() > 0.05, "the page stayed blank"
     left = image[:, : image.shape[1] // 2]
     # Inside the room looking down -z: sky above, the striped wall ahead, the floor below.
     rows = left.shape[0]
     assert near(left[: rows // 4], kit.SKY_RGB) > 0.3, "no sky at the top"
     assert near(left[-rows // 5:], kit.FLOOR_RGB) > 0.3, "no floor at the bottom"
+
+
+FLAT_RGB = np.array([0.2, 0.6, 0.9])
+
+
+def _flat_region(image):
+    """Below the software-WebGL notice, left of the controls panel."""
+    return image[image.shape[0] * 2 // 5:, : image.shape[1] // 2]
+
+
+def test_web_view_shows_the_panorama_colours_unchanged(kit, tmp_path):
+    """viser's canvas tone-maps meshes (ACES filmic): a flat world must still show its own colour
+    (before the fix: mean error 16.8/255 for this colour, measured)."""
+    snapshot = kit.room_snapshot(256, 64)
+    snapshot.image = np.ones_like(snapshot.image) * FLAT_RGB.astype(np.float32)
+    path = tmp_path / "flat"
+    Scene.create(path, snapshot, operation="test", prompt="flat", seed=0, backend="test", backend_settings={},
+                 modality="depth")
+    image = web_view_screenshot(kit, path, tmp_path,
+                                lambda image: near(_flat_region(image), FLAT_RGB, tolerance=0.1) > 0.99)
+    region = _flat_region(image)
+    assert near(region, FLAT_RGB, tolerance=0.1) > 0.99, "the world did not fill the view"
+    error = float(np.abs(region - FLAT_RGB).mean()) * 255
+    assert error <= 2.0, f"the web view shifts colours by {error:.2f}/255 on average"
+
+
+def test_colour_compensation_inverts_three_js_aces():
+    from worldgen.web_colours import (aces_filmic, compensated_texture, inverse_aces_filmic, linear_to_srgb,
+                                      srgb_to_linear)
+
+    grid = np.stack(np.meshgrid(*[np.linspace(0.02, 0.98, 9)] * 3), -1).reshape(-1, 3)
+    back = linear_to_srgb(aces_filmic(inverse_aces_filmic(srgb_to_linear(grid))))
+    error = np.abs(back - grid).max(axis=1)
+    assert (error < 1e-6).mean() > 0.65  # ACES reaches most colours; saturated ones (a channel near 0) clip
+    moderate = np.abs(grid - 0.5).max(axis=1) < 0.3
+    assert error[moderate].max() < 1e-6
+    texture, strength = compensated_texture(np.full((2, 2, 3), 255, np.uint8))
+    assert strength > 10 and texture.max() == 255  # white needs more than an 8-bit base colour holds
 
 
 def test_view_command_refuses_conflicting_modes(web_scene, tmp_path):

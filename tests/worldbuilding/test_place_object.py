@@ -36,8 +36,12 @@ def hills(tmp_path):
 
 def _terrain_distances(glb_path, snapshot, pixels):
     """Horizontal distances of the GLB's terrain vertices that sit on the given (H, W) bool pixels."""
+    from pygltflib import GLTF2
+
     mesh = trimesh.load(glb_path, force="scene").geometry["terrain"]
-    column, row, r = project_points(np.asarray(mesh.vertices), snapshot.projection)
+    # Vertices are in the file's frame (ground at y = 0 by default): seen from its camera node.
+    eye = next(n.translation for n in GLTF2().load(str(glb_path)).nodes if n.camera is not None) or [0, 0, 0]
+    column, row, r = project_points(np.asarray(mesh.vertices) - np.asarray(eye), snapshot.projection)
     col = np.round(column).astype(int) % snapshot.projection.width
     row = np.round(row).astype(int)
     ok = (row >= 0) & (row < snapshot.projection.height)

@@ -35,7 +35,8 @@ def parse_option_pairs(pairs: tuple[str, ...]) -> dict:
 @click.option("--list-options", is_flag=True, help="Print the chosen exporter's options and exit.")
 @quiet_option
 def export(scene, fmt, output, version, option_pairs, list_options, quiet):
-    """Export SCENE (a scene folder) as a 3D file: y up, metres, the camera at the origin."""
+    """Export SCENE (a scene folder) as a 3D file: y up, metres; GLB puts the ground at y = 0 with the eye
+    above it (-O origin=camera: the eye at the origin), PLY and splats the camera at the origin."""
     from ...export_files import default_export_path, export_to_file, exporter_for
     from ...output_paths import check_output_path
     from ...scene import Scene

@@ -1,0 +1,169 @@
+"""The default GLB in a real renderer: headless Chromium + three.js GLTFLoader, in a bare scene.
+
+A 2048x512 procedural world is rendered from the eye and from cameras 1.6 m / 2 m off it, and
+compared with the ideal view ray-cast from the RGB-D panorama in numpy (``conftest.ideal_view``):
+- from the eye the colours match (mean error <= 1.5/255), with no frame black or empty;
+- off the eye, a crack pixel is one where the renderer shows nothing or sees through the world to
+  a surface much farther than any the panorama has on that ray (the sky behind a gap): <= 0.2 %.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from worldgen.registry import get_registry
+
+WIDTH, HEIGHT, FOV = 640, 360, 60.0  # about one screen pixel per panorama pixel at 2048 columns
+EYE_YAWS = (0.0, 120.0, 240.0)
+OFF_EYE = [((2.0, 0.0, 0.0), 0.0), ((0.0, 0.0, -2.0), 90.0), ((0.0, 1.6, 0.0), 200.0), ((-1.414, 0.0, 1.414), 300.0)]
+SWIFTSHADER = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist")
+
+
+def procedural(width: int, height: int):
+    from worldgen.backend import GenerateRequest
+
+    backend = get_registry().backend("procedural").load({})
+    return backend.generate(GenerateRequest(prompt="a misty fjord at dawn", width=width, height=height, steps=1,
+                                            seed=0), None)
+
+
+@pytest.fixture(scope="module")
+def three_page(kit, tmp_path_factory):
+    """(browser, base url, served folder): three.js and the test page on 127.0.0.1."""
+    pytest.importorskip("websockets", reason="the websockets package drives Chromium here")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    three = kit.three_folder()
+    if three is None:
+        pytest.skip(f"three.js is not installed: run scripts/bootstrap.sh --test (npm install three into .tools) "
+                    f"or set {kit.THREE_ENV}")
+    root = tmp_path_factory.mktemp("three-site")
+    (root / "three").symlink_to(three)
+    shutil.copy(kit._REPO / "tests" / "exporters" / "web" / "render.html", root / "render.html")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    browser = kit.Chromium(profile, SWIFTSHADER)
+    try:
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=f"{url}/render.html")
+        for _ in range(300):
+            if browser.evaluate("window.ready === true"):
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("the three.js test page did not load")
+        yield browser, url, root
+    finally:
+        browser.close()
+        server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+def render(browser, url: str, name: str, eye, yaw: float, mode: str) -> np.ndarray:
+    data = browser.evaluate(f"renderView('{url}/{name}', {list(map(float, eye))}, {yaw}, {FOV}, "
+                            f"{WIDTH}, {HEIGHT}, '{mode}')", timeout=300)
+    pixels = np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(HEIGHT, WIDTH, 4)
+    return pixels[::-1, :, :3]  # readPixels starts at the bottom row
+
+
+def is_void(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0] == 255) & (rgb[..., 1] == 0) & (rgb[..., 2] == 255)
+
+
+@pytest.fixture(scope="module")
+def world_2k(three_page):
+    snapshot = procedural(2048, 512)
+    data = get_registry().exporter("glb").export(snapshot, {})
+    (three_page[2] / "world.glb").write_bytes(data)
+    return snapshot, data
+
+
+def test_threejs_from_the_eye_matches_the_panorama(kit, three_page, world_2k):
+    browser, url, _ = three_page
+    snapshot, data = world_2k
+    eye = kit.glb_document(data).nodes[-1].translation
+    assert eye == pytest.approx([0.0, 1.6, 0.0])  # origin=ground: the eye 1.6 m above y = 0
+    errors = []
+    for yaw in EYE_YAWS:
+        colour = render(browser, url, "world.glb", eye, yaw, "color")
+        assert not is_void(colour).any(), "the world has holes seen from the eye"
+        assert colour.mean() > 20, "black frame: the default material must show its texture without lights"
+        ideal, _ = kit.ideal_view(snapshot, (0, 0, 0), WIDTH, HEIGHT, FOV, yaw)
+        seen = ~np.isnan(ideal[..., 0])
+        assert seen.mean() > 0.95
+        errors.append(np.abs(colour[seen] - ideal[seen] * 255).mean())
+    print("mean error from the eye (1/255):", [round(e, 3) for e in errors])
+    assert max(errors) <= 1.5, errors
+
+
+def crack_fraction(kit, browser, url, name, snapshot, eye, offset, yaw) -> tuple[float, float]:
+    """(crack fraction, void fraction) of one off-eye view of ``name``."""
+    colour = render(browser, url, name, eye, yaw, "color")
+    distance = kit.decode_distance(render(browser, url, name, eye, yaw, "distance"))
+    assert colour.mean() > 20, "black frame"
+    _, ideal = kit.ideal_view(snapshot, offset, WIDTH, HEIGHT, FOV, yaw)
+    known = ~np.isnan(ideal)
+    void = is_void(colour)
+    through = known & (distance > 1.5 * np.where(known, ideal, 0) + 1.0)
+    crack = void | through
+    return float(crack.mean()), float(void.mean())
+
+
+@pytest.mark.parametrize("offset,yaw", OFF_EYE)
+def test_threejs_off_the_eye_has_no_cracks(kit, three_page, world_2k, offset, yaw):
+    browser, url, _ = three_page
+    snapshot, data = world_2k
+    eye = np.asarray(kit.glb_document(data).nodes[-1].translation) + offset
+    crack, void = crack_fraction(kit, browser, url, "world.glb", snapshot, eye, offset, yaw)
+    print(f"offset {offset}: crack pixels {crack * 100:.3f} % (void {void * 100:.3f} %)")
+    assert crack <= 0.002, crack
+
+
+def test_the_crack_measure_sees_the_cracks_of_a_world_without_skirts(kit, three_page, world_2k):
+    """The same world without its skirts (``backdrop=false``), 1.6 m above the eye: the measure
+    must find the gaps that open along the ridges, or the test above proves nothing."""
+    browser, url, root = three_page
+    snapshot, data = world_2k
+    (root / "bare.glb").write_bytes(get_registry().exporter("glb").export(snapshot, {"backdrop": False}))
+    offset, yaw = OFF_EYE[2]
+    eye = np.asarray(kit.glb_document(data).nodes[-1].translation) + offset
+    with_skirts, _ = crack_fraction(kit, browser, url, "world.glb", snapshot, eye, offset, yaw)
+    without, _ = crack_fraction(kit, browser, url, "bare.glb", snapshot, eye, offset, yaw)
+    print(f"crack pixels 1.6 m up: {with_skirts * 100:.3f} % with skirts, {without * 100:.3f} % without")
+    assert without > max(2 * with_skirts, 0.002)
+
+
+def test_threejs_renders_quantized_positions_like_the_float_file(kit, three_page, world_2k, gltf_validator):
+    """``-O quantize=true`` (KHR_mesh_quantization, int16 positions, node scale/translation):
+    valid, smaller, and three.js draws it like the float file from the eye and off it."""
+    browser, url, root = three_page
+    snapshot, data = world_2k
+    quantized = get_registry().exporter("glb").export(snapshot, {"quantize": True})
+    assert len(quantized) < len(data)
+    issues = gltf_validator(quantized)
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+    (root / "quantized.glb").write_bytes(quantized)
+    eye = np.asarray(kit.glb_document(data).nodes[-1].translation)
+    for offset, yaw in [((0.0, 0.0, 0.0), EYE_YAWS[0]), OFF_EYE[0]]:
+        floats = render(browser, url, "world.glb", eye + offset, yaw, "color").astype(float)
+        ints = render(browser, url, "quantized.glb", eye + offset, yaw, "color").astype(float)
+        assert not is_void(ints).any()
+        assert np.abs(floats - ints).mean() < 0.5, np.abs(floats - ints).mean()
