@@ -8,10 +8,10 @@
 #  - checks that the JointNet backend and the depth modality import.
 set -u
 SITE=/tmp/site
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
+python3 -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
   || return 1 2>/dev/null || exit 1
 export PYTHONPATH="$SITE"
-if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --upgrade --target "$SITE" . \
+if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --target "$SITE" . \
      >/tmp/worldgen-install.log 2>&1; then
   echo "pip could not build worldgen here (tail of the log below); linking the source tree instead" >&2
   tail -3 /tmp/worldgen-install.log >&2

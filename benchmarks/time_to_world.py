@@ -151,8 +151,12 @@ def served_runs(worldgen: list[str], env: dict, work: Path, pano_args: list[str]
                                                  "(issue 14 goal 2 is not merged here)"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    serve_args: list[str] = []
+    if "--device" in pano_args:  # the server picks the device; `pano --server` refuses --device
+        at = pano_args.index("--device")
+        serve_args, pano_args = pano_args[at:at + 2], pano_args[:at] + pano_args[at + 2:]
     serve_log = open(work / "serve.log", "w")
-    server = subprocess.Popen([*worldgen, "serve", "--port", str(port)], env=env, stdout=serve_log,
+    server = subprocess.Popen([*worldgen, "serve", "--port", str(port), *serve_args], env=env, stdout=serve_log,
                               stderr=subprocess.STDOUT, cwd=work)
     runs = []
     try:
