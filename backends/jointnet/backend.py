@@ -22,7 +22,7 @@ from worldgen.specs import BackendSpec
 
 SETTINGS = ("model", "base", "device", "dtype", "scheduler", "window_batch")
 # Issue 9 additions: a second checkpoint sharing the RGB branch (three modalities at once, see
-# multimodal.py) and how region prompts condition windows (see worldgen.regions).
+# multimodal.py) and how region prompts condition windows (see worldgen.geometry.regions).
 WORLD_SETTINGS = ("extra_model", "region_mode")
 SETTINGS = SETTINGS + WORLD_SETTINGS
 # Issue 8 additions: the sampling preset (worldgen.sampler.presets), the speed settings and the
@@ -94,12 +94,12 @@ class _Job:
     strength: float = 1.0
     whole_window: bool = True
     geometry: dict = field(default_factory=dict)
-    regions: Any = None  # list of worldgen.regions.Region: their prompts condition their parts
+    regions: Any = None  # list of worldgen.geometry.regions.Region: their prompts condition their parts
 
 
 class JointNetBackend(Backend):
     name = "jointnet"
-    region_mode = "blend"  # how region prompts condition windows (worldgen.regions.REGION_MODES)
+    region_mode = "blend"  # how region prompts condition windows (worldgen.geometry.regions.REGION_MODES)
     latent_layers = 2      # RGB + one modality, stacked on the latent's channels
 
     def __init__(self, pipe, *, model_dir: Path, base_dir: Path, modality: str, device, dtype,
@@ -199,8 +199,8 @@ class JointNetBackend(Backend):
 
     # Tasks ------------------------------------------------------------------------------------
     def generate(self, request: GenerateRequest, progress=None):
-        from worldgen.geometry import default_geometry
-        from worldgen.regions import normalize_regions
+        from worldgen.geometry.world import default_geometry
+        from worldgen.geometry.regions import normalize_regions
 
         self._check_modality(request.modality)
         job = _Job(request.width, request.height, request.span_deg, geometry=default_geometry(),
@@ -229,7 +229,7 @@ class JointNetBackend(Backend):
     def outpaint(self, request, snapshot, progress=None):
         import numpy as np
 
-        from worldgen.geometry import default_geometry
+        from worldgen.geometry.world import default_geometry
         from worldgen.sampler.canvas import place, region
 
         w, h = snapshot.size
@@ -245,7 +245,7 @@ class JointNetBackend(Backend):
     def estimate(self, request, progress=None):
         import numpy as np
 
-        from worldgen.geometry import default_geometry
+        from worldgen.geometry.world import default_geometry
 
         self._check_modality(request.modality or self.modality)
         h, w = request.image.shape[:2]
@@ -283,9 +283,9 @@ class JointNetBackend(Backend):
         import numpy as np
         import torch
 
-        from worldgen.layers import Snapshot
+        from worldgen.scene.snapshot import Snapshot
         from worldgen.phases import phase
-        from worldgen.projection import CylindricalProjection
+        from worldgen.geometry.projection import CylindricalProjection
         from worldgen.sampler import perf
         from worldgen.sampler.canvas import latent_keep
         from worldgen.sampler.tiled import Known, TiledSampler, TilingRecipe
@@ -312,7 +312,7 @@ class JointNetBackend(Backend):
                 denoise = self._denoiser(prompt, options.negative_prompt, options.guidance, masked_inputs,
                                          region_prompts=[r.prompt for r in job.regions or ()])
             if job.regions:
-                from worldgen.regions import latent_condition_weights, regional_denoiser
+                from worldgen.geometry.regions import latent_condition_weights, regional_denoiser
 
                 weights = latent_condition_weights(job.regions, w, h, job.span_deg, device=self.device)
                 denoise = regional_denoiser(denoise, weights, self.region_mode)
@@ -375,7 +375,7 @@ class JointNetBackend(Backend):
         in ONE batched forward for all windows of a call; masks are cropped to the same windows.
 
         With ``region_prompts`` the callable also takes ``conditions``, an (N,) index per window row
-        into [prompt, *region_prompts] (``worldgen.regions.regional_denoiser`` supplies it)."""
+        into [prompt, *region_prompts] (``worldgen.geometry.regions.regional_denoiser`` supplies it)."""
         import torch
 
         from worldgen.numerics import float32_modules
@@ -490,7 +490,7 @@ def _device(name: Optional[str]):
 
 
 def _region_mode(name: Optional[str]) -> str:
-    from worldgen.regions import REGION_MODES
+    from worldgen.geometry.regions import REGION_MODES
 
     if name is None:
         return "blend"

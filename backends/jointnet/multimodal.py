@@ -213,7 +213,7 @@ class MultiModalBackend(JointNetBackend):
                                  f"--modality {self.modalities[0]}")
 
     def outpaint(self, request, snapshot, progress=None):
-        from worldgen.layers import Snapshot
+        from worldgen.scene.snapshot import Snapshot
 
         stacked = Snapshot(image=snapshot.image, modalities={self.modality: self._stack(snapshot, "outpaint")},
                            projection=snapshot.projection, geometry=snapshot.geometry, prompt=snapshot.prompt)

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
-from worldgen.atomic import atomic_write_text
+from worldgen.scene.atomic import atomic_write_text
 from worldgen.errors import ModelError, UserInputError
 
 from .loading import (BASE_PARTS_SD, BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,

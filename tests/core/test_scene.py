@@ -4,11 +4,11 @@ import os
 import numpy as np
 import pytest
 
-from worldgen.atomic import atomic_write_bytes
+from worldgen.scene.atomic import atomic_write_bytes
 from worldgen.errors import SceneError
-from worldgen.layers import Snapshot
-from worldgen.projection import CylindricalProjection
-from worldgen.scene import MANIFEST_NAME, Scene, from_uint16, to_uint16
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.projection import CylindricalProjection
+from worldgen.scene.store import MANIFEST_NAME, Scene, from_uint16, to_uint16
 
 
 def make_snapshot(width=64, height=16, fill=0.5, seed=0):
@@ -141,7 +141,7 @@ def test_failed_version_write_leaves_the_scene_at_its_previous_version(tmp_path,
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("worldgen.scene.atomic_write_text", boom)
+    monkeypatch.setattr("worldgen.scene.store.atomic_write_text", boom)
     with pytest.raises(KeyboardInterrupt):
         scene.add_version(make_snapshot(seed=3), operation="refine")
     assert (tmp_path / "world" / MANIFEST_NAME).read_bytes() == before
@@ -167,7 +167,7 @@ def test_atomic_write_failure_mid_write_keeps_the_old_file(tmp_path, monkeypatch
 
 
 def test_atomic_writes_get_normal_file_permissions(tmp_path):
-    from worldgen.atomic import FILE_MODE
+    from worldgen.scene.atomic import FILE_MODE
 
     target = atomic_write_bytes(tmp_path / "out.glb", b"x")
     assert target.stat().st_mode & 0o777 == FILE_MODE

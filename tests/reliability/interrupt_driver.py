@@ -28,7 +28,7 @@ class StepRefiner:
     def refine(self, request, snapshot, progress=None):
         import numpy as np
 
-        from worldgen.layers import Snapshot
+        from worldgen.scene.snapshot import Snapshot
 
         image = np.clip(np.round(snapshot.image * 255.0) + 1.0, 0.0, 255.0) / 255.0
         return Snapshot(image=image.astype(np.float32), modalities=dict(snapshot.modalities),
@@ -58,7 +58,7 @@ def main() -> int:
     try:
         from worldgen.cli.main import cli
         from worldgen.export_files import export_to_file  # noqa: F401  (import before "ready")
-        from worldgen.scene import Scene  # noqa: F401
+        from worldgen.scene.store import Scene  # noqa: F401
 
         if mode == "refine":
             use_step_refiner()

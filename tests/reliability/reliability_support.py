@@ -98,7 +98,7 @@ def procedural_scene(path: Path, width: int = 64, height: int = 32, prompt: str 
     """A small real scene (procedural backend, depth + previews) written through the library."""
     from worldgen.backend import GenerateRequest
     from worldgen.registry import get_registry
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     backend = get_registry().backend("procedural").load({})
     snapshot = backend.generate(GenerateRequest(prompt=prompt, width=width, height=height))

@@ -48,7 +48,7 @@ def run_together(argv_list: list[list], cwd: Path, timeout: float = 400) -> list
 
 
 def assert_every_reported_version_present(scene_dir: Path, results, before: int, started_from: int) -> None:
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     failures = [err for code, err in results if code != 0]
     assert not failures, f"{len(failures)} of {len(results)} writers failed; first:\n{failures[0]}"
@@ -111,7 +111,7 @@ def test_eight_writers_at_once_all_keep_their_version(command, tiny_model, tmp_p
 
 def test_writers_from_an_earlier_version_record_it_and_skip_a_folder_the_manifest_does_not_list(tmp_path):
     """A user's own `v3/` (not in the manifest) is never deleted: new versions skip past it."""
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     scene = procedural_scene(tmp_path / "scene").path
     assert run_together([["place", scene, "a hut", "--distance", 1, "--azimuth", 180, "--width", 2,
@@ -134,8 +134,8 @@ def test_only_provably_abandoned_leftovers_are_swept(tmp_path):
     """What a SIGKILLed writer left (its staging folder, or a vN/ renamed but never listed, both marked
     with its host and pid) is removed by the next commit once that pid is gone; a live process's
     staging folder, another host's, and an unmarked vN/ stay."""
-    from worldgen.scene import Scene
-    from worldgen.scene_lock import staging_name
+    from worldgen.scene.store import Scene
+    from worldgen.scene.lock import staging_name
 
     scene = procedural_scene(tmp_path / "scene")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

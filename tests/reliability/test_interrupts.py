@@ -51,7 +51,7 @@ def assert_scene_intact(folder: Path, at_least: int = 1, allow_temp: bool = True
     part of it: extra entries are hidden temporaries (a SIGKILL cannot clean those up) or at most one
     unreferenced next-version folder (written, then killed before the manifest named it; the next write
     replaces it). Returns the scene."""
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     scene = Scene.open(folder)
     assert scene.current >= at_least
@@ -243,7 +243,7 @@ def test_ctrl_c_at_every_step_of_refine_leaves_the_scene_as_it_was(template, tmp
     from interrupt_driver import StepRefiner
 
     from worldgen.cli.commands import _taskcli
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     scene = Path(shutil.copytree(template, tmp_path / "scene"))
     monkeypatch.setattr(_taskcli, "load_backend", lambda kw, scene=None: StepRefiner())

@@ -7,8 +7,8 @@ import pytest
 
 from worldgen.backend import GenerateRequest
 from worldgen.errors import ModelError, UserInputError
-from worldgen.layers import Snapshot
-from worldgen.projection import CylindricalProjection
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.projection import CylindricalProjection
 from worldgen.sampler.canvas import resize_nearest
 from worldgen.sampler.requests import EditRequest, EstimateRequest, OutpaintRequest, PaintRequest, RefineRequest
 

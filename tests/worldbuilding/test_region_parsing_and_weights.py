@@ -7,11 +7,11 @@ import torch
 
 from worldgen.backend import GenerateRequest
 from worldgen.errors import UserInputError
-from worldgen.regions import (Region, condition_weights, latent_condition_weights, parse_region,
+from worldgen.geometry.regions import (Region, condition_weights, latent_condition_weights, parse_region,
                               regional_denoiser)
 from worldgen.sampler.tiled import WindowBatch
 from worldgen.sampler.windows import tile_layout
-from worldgen.scene import encode_png
+from worldgen.scene.store import encode_png
 
 
 # Parsing -----------------------------------------------------------------------------------------

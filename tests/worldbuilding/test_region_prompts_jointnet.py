@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from worldgen.backend import GenerateRequest
 from worldgen.cli.main import cli
-from worldgen.regions import Region
+from worldgen.geometry.regions import Region
 
 WIDTH, HEIGHT = 256, 64          # latent 32 x 8: 8 windows of 8 x 8 cells per step, 11.25 degrees per cell
 REGION = Region(prompt="a lighthouse on a cliff", azimuth=(0, 180), feather=8)

@@ -7,7 +7,7 @@ import torch
 from worldgen.backend import GenerateRequest
 from worldgen.errors import ModelError, UserInputError
 from worldgen.export_files import export_bytes
-from worldgen.geometry import build_world, camera_to_world_normals, distance_normals
+from worldgen.geometry.world import build_world, camera_to_world_normals, distance_normals
 from worldgen.sampler.requests import EditRequest, RefineRequest
 
 
@@ -97,8 +97,8 @@ def test_two_checkpoints_of_the_same_modality_are_refused(tiny_models):
 
 
 def test_a_scene_missing_a_layer_names_the_fix(tri_backend):
-    from worldgen.layers import Snapshot
-    from worldgen.projection import CylindricalProjection
+    from worldgen.scene.snapshot import Snapshot
+    from worldgen.geometry.projection import CylindricalProjection
 
     snapshot = Snapshot(image=np.zeros((64, 128, 3), np.float32), modalities={"depth": np.zeros((64, 128, 1), np.float32)},
                         projection=CylindricalProjection(128, 64))
@@ -110,7 +110,7 @@ def test_pano_extra_model_makes_three_layers_and_refuses_a_different_rgb_branch(
     from click.testing import CliRunner
 
     from worldgen.cli.main import cli
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     out = tmp_path / "tri.glb"
     args = ["pano", "a canyon", "--model", str(tiny_models["depth"]), "--size", "128x64", "--steps", "1", "-q"]

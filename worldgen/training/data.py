@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from ..atomic import atomic_write_bytes
+from ..scene.atomic import atomic_write_bytes
 from ..errors import PluginError, UserInputError
 from ..progress import ProgressCallback, report
 

@@ -1,7 +1,7 @@
 """Distance from surface normals alone (a scene generated with the normal modality and no depth).
 
 For a point ``P = r * (D + t * up)`` seen along column direction ``D`` at row slope ``t`` (see
-``worldgen.geometry``), a surface with normal ``n`` in the column's camera frame (x right, y up, z
+``worldgen.geometry.world``), a surface with normal ``n`` in the column's camera frame (x right, y up, z
 toward the viewer) satisfies ``n . dP = 0`` along both image axes, which gives the gradient of
 ``log r`` per pixel::
 

@@ -31,10 +31,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .backend import Backend, check_prompt
-from .validation import check, check_optional
-from .errors import UserInputError
-from .layers import Snapshot
+from ..backend import Backend, check_prompt
+from ..validation import check, check_optional
+from ..errors import UserInputError
+from ..scene.snapshot import Snapshot
 
 SHAPES = ("flat", "curved", "round")
 DEFAULT_BORDER_PX = 8  # one latent cell of Stable Diffusion's VAE
@@ -141,7 +141,7 @@ def pinned_geometry(snapshot: Snapshot) -> tuple[dict, float, float]:
     """(geometry with the exporter's world scale folded into disparity scale/shift and ``fit_ground``
     off, that scale, the ground's depth below the camera in metres). Exporting the pinned geometry
     gives the same points as exporting the original; later depth edits no longer move the scale."""
-    from .geometry import build_world
+    from .world import build_world
 
     world = build_world(snapshot)
     settings = world.settings
@@ -195,7 +195,7 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
 
 def target_depth(snapshot: Snapshot, placement: Placement) -> TargetDepth:
     """The region and the depth layer with the object in it (see the module docstring)."""
-    from .geometry import (GeometrySettings, column_azimuths, distance_to_disparity, disparity_to_distance,
+    from .world import (GeometrySettings, column_azimuths, distance_to_disparity, disparity_to_distance,
                            raw_distance, row_slopes, sky_mask)
 
     if "depth" not in snapshot.modalities:
@@ -291,7 +291,7 @@ def place_object(snapshot: Snapshot, placement: Placement, backend=None, *, step
     """Place the object; returns (the new snapshot, a JSON-ready record of what was done).
 
     ``backend`` must be able to ``edit`` (JointNet); None (or one that cannot) paints a placeholder."""
-    from .sampler.requests import EditRequest
+    from ..sampler.requests import EditRequest
 
     target = target_depth(snapshot, placement)
     staged = Snapshot(image=snapshot.image, modalities={**snapshot.modalities, "depth": target.disparity},
@@ -325,7 +325,7 @@ def _carry_other_layers(before: Snapshot, after: Snapshot, region: np.ndarray) -
     """Keep the scene's other modality layers: normals are re-derived from the new depth inside the
     region (outside they stay as they were); layers worldgen cannot update are kept unchanged outside
     and inside alike, and named in the returned list with a '(kept)' mark."""
-    from .registry import get_registry
+    from ..registry import get_registry
 
     notes = []
     for name, layer in before.modalities.items():

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from .errors import UserInputError
-from .validation import check_decode_size
+from ..errors import UserInputError
+from ..validation import check_decode_size
 
 
 @contextlib.contextmanager

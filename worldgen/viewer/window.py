@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 SH_C0 = 0.28209479177387814
 COLLIDER_NAMES = ("collider",)  # meshes that are physics only, never drawn
@@ -69,13 +69,13 @@ def load_source(source: str | Path, max_vertices: int = DEFAULT_MAX_VERTICES, un
 
 
 def _from_scene(path: Path, max_vertices: int, unlit: bool) -> ViewSource:
-    from .export_files import export_bytes
-    from .scene import Scene
+    from ..export_files import export_bytes
+    from ..scene.store import Scene
 
     snapshot = Scene.open(path).load()
     step = _decimation(*snapshot.size, max_vertices)
     glb = export_bytes(snapshot, "glb", {"step": step, "texture": "jpeg", "unlit": unlit, "normals": not unlit})
-    from .geometry import GeometrySettings
+    from ..geometry.world import GeometrySettings
 
     from pygltflib import GLTF2
 
@@ -313,8 +313,8 @@ def render_image(view: ViewSource, width: int = 1280, height: int = 720, yaw_deg
 def screenshot(source, output: str | Path, width: int = 1280, height: int = 720, yaw_deg: float = 0.0,
                pitch_deg: float = 0.0, fov_deg: float = 75.0, max_vertices: int = DEFAULT_MAX_VERTICES) -> Path:
     """Render ``source`` from the eye to a PNG file (written atomically); returns the path."""
-    from .atomic import atomic_write_bytes
-    from .scene import encode_png
+    from ..scene.atomic import atomic_write_bytes
+    from ..scene.store import encode_png
 
     output = Path(output)
     if output.suffix.lower() != ".png":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class CylindricalProjection:
     span_deg: float = 360.0
 
     def __post_init__(self) -> None:
-        from .validation import check_span
+        from ..validation import check_span
 
         object.__setattr__(self, "span_deg", check_span(self.span_deg, "horizontal span"))
         if self.width <= 0 or self.height <= 0:

@@ -34,11 +34,11 @@ import numpy as np
 
 from . import jsonfiles
 from .atomic import atomic_write_text
-from .errors import SceneError, UserInputError
+from ..errors import SceneError, UserInputError
 from .fs_errors import named
-from .layers import Snapshot
-from .projection import CylindricalProjection
-from .scene_lock import is_abandoned, scene_lock, staging_name
+from .snapshot import Snapshot
+from ..geometry.projection import CylindricalProjection
+from .lock import is_abandoned, scene_lock, staging_name
 
 MANIFEST_NAME = "scene.json"
 FORMAT_NAME = "worldgen-scene"
@@ -195,7 +195,7 @@ class Scene:
                 raise SceneError(f"{where}: version {index} has a bad projection ({_short(exc)})") from None
             _check_size(record, projection, f"{where}: version {index}")
             try:
-                from .geometry import GeometrySettings
+                from ..geometry.world import GeometrySettings
 
                 GeometrySettings.from_dict(record.get("geometry", {}))
             except UserInputError as exc:
@@ -454,7 +454,7 @@ def _short(exc: BaseException, limit: int = 200) -> str:
 
 
 def _show(value: Any) -> str:
-    from .validation import printable
+    from ..validation import printable
 
     text = repr(value)
     return printable(text if len(text) <= 80 else text[:77] + "...")
@@ -506,7 +506,7 @@ def _check_size(record: dict, projection: CylindricalProjection, where: str) -> 
 
 def _modality_spec(name: str):
     """The registered modality spec, or None (the lossless layer is still written without it)."""
-    from .registry import get_registry
+    from ..registry import get_registry
 
     try:
         return get_registry().modality(name)

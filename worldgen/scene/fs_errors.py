@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import re
 
-from .validation import printable
+from ..validation import printable
 
 _FIXES = {
     errno.ENOSPC: "the disk is full; free some space there or write somewhere else (-o / --out)",

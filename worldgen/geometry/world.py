@@ -2,7 +2,7 @@
 
 Conventions (shared by every exporter and the viewer):
 
-- Cylindrical projection (``worldgen.projection``): column ``u`` looks along azimuth
+- Cylindrical projection (``worldgen.geometry.projection``): column ``u`` looks along azimuth
   ``theta = span_rad * (u + 0.5) / W``, world direction ``(sin theta, 0, -cos theta)``, so the first
   column looks down -z (glTF's forward) and azimuth grows to the right. y is up; units are metres;
   the camera sits at the origin.
@@ -25,7 +25,7 @@ Conventions (shared by every exporter and the viewer):
 
 The normal layer (unit vectors in each column's camera frame: x right, y up, z toward the viewer) is
 turned into world normals for shading; a scene with normals but no depth gets its distance from
-``worldgen.normals_integration``.
+``worldgen.geometry.normals_integration``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import SceneError, UserInputError
+from ..errors import SceneError, UserInputError
 from .projection import CylindricalProjection
 
 # Relative disparity (JointNet, MiDaS style) carries no scale. These defaults give a plausible shape
@@ -200,7 +200,7 @@ def read_depth_png(source, value_range: tuple[float, float] = (0.0, 1.0)) -> np.
 
     16-bit greyscale is read as 16-bit (the public pano-to-mesh script converted it to 8 bits and
     saturated nearly every pixel); 8-bit files are scaled from 255; RGB files use their red channel."""
-    from .image_files import open_image
+    from ..scene.image_files import open_image
 
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     name = "depth image" if handle is not source else f"depth image {source}"
@@ -291,7 +291,7 @@ def distance_normals(distance: np.ndarray, projection: CylindricalProjection, ro
     With g_u, g_v the derivatives of log r per pixel along the row and down the column and
     t = y / r of the row, the normal in the column's camera frame (x right, y up, z toward the
     viewer) is proportional to (f g_u, -f g_v, 1 - t f g_v): a wall at constant r faces the viewer,
-    a floor (r = -h / t) faces up. This is the exact inverse of ``worldgen.normals_integration``
+    a floor (r = -h / t) faces up. This is the exact inverse of ``worldgen.geometry.normals_integration``
     and needs only scalar differences, no 3D cross products."""
     log_r = np.log(np.maximum(np.asarray(distance, dtype=np.float32), np.float32(1e-12)))
     f = np.float32(projection.focal_px / step)  # differences are per grid step

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .errors import SceneError
+from ..errors import SceneError
 
 DEFAULT_TIMEOUT_S = 120.0
 POLL_S = 0.05

@@ -35,9 +35,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .backend import check_prompt
-from .validation import check, printable
-from .errors import UserInputError
+from ..backend import check_prompt
+from ..validation import check, printable
+from ..errors import UserInputError
 
 # Soft edge width in degrees: about a window's edge ramp on a 2048-px panorama (8 latents = 11 deg),
 # so a region edge fades over the same distance as two overlapping windows.
@@ -214,7 +214,7 @@ def _resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def read_mask_image(path: str | Path) -> np.ndarray:
     """A mask image as (H, W) float32 in [0, 1] (white = 1); greys are kept as soft coverage."""
-    from .image_files import open_image
+    from ..scene.image_files import open_image
 
     path = Path(path)
     with open_image(path, f"mask {path}", "give the path of a black-and-white PNG", kind="mask image") as img:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .projection import CylindricalProjection
+from ..geometry.projection import CylindricalProjection
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Snapshot:
     ``image`` is (H, W, 3) float32 in [0, 1]. ``modalities`` maps a modality name to its
     (H, W, C) float32 array in that modality's value range (for ``depth``: disparity in [0, 1],
     near = 1). ``geometry`` holds what turns the modality into metres, e.g. ``disparity_scale``,
-    ``disparity_shift``, ``near``, ``far`` (see ``worldgen.geometry``).
+    ``disparity_shift``, ``near``, ``far`` (see ``worldgen.geometry.world``).
     """
 
     image: np.ndarray
