@@ -26,7 +26,7 @@ SETTINGS = ("model", "base", "device", "dtype", "scheduler", "window_batch")
 WORLD_SETTINGS = ("extra_model", "region_mode")
 SETTINGS = SETTINGS + WORLD_SETTINGS
 # Issue 8 additions: the sampling preset (worldgen.sampler.presets), the speed settings and the
-# memory mode (worldgen.sampler.perf).
+# memory mode (worldgen.sampler.perf, worldgen.sampler.memory).
 PERF_SETTINGS = ("preset", "speed", "memory")
 SETTINGS = SETTINGS + PERF_SETTINGS
 MEMORY_MODES = ("auto", "low", "high")
@@ -108,6 +108,7 @@ class JointNetBackend(Backend):
         import dataclasses
 
         from worldgen.phases import phase
+        from worldgen.sampler import memory as memory_plan
         from worldgen.sampler import perf
         from worldgen.sampler.presets import get_preset
         from worldgen.sampler.vae_tiles import TiledVAE
@@ -132,7 +133,7 @@ class JointNetBackend(Backend):
         if memory not in (None, *MEMORY_MODES):
             raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")
         self.memory_name = memory
-        self.low_memory = memory == "low" or (memory in (None, "auto") and perf.low_memory(device))
+        self.low_memory = memory == "low" or (memory in (None, "auto") and memory_plan.low_memory(device))
         if self.low_memory and device.type == "cuda":
             pipe.text_encoder.to("cpu")
         # Speed (perf.SpeedSettings.for_device): on CUDA fused QKV, cuDNN autotuning and attention,
@@ -380,7 +381,7 @@ class JointNetBackend(Backend):
 
         from worldgen.numerics import float32_modules
 
-        from worldgen.sampler.perf import offloaded
+        from worldgen.sampler.memory import offloaded
 
         pair, c = self.pipe.jointnet, self.channels
         do_cfg = guidance > 1.0 and bool(prompt or negative)
@@ -415,7 +416,7 @@ class JointNetBackend(Backend):
 
     def _plan_window_batch(self, denoise) -> Optional[int]:
         """Windows per model call that fit in the GPU memory free now (None off CUDA: all of them)."""
-        from worldgen.sampler.perf import window_batch_for
+        from worldgen.sampler.memory import window_batch_for
 
         return window_batch_for(self.pipe.jointnet, (self.window, self.window),
                                 self._rows_per_window, self.device)
@@ -451,7 +452,7 @@ class JointNetBackend(Backend):
     def _plan_vae_batch(self, images: int) -> None:
         """VAE tiles per call from the memory free now (a 141 GB card decodes a panorama's tiles in
         one call, a 12 GB card a few at a time); off CUDA the tiled VAE keeps its own batch."""
-        from worldgen.sampler.perf import vae_batch_for
+        from worldgen.sampler.memory import vae_batch_for
 
         if self.device.type == "cuda":
             self.vae.batch = vae_batch_for(self.pipe.vae, self.window * self.factor, images, self.device)

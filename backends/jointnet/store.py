@@ -24,6 +24,7 @@ from typing import Optional
 
 from worldgen.scene.atomic import atomic_write_text
 from worldgen.errors import ModelError, UserInputError
+from worldgen.paths import model_store_root as store_root
 
 from .loading import (BASE_PARTS_SD, BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
                       check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
@@ -33,14 +34,6 @@ INDEX_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_UNPACKED_BYTES = 64 << 30  # far above any JointNet checkpoint; stops zip bombs
 COPY_CHUNK = 1 << 20
-
-
-def store_root() -> Path:
-    if os.environ.get("WORLDGEN_HOME"):
-        return Path(os.environ["WORLDGEN_HOME"]).expanduser()
-    if os.environ.get("XDG_DATA_HOME"):
-        return Path(os.environ["XDG_DATA_HOME"]).expanduser() / "worldgen"
-    return Path.home() / ".local" / "share" / "worldgen"
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldgen.sampler import perf
+from worldgen.sampler import graphs, memory, perf
 
 
 def _inputs(n: int, w: int = 8, seed: int = 0):
@@ -122,7 +122,7 @@ def test_one_forward_wrapper_at_a_time_and_graphs_leave_cpu_calls_alone(tiny_pai
     kind = type(tiny_pair).forward
     perf.speed_up(tiny_pair, perf.SpeedSettings(cuda_graphs=True))
     graphed = tiny_pair.forward
-    assert isinstance(graphed, perf.GraphedCall)
+    assert isinstance(graphed, graphs.GraphedCall)
     perf.speed_up(tiny_pair, perf.SpeedSettings(cuda_graphs=True))
     assert tiny_pair.forward is graphed                      # same settings: the same recorder
     perf.speed_up(tiny_pair, perf.SpeedSettings(cuda_graphs=True, attention="flash"))
@@ -143,22 +143,22 @@ def test_one_forward_wrapper_at_a_time_and_graphs_leave_cpu_calls_alone(tiny_pai
 
 
 def test_memory_planning_follows_free_memory(tiny_pair, monkeypatch):
-    assert perf.window_batch_for(tiny_pair, (64, 64), 2, "cpu") is None  # no limit known off CUDA
-    per_window = perf.pair_window_bytes(tiny_pair, (64, 64), 4)
-    monkeypatch.setattr(perf, "free_bytes", lambda device: perf.DEFAULT_RESERVE + 10 * 2 * per_window)
-    assert perf.window_batch_for(tiny_pair, (64, 64), 2, "cuda") == 10
-    assert perf.window_batch_for(tiny_pair, (64, 64), 1, "cuda") == 20   # no guidance: half the rows
-    monkeypatch.setattr(perf, "free_bytes", lambda device: 0)
-    assert perf.window_batch_for(tiny_pair, (64, 64), 2, "cuda") == 1    # never zero: the OOM halving is the backstop
+    assert memory.window_batch_for(tiny_pair, (64, 64), 2, "cpu") is None  # no limit known off CUDA
+    per_window = memory.pair_window_bytes(tiny_pair, (64, 64), 4)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: memory.DEFAULT_RESERVE + 10 * 2 * per_window)
+    assert memory.window_batch_for(tiny_pair, (64, 64), 2, "cuda") == 10
+    assert memory.window_batch_for(tiny_pair, (64, 64), 1, "cuda") == 20   # no guidance: half the rows
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 0)
+    assert memory.window_batch_for(tiny_pair, (64, 64), 2, "cuda") == 1    # never zero: the OOM halving is the backstop
     vae = torch.nn.Conv2d(3, 3, 1)
-    assert perf.vae_batch_for(vae, 512, 2, "cuda") == 1
-    monkeypatch.setattr(perf, "free_bytes", lambda device: 1 << 40)
-    assert perf.vae_batch_for(vae, 512, 2, "cuda", largest=8) == 8
+    assert memory.vae_batch_for(vae, 512, 2, "cuda") == 1
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 1 << 40)
+    assert memory.vae_batch_for(vae, 512, 2, "cuda", largest=8) == 8
 
 
 def test_offloading_leaves_cpu_runs_alone():
     module = torch.nn.Linear(2, 2)
-    with perf.offloaded(module, "cpu") as inside:
+    with memory.offloaded(module, "cpu") as inside:
         assert inside is module and module.weight.device.type == "cpu"
     assert module.weight.device.type == "cpu"
 
