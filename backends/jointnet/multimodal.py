@@ -30,8 +30,9 @@ import torch
 
 from worldgen.errors import ModelError, UserInputError
 
-from .backend import JointNetBackend, resolve_model
+from .backend import JointNetBackend
 from .pair import JointNetPair, _attention_bias
+from .settings import resolve_model
 
 # Config keys that describe where a branch came from, not what it computes.
 _CONFIG_IGNORED = ("_name_or_path", "_diffusers_version", "_class_name", "_use_default_values")

@@ -207,7 +207,7 @@ def _generate(backend, **kw):
 
 
 def test_one_window_per_call_gives_the_same_panorama_as_all_at_once(tiny_model):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     all_at_once = _generate(load({"model": str(tiny_model)}), steps=2)
     one_by_one = _generate(load({"model": str(tiny_model), "window_batch": 1}), steps=2)
@@ -216,7 +216,7 @@ def test_one_window_per_call_gives_the_same_panorama_as_all_at_once(tiny_model):
 
 
 def test_the_fast_preset_runs_fewer_rows_and_drops_guidance_late(tiny_model, monkeypatch):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
     from worldgen.sampler.presets import FAST
 
     backend = load({"model": str(tiny_model), "preset": "fast"})

@@ -86,7 +86,7 @@ def test_windows_get_the_text_of_the_regions_they_cover(depth_backend, monkeypat
 
 
 def test_window_mode_gives_one_text_per_window(tiny_models, monkeypatch):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     backend = load({"model": str(tiny_models["depth"]), "region_mode": "window"})
     assert backend.settings()["region_mode"] == "window"

@@ -81,7 +81,7 @@ def test_refine_and_edit_keep_both_layers(tri_backend):
 
 
 def test_mismatched_rgb_branches_are_refused(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     with pytest.raises(ModelError) as info:
         load({"model": str(tiny_models["depth"]), "extra_model": str(tiny_models["other_rgb"])})
@@ -90,7 +90,7 @@ def test_mismatched_rgb_branches_are_refused(tiny_models):
 
 
 def test_two_checkpoints_of_the_same_modality_are_refused(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     with pytest.raises(UserInputError, match="both checkpoints generate 'depth'"):
         load({"model": str(tiny_models["depth"]), "extra_model": str(tiny_models["depth"])})
