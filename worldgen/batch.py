@@ -321,7 +321,8 @@ def existing_world(out: Path, job: Job) -> tuple[str, Optional[str]]:
     scene's first version has the job's prompt, seed and size (so an edited JOBS file never
     silently keeps an old world under a reused name). Later versions (refinements) are allowed.
     """
-    from .scene.store import MANIFEST_NAME, Scene
+    from .scene.manifest import MANIFEST_NAME
+    from .scene.store import Scene
 
     scene_dir, glb = scene_path(out, job), glb_path(out, job)
     if not scene_dir.exists():

@@ -813,7 +813,9 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
     import shutil
     import tempfile
 
-    from .scene.store import MANIFEST_NAME, Scene
+    from .scene.manifest import MANIFEST_NAME
+
+    from .scene.store import Scene
 
     scene_dir = glb.with_suffix("")
     if scene_dir.exists() and ((scene_dir / MANIFEST_NAME).exists() or any(scene_dir.iterdir())):

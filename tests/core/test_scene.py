@@ -8,7 +8,9 @@ from worldgen.scene.atomic import atomic_write_bytes
 from worldgen.errors import SceneError
 from worldgen.scene.snapshot import Snapshot
 from worldgen.geometry.projection import CylindricalProjection
-from worldgen.scene.store import MANIFEST_NAME, Scene, from_uint16, to_uint16
+from worldgen.scene.image_files import from_uint16, to_uint16
+from worldgen.scene.manifest import MANIFEST_NAME
+from worldgen.scene.store import Scene
 
 
 def make_snapshot(width=64, height=16, fill=0.5, seed=0):

@@ -14,7 +14,7 @@ from worldgen.geometry.world import (GeometrySettings, build_world, camera_to_wo
                                read_depth_png, row_slopes, sky_mask)
 from worldgen.scene.snapshot import Snapshot
 from worldgen.geometry.projection import CylindricalProjection
-from worldgen.scene.store import encode_png, to_uint16
+from worldgen.scene.image_files import encode_png, to_uint16
 
 METRIC = {"disparity_scale": 2.0, "disparity_shift": 0.0, "near": 0.1, "far": 100.0, "eye_height": 1.6}
 

@@ -10,7 +10,8 @@ from PIL import Image
 from worldgen.cli.main import cli
 from worldgen.scene.snapshot import Snapshot
 from worldgen.geometry.projection import CylindricalProjection
-from worldgen.scene.store import Scene, encode_png, to_uint16
+from worldgen.scene.image_files import encode_png, to_uint16
+from worldgen.scene.store import Scene
 
 FAST = ["--steps", "1", "-q"]
 

@@ -11,7 +11,7 @@ from worldgen.geometry.regions import (Region, condition_weights, latent_conditi
                               regional_denoiser)
 from worldgen.sampler.tiled import WindowBatch
 from worldgen.sampler.windows import tile_layout
-from worldgen.scene.store import encode_png
+from worldgen.scene.image_files import encode_png
 
 
 # Parsing -----------------------------------------------------------------------------------------

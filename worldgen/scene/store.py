@@ -20,13 +20,10 @@ types, is refused with one line.
 
 from __future__ import annotations
 
-import io
-import math
 import os
 import secrets
 import shutil
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,78 +35,10 @@ from ..errors import SceneError, UserInputError
 from .fs_errors import named
 from .snapshot import Snapshot
 from ..geometry.projection import CylindricalProjection
+from .image_files import encode_npy, encode_png, read_image, to_uint16
 from .lock import is_abandoned, scene_lock, staging_name
-
-MANIFEST_NAME = "scene.json"
-FORMAT_NAME = "worldgen-scene"
-FORMAT_VERSION = 1
-REQUIRED_RECORD_KEYS = ("version", "operation", "prompt", "seed", "backend", "modality", "projection", "layers")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _json_safe(value: Any) -> Any:
-    """Make settings JSON-serialisable (paths, numpy scalars) without hiding what they were."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        return _json_safe(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # NaN/inf are not JSON; requests are validated, so only old records carry them
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of an (H, W, 3) float image in [0, 1], a uint8 image, or a uint16 (H, W) image."""
-    from PIL import Image
-
-    if array.dtype == np.uint16:
-        # PIL writes 16-bit greyscale PNGs from mode "I;16", which it infers for a 2-D uint16 array
-        # (Pillow 13 refuses an explicit mode= here).
-        img = Image.fromarray(np.ascontiguousarray(array, dtype="<u2")) if array.ndim == 2 else None
-        if img is None:
-            raise ValueError("16-bit PNGs are single-channel")
-    else:
-        if array.dtype != np.uint8:
-            array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        img = Image.fromarray(array)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def encode_npy(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-    return buf.getvalue()
-
-
-def to_uint16(array: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """Map a single-channel array in ``value_range`` to the full 16-bit range (no 8-bit step)."""
-    lo, hi = value_range
-    scaled = (np.asarray(array, dtype=np.float64) - lo) / (hi - lo)
-    return np.round(np.clip(scaled, 0.0, 1.0) * 65535.0).astype(np.uint16)
-
-
-def from_uint16(array: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    lo, hi = value_range
-    return (np.asarray(array, dtype=np.float64) / 65535.0 * (hi - lo) + lo).astype(np.float32)
-
-
-def read_image(path: Path, error: type = UserInputError) -> np.ndarray:
-    """An RGB image file as (H, W, 3) float32 in [0, 1]; ``error`` is raised if it is unreadable."""
-    from .image_files import open_image
-
-    with open_image(path, str(path), "replace it with a PNG or JPEG", error) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+from .manifest import (FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, RECORD_ORDER, check_manifest, is_int, json_safe,
+                       now_utc, short, show)
 
 
 class Scene:
@@ -130,7 +59,7 @@ class Scene:
         if os.path.lexists(path) and not path.is_dir():
             raise UserInputError(f"{path} exists and is not a folder; choose another name for the scene")
         created = not path.exists()
-        scene = cls(path, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": _now(),
+        scene = cls(path, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": now_utc(),
                            "versions": []})
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -159,59 +88,25 @@ class Scene:
         try:
             manifest = jsonfiles.loads(manifest_path.read_bytes())
         except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and too-deep nesting are ValueErrors
-            raise SceneError(f"{manifest_path} is not valid JSON ({_short(exc)}); restore it from a backup") from None
+            raise SceneError(f"{manifest_path} is not valid JSON ({short(exc)}); restore it from a backup") from None
         scene = cls(path, manifest)
         scene._validate()
         return scene
 
     def _validate(self) -> None:
-        m = self.manifest
-        where = self.path / MANIFEST_NAME
-        if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
-            raise SceneError(f"{where} is not a worldgen scene manifest (format is not {FORMAT_NAME!r})")
-        version = m.get("format_version")
-        if not _is_int(version):
-            raise SceneError(f"{where} has no integer format_version; restore it from a backup")
-        if version > FORMAT_VERSION:
-            raise SceneError(f"{where} has format version {version}, newer than this worldgen reads "
-                             f"({FORMAT_VERSION}); upgrade worldgen")
-        versions = m.get("versions")
-        if not isinstance(versions, list) or not versions:
-            raise SceneError(f"{where} lists no versions; the scene is empty or damaged")
-        for index, record in enumerate(versions, start=1):
-            if not isinstance(record, dict):
-                raise SceneError(f"{where}: version entry {index} is not an object")
-            missing = [k for k in REQUIRED_RECORD_KEYS if k not in record]
-            if missing:
-                raise SceneError(f"{where}: version {index} lacks {', '.join(missing)}")
-            if not _is_int(record["version"]) or record["version"] != index:
-                raise SceneError(f"{where}: versions are out of order at entry {index}")
-            _check_record_types(record, f"{where}: version {index}")
-            for rel in list(record["layers"].values()) + list(record.get("previews", {}).values()):
-                self._resolve(rel)
-            try:
-                projection = CylindricalProjection.from_dict(record["projection"])
-            except Exception as exc:  # any shape of damage in a hand-edited projection: one line
-                raise SceneError(f"{where}: version {index} has a bad projection ({_short(exc)})") from None
-            _check_size(record, projection, f"{where}: version {index}")
-            try:
-                from ..geometry.world import GeometrySettings
-
-                GeometrySettings.from_dict(record.get("geometry", {}))
-            except UserInputError as exc:
-                raise SceneError(f"{where}: version {index}: {_short(exc)}") from None
+        check_manifest(self.manifest, self.path / MANIFEST_NAME, self._resolve)
 
     def _resolve(self, rel: Any) -> Path:
         """The absolute path of a manifest entry, refusing anything that leaves the scene folder."""
         if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\\" in rel or "\0" in rel:
-            raise SceneError(f"{self.path / MANIFEST_NAME} names {_show(rel)}, which is not a relative path inside the scene")
+            raise SceneError(f"{self.path / MANIFEST_NAME} names {show(rel)}, which is not a relative path inside the scene")
         root = self.path.resolve()
         try:
             target = (root / rel).resolve()
         except (OSError, RuntimeError) as exc:  # a symlink loop
-            raise SceneError(f"{self.path / MANIFEST_NAME} names {_show(rel)}, which cannot be resolved ({_short(exc)})") from None
+            raise SceneError(f"{self.path / MANIFEST_NAME} names {show(rel)}, which cannot be resolved ({short(exc)})") from None
         if not target.is_relative_to(root) or target == root:
-            raise SceneError(f"{self.path / MANIFEST_NAME} names {_show(rel)}, which leaves the scene folder; refusing it")
+            raise SceneError(f"{self.path / MANIFEST_NAME} names {show(rel)}, which leaves the scene folder; refusing it")
         return target
 
     # Reading ------------------------------------------------------------------------------
@@ -225,7 +120,7 @@ class Scene:
 
     def record(self, version: Optional[int] = None) -> dict:
         version = self.current if version is None else version
-        if not _is_int(version) or not 1 <= version <= self.current:
+        if not is_int(version) or not 1 <= version <= self.current:
             raise SceneError(f"{self.path} has versions 1..{self.current}, not {version}; see `worldgen history {self.path}`")
         return self.versions[version - 1]
 
@@ -260,7 +155,7 @@ class Scene:
                           else np.lib.format.read_array_header_2_0)
                 shape, _, dtype = header(handle)
         except (ValueError, OSError, EOFError) as exc:
-            raise SceneError(f"{where} is not a readable array ({_short(exc)}); the layer is damaged") from None
+            raise SceneError(f"{where} is not a readable array ({short(exc)}); the layer is damaged") from None
         if dtype.fields is not None or dtype.kind not in "fiu":
             raise SceneError(f"{where} is not a readable array (it holds {dtype} values, not numbers); the layer "
                              f"is damaged, restore it or pick an earlier version")
@@ -270,7 +165,7 @@ class Scene:
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as exc:  # numpy reports damaged data in many shapes; all mean the same here
-            raise SceneError(f"{where} is not a readable array ({_short(exc)}); the layer is damaged") from None
+            raise SceneError(f"{where} is not a readable array ({short(exc)}); the layer is damaged") from None
         if arr.ndim == 2:
             arr = arr[..., None]
         arr = arr.astype(np.float32, copy=False)
@@ -305,13 +200,13 @@ class Scene:
             "negative_prompt": negative_prompt if negative_prompt is not None else previous.get("negative_prompt", ""),
             "seed": seed if seed is not None else previous.get("seed"),
             "backend": {"name": backend or previous.get("backend", {}).get("name", "unknown"),
-                        "settings": _json_safe(backend_settings if backend_settings is not None
+                        "settings": json_safe(backend_settings if backend_settings is not None
                                                else previous.get("backend", {}).get("settings", {}))},
             "modality": modality or previous.get("modality") or next(iter(snapshot.modalities), None),
             "projection": snapshot.projection.to_dict(),
             "size": list(snapshot.size),
-            "geometry": _json_safe(snapshot.geometry),
-            "params": _json_safe(params or {}),
+            "geometry": json_safe(snapshot.geometry),
+            "params": json_safe(params or {}),
         }
         # Named before it exists (not mkdtemp): a Ctrl-C right after the mkdir can still clean it up;
         # named after this process: a later writer can prove it abandoned if this one is SIGKILLed.
@@ -348,10 +243,10 @@ class Scene:
         self._sweep_abandoned(versions)
         number = len(versions) + 1
         folder = self._free_folder(number, versions)
-        record = {"version": number, "created": _now(), **fields,
+        record = {"version": number, "created": now_utc(), **fields,
                   "layers": {name: f"{folder}/{fname}" for name, fname in layer_names.items()},
                   "previews": {name: f"{folder}/{fname}" for name, fname in previews.items()}}
-        record = {key: record[key] for key in _RECORD_ORDER if key in record}
+        record = {key: record[key] for key in RECORD_ORDER if key in record}
         manifest["versions"] = versions + [record]
         # Serialised before anything moves: a value JSON cannot hold stops here with nothing changed.
         text = jsonfiles.dumps(jsonfiles.finite_or_none(manifest), indent=2) + "\n"
@@ -438,70 +333,6 @@ class Scene:
             files[f"{name}_preview.png"] = encode_png(np.asarray(spec.preview(arr)))
             previews[name] = f"{name}_preview.png"
         return files, previews
-
-
-_RECORD_ORDER = ("version", "operation", "created", "parent", "prompt", "negative_prompt", "seed", "backend",
-                 "modality", "projection", "size", "geometry", "layers", "previews", "params")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _show(value: Any) -> str:
-    from ..validation import printable
-
-    text = repr(value)
-    return printable(text if len(text) <= 80 else text[:77] + "...")
-
-
-# What each manifest field must be (a hand-edited or hostile manifest is refused, not half-used).
-_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "operation": ((str,), "text"),
-    "prompt": ((str,), "text"),
-    "negative_prompt": ((str,), "text"),
-    "created": ((str,), "text"),
-    "modality": ((str, type(None)), "text"),
-    "backend": ((dict,), "an object"),
-    "projection": ((dict,), "an object"),
-    "layers": ((dict,), "an object"),
-    "previews": ((dict,), "an object"),
-    "geometry": ((dict,), "an object"),
-    "params": ((dict,), "an object"),
-}
-
-
-def _check_record_types(record: dict, where: str) -> None:
-    for key, (types, what) in _FIELD_TYPES.items():
-        if key in record and not isinstance(record[key], types):
-            raise SceneError(f"{where} {key} must be {what}, got {_show(record[key])}; restore it from a backup")
-    for key in ("seed", "parent"):
-        value = record.get(key)
-        if value is not None and (not _is_int(value) or value < 0):
-            raise SceneError(f"{where} {key} must be a whole number of at least 0 (or null), got {_show(value)}")
-    backend = record["backend"]
-    if not isinstance(backend.get("name", ""), str) or not isinstance(backend.get("settings", {}), dict):
-        raise SceneError(f"{where} backend must be {{\"name\": text, \"settings\": object}}; restore it from a backup")
-    if "image" not in record["layers"]:
-        raise SceneError(f"{where} has no image layer; restore it from a backup")
-    for name in list(record["layers"]) + list(record.get("previews", {})):
-        if not name or "/" in name or "\\" in name:
-            raise SceneError(f"{where} has a layer named {_show(name)}; layer names are plain words")
-
-
-def _check_size(record: dict, projection: CylindricalProjection, where: str) -> None:
-    size = record.get("size")
-    if size is None:
-        return
-    if (not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) for v in size)
-            or tuple(size) != (projection.width, projection.height)):
-        raise SceneError(f"{where} size {_show(size)} does not match its projection "
-                         f"({projection.width}x{projection.height}); restore it from a backup")
 
 
 def _modality_spec(name: str):

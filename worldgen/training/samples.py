@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..scene.atomic import atomic_write_bytes
-from ..scene.store import encode_png
+from ..scene.image_files import encode_png
 from .config import TrainConfig
 
 GUIDANCE = 7.5  # the usual Stable Diffusion guidance scale; samples show the model as it will be used

@@ -314,7 +314,7 @@ def screenshot(source, output: str | Path, width: int = 1280, height: int = 720,
                pitch_deg: float = 0.0, fov_deg: float = 75.0, max_vertices: int = DEFAULT_MAX_VERTICES) -> Path:
     """Render ``source`` from the eye to a PNG file (written atomically); returns the path."""
     from ..scene.atomic import atomic_write_bytes
-    from ..scene.store import encode_png
+    from ..scene.image_files import encode_png
 
     output = Path(output)
     if output.suffix.lower() != ".png":

@@ -136,7 +136,7 @@ def read_mask(path: Path):
 def new_scene_path(output: Optional[Path]) -> Path:
     from ...errors import UserInputError
     from ...output_paths import check_output_path
-    from ...scene.store import MANIFEST_NAME
+    from ...scene.manifest import MANIFEST_NAME
 
     if output is None:
         raise UserInputError("outside files make a new scene: pass -o NEW_SCENE_FOLDER")

@@ -29,7 +29,7 @@ def depth(image_file, output, span, **kw):
       worldgen depth pano.png -o pano-rgbd
     """
     from ...sampler.requests import EstimateRequest
-    from ...scene.store import read_image
+    from ...scene.image_files import read_image
     from ._taskcli import load_backend, new_scene_path, progress_of, record_params, task_fields, write_result
 
     output = new_scene_path(output)

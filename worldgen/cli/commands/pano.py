@@ -80,7 +80,7 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     from ...export_files import export_to_file
     from ...output_paths import check_output_path
     from ...geometry.regions import parse_region
-    from ...scene.store import MANIFEST_NAME
+    from ...scene.manifest import MANIFEST_NAME
     from ...sampler.presets import resolve_sampling
     from ...phases import phase
     from ...world import generate_world
