@@ -21,8 +21,8 @@ from typing import Any, Optional
 import numpy as np
 
 from worldgen.errors import UserInputError
-from worldgen.geometry.world import (GeometrySettings, column_azimuths, disparity_to_distance, points_from_distance,
-                               sky_mask)
+from worldgen.geometry.rays import column_azimuths, points_from_distance
+from worldgen.geometry.world import GeometrySettings, disparity_to_distance, sky_mask
 from worldgen.geometry.projection import CylindricalProjection
 from worldgen.specs import ModalitySpec
 
@@ -86,7 +86,7 @@ def _difference(points: np.ndarray, axis: int, wrap: bool, edge_ratio: float) ->
 
 def world_to_camera(normals: np.ndarray, projection: CylindricalProjection) -> np.ndarray:
     """World-frame vectors (H, W, 3) -> each column's camera frame (x right, y up, z toward viewer);
-    the inverse of ``worldgen.geometry.world.camera_to_world_normals``."""
+    the inverse of ``worldgen.geometry.normals.camera_to_world_normals``."""
     theta = column_azimuths(projection)[None, :]
     cos, sin = np.cos(theta), np.sin(theta)
     x = normals[..., 0] * cos + normals[..., 2] * sin  # right = (cos, 0, sin)

@@ -13,7 +13,7 @@ and diffusers are imported inside the methods that need them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from worldgen.backend import Backend, GenerateRequest
 from worldgen.errors import ModelError, UserInputError

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worldgen.geometry.world import column_azimuths, row_slopes
+from worldgen.geometry.rays import column_azimuths, row_slopes
 from worldgen.scene.snapshot import Snapshot
 from worldgen.geometry.projection import CylindricalProjection
 
@@ -299,7 +299,8 @@ def ideal_view(snapshot, offset, width: int, height: int, fov_deg: float, yaw_de
     visible surface is solid), and the ray's colour is the panorama's there. From the eye that is
     the panorama sampled along the ray; off the eye a ray through a disocclusion ends in the
     hidden volume behind the nearer surface, no farther than the surfaces around it."""
-    from worldgen.geometry.world import build_world, project_points
+    from worldgen.geometry.rays import project_points
+    from worldgen.geometry.world import build_world
 
     world = build_world(snapshot)
     proj = world.projection

@@ -106,7 +106,7 @@ def test_default_export_paths(tmp_path):
 
 def test_exported_glb_round_trips_through_the_scene_on_disk(kit, scene_dir):
     """Scene files (16-bit PNG + lossless npy) -> load -> GLB: the depths survive exactly."""
-    from worldgen.geometry.world import project_points
+    from worldgen.geometry.rays import project_points
 
     run("export", scene_dir, "-q")
     nodes = kit.glb_nodes((scene_dir.parent / "room.glb").read_bytes())

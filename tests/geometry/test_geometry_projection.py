@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from worldgen.errors import SceneError, UserInputError
-from worldgen.geometry.world import (GeometrySettings, build_world, camera_to_world_normals, column_azimuths,
-                               default_geometry, detect_ground, disparity_to_distance, distance_normals,
-                               distance_to_disparity, points_from_distance, project_points, raw_distance,
-                               read_depth_png, row_slopes, sky_mask)
+from worldgen.geometry.normals import camera_to_world_normals, distance_normals
+from worldgen.geometry.rays import column_azimuths, points_from_distance, project_points, row_slopes
+from worldgen.geometry.world import GeometrySettings, build_world, default_geometry, detect_ground, disparity_to_distance, distance_to_disparity, raw_distance, read_depth_png, sky_mask
 from worldgen.scene.snapshot import Snapshot
 from worldgen.geometry.projection import CylindricalProjection
 from worldgen.scene.image_files import encode_png, to_uint16

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldgen.geometry.world import build_world, column_azimuths, distance_normals, row_slopes
+from worldgen.geometry.normals import distance_normals
+from worldgen.geometry.rays import column_azimuths, row_slopes
+from worldgen.geometry.world import build_world
 from worldgen.scene.snapshot import Snapshot
 from worldgen.geometry.normals_integration import distance_from_normals, integrate_log_distance, log_distance_gradients
 from worldgen.geometry.projection import CylindricalProjection

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from worldgen.errors import UserInputError
-from worldgen.geometry.world import camera_to_world_normals
+from worldgen.geometry.normals import camera_to_world_normals
 from worldgen.plugins import normal
 from worldgen.geometry.projection import CylindricalProjection
 

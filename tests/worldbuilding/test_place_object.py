@@ -11,7 +11,8 @@ from worldgen.backend import GenerateRequest
 from worldgen.cli.main import cli
 from worldgen.errors import UserInputError
 from worldgen.export_files import export_bytes
-from worldgen.geometry.world import build_world, project_points
+from worldgen.geometry.rays import project_points
+from worldgen.geometry.world import build_world
 from worldgen.scene.snapshot import Snapshot
 from worldgen.geometry.placement import Placement, inner_border, pinned_geometry, place_object, target_depth
 from worldgen.geometry.projection import CylindricalProjection

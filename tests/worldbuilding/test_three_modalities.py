@@ -7,7 +7,8 @@ import torch
 from worldgen.backend import GenerateRequest
 from worldgen.errors import ModelError, UserInputError
 from worldgen.export_files import export_bytes
-from worldgen.geometry.world import build_world, camera_to_world_normals, distance_normals
+from worldgen.geometry.normals import camera_to_world_normals, distance_normals
+from worldgen.geometry.world import build_world
 from worldgen.sampler.requests import EditRequest, RefineRequest
 
 

@@ -195,8 +195,8 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
 
 def target_depth(snapshot: Snapshot, placement: Placement) -> TargetDepth:
     """The region and the depth layer with the object in it (see the module docstring)."""
-    from .world import (GeometrySettings, column_azimuths, distance_to_disparity, disparity_to_distance,
-                           raw_distance, row_slopes, sky_mask)
+    from .rays import column_azimuths, row_slopes
+    from .world import GeometrySettings, disparity_to_distance, distance_to_disparity, raw_distance, sky_mask
 
     if "depth" not in snapshot.modalities:
         raise UserInputError("placing an object needs the scene's depth layer; add one with `worldgen depth` first")

@@ -38,7 +38,9 @@ from typing import Optional
 import numpy as np
 
 from ..errors import SceneError, UserInputError
+from .normals import camera_to_world_normals, distance_normals, unit_rays
 from .projection import CylindricalProjection
+from .rays import points_from_distance
 
 # Relative disparity (JointNet, MiDaS style) carries no scale. These defaults give a plausible shape
 # (nearest pixel ~1 m, disparity 0.004 ~70 m) before the ground fit sets the scale.
@@ -116,50 +118,6 @@ class GeometrySettings:
         return asdict(self)
 
 
-# Rays ---------------------------------------------------------------------------------------------
-
-def column_azimuths(projection: CylindricalProjection, columns: Optional[np.ndarray] = None) -> np.ndarray:
-    """Azimuth (radians) of the given pixel columns (default: all); fractional columns allowed."""
-    u = np.arange(projection.width, dtype=np.float64) if columns is None else np.asarray(columns, dtype=np.float64)
-    return math.radians(projection.span_deg) * (u + 0.5) / projection.width
-
-
-def row_slopes(projection: CylindricalProjection, rows: Optional[np.ndarray] = None) -> np.ndarray:
-    """Height per metre of horizontal distance (y / r) of the given pixel rows (default: all)."""
-    v = np.arange(projection.height, dtype=np.float64) if rows is None else np.asarray(rows, dtype=np.float64)
-    return (projection.height / 2.0 - (v + 0.5)) / projection.focal_px
-
-
-def points_from_distance(distance: np.ndarray, projection: CylindricalProjection,
-                         rows: Optional[np.ndarray] = None, columns: Optional[np.ndarray] = None) -> np.ndarray:
-    """(h, w) horizontal distances of the pixels at ``rows`` x ``columns`` -> (h, w, 3) float32 points."""
-    r = np.asarray(distance, dtype=np.float32)
-    theta = column_azimuths(projection, columns)
-    slope = row_slopes(projection, rows).astype(np.float32)
-    points = np.empty(r.shape + (3,), dtype=np.float32)
-    points[..., 0] = r * np.sin(theta).astype(np.float32)[None, :]
-    points[..., 1] = r * slope[:, None]
-    points[..., 2] = r * -np.cos(theta).astype(np.float32)[None, :]
-    return points
-
-
-def project_points(points: np.ndarray, projection: CylindricalProjection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inverse of ``points_from_distance``: (..., 3) points -> (column, row, distance), float64.
-
-    Azimuths are taken in the full turn centred on the span's middle, so a full circle gives
-    columns in [-0.5, W - 0.5)."""
-    p = np.asarray(points, dtype=np.float64)
-    r = np.hypot(p[..., 0], p[..., 2])
-    theta = np.arctan2(p[..., 0], -p[..., 2])
-    span = math.radians(projection.span_deg)
-    # Azimuths in the full turn centred on the middle of the span ([0, 2 pi) for a full circle).
-    start = span / 2 - math.pi
-    theta = np.mod(theta - start, 2 * math.pi) + start
-    column = theta / span * projection.width - 0.5
-    row = projection.height / 2.0 - 0.5 - p[..., 1] / np.maximum(r, 1e-30) * projection.focal_px
-    return column, row, r
-
-
 # Disparity <-> distance ---------------------------------------------------------------------------
 
 def raw_distance(disparity: np.ndarray, settings: GeometrySettings) -> np.ndarray:
@@ -220,93 +178,6 @@ def read_depth_png(source, value_range: tuple[float, float] = (0.0, 1.0)) -> np.
 
 
 # Normals ---------------------------------------------------------------------------------------------
-
-def _normalise(vectors: np.ndarray, fallback) -> np.ndarray:
-    """Unit vectors (float32, in place when possible); zero-length or non-finite ones take the
-    matching vector of ``fallback()`` (called only then; an array broadcastable to ``vectors``)."""
-    v = np.asarray(vectors, dtype=np.float32)
-    length = np.sqrt(np.einsum("...i,...i->...", v, v))
-    bad = ~(length > 1e-12)  # also catches NaN
-    length[bad] = 1.0
-    v /= length[..., None]
-    if bad.any():
-        v[bad] = np.broadcast_to(fallback(), v.shape)[bad]
-    return v
-
-
-def camera_to_world_normals(normals: np.ndarray, projection: CylindricalProjection,
-                            columns: Optional[np.ndarray] = None) -> np.ndarray:
-    """Per-column camera-frame normals (x right, y up, z toward the viewer) -> world, float32 unit.
-
-    The column frame is right = (cos t, 0, sin t), up = y, toward viewer = (-sin t, 0, cos t)."""
-    n = np.asarray(normals, dtype=np.float32)
-    theta = column_azimuths(projection, columns)
-    cos, sin = np.cos(theta).astype(np.float32)[None, :], np.sin(theta).astype(np.float32)[None, :]
-    world = np.empty(n.shape[:2] + (3,), dtype=np.float32)
-    world[..., 0] = n[..., 0] * cos - n[..., 2] * sin
-    world[..., 1] = n[..., 1]
-    world[..., 2] = n[..., 0] * sin + n[..., 2] * cos
-    return _normalise(world, lambda: -_unit_rays(world.shape[:2], projection, columns))
-
-
-def _unit_rays(shape, projection, columns=None) -> np.ndarray:
-    theta = column_azimuths(projection, columns)
-    rays = np.zeros(shape + (3,), dtype=np.float32)
-    rays[..., 0] = np.sin(theta)[None, :]
-    rays[..., 2] = -np.cos(theta)[None, :]
-    return rays
-
-
-def _edge_aware_difference(values: np.ndarray, axis: int, wrap: bool) -> np.ndarray:
-    """Derivative per grid step: central where the surface is smooth, one-sided where a pixel sits
-    on a depth edge (one neighbour's step is over 3 times the other's: take the smaller), so
-    silhouettes and the horizon do not get normals that bridge foreground and background."""
-    n = values.shape[axis]
-    if n < 2:
-        return np.zeros_like(values)
-    forward = np.empty_like(values)
-    backward = np.empty_like(values)
-    fw = np.moveaxis(forward, axis, 0)
-    bw = np.moveaxis(backward, axis, 0)
-    src = np.moveaxis(values, axis, 0)
-    fw[:-1] = src[1:] - src[:-1]
-    bw[1:] = fw[:-1]
-    if wrap:
-        fw[-1] = src[0] - src[-1]
-        bw[0] = fw[-1]
-    else:  # the image border has one neighbour only
-        fw[-1] = bw[-1] = src[-1] - src[-2]
-        bw[0] = fw[0]
-    af, ab = np.abs(forward), np.abs(backward)
-    out = (forward + backward) * np.float32(0.5)
-    edge = (af > 3 * ab) | (ab > 3 * af)
-    np.copyto(out, np.where(af <= ab, forward, backward), where=edge)
-    return out
-
-
-def distance_normals(distance: np.ndarray, projection: CylindricalProjection, rows: np.ndarray,
-                     columns: np.ndarray, step: int = 1) -> np.ndarray:
-    """World normals (float32, unit, facing the eye) of the surface r(u, v) on a pixel grid.
-
-    With g_u, g_v the derivatives of log r per pixel along the row and down the column and
-    t = y / r of the row, the normal in the column's camera frame (x right, y up, z toward the
-    viewer) is proportional to (f g_u, -f g_v, 1 - t f g_v): a wall at constant r faces the viewer,
-    a floor (r = -h / t) faces up. This is the exact inverse of ``worldgen.geometry.normals_integration``
-    and needs only scalar differences, no 3D cross products."""
-    log_r = np.log(np.maximum(np.asarray(distance, dtype=np.float32), np.float32(1e-12)))
-    f = np.float32(projection.focal_px / step)  # differences are per grid step
-    fgu = _edge_aware_difference(log_r, axis=1, wrap=projection.full_circle) * f
-    fgv = _edge_aware_difference(log_r, axis=0, wrap=False) * f
-    del log_r
-    t = row_slopes(projection, rows).astype(np.float32)[:, None]
-    local = np.empty(fgu.shape + (3,), dtype=np.float32)
-    local[..., 0] = fgu
-    local[..., 1] = -fgv
-    local[..., 2] = np.float32(1.0) - t * fgv
-    # No sign check needed: n . (-P / r) = -t n_y + n_z = 1 > 0, so it always faces the eye.
-    return camera_to_world_normals(local, projection, columns)
-
-
 # Ground --------------------------------------------------------------------------------------------
 
 def detect_ground(points: np.ndarray, valid: np.ndarray, min_fraction: float = 0.05) -> Optional[float]:
@@ -448,7 +319,7 @@ def build_world(snapshot, step: int = 1, overrides: Optional[dict] = None) -> Wo
         normals = distance_normals(distance, projection, rows, columns, step)
     # The sky is seen from inside its cylinder: its normals face the camera.
     if sky.any():
-        normals[sky] = -_unit_rays(sky.shape, projection, columns)[sky]
+        normals[sky] = -unit_rays(sky.shape, projection, columns)[sky]
 
     colors = snapshot.image[::step, ::step]  # a view: exporters copy what they keep
     return WorldGeometry(projection=projection, rows=rows, columns=columns, points=points, distance=distance,
