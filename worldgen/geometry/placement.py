@@ -193,19 +193,12 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
-def target_depth(snapshot: Snapshot, placement: Placement) -> TargetDepth:
-    """The region and the depth layer with the object in it (see the module docstring)."""
-    from .rays import column_azimuths, row_slopes
-    from .world import GeometrySettings, disparity_to_distance, distance_to_disparity, raw_distance, sky_mask
+def _column_profile(projection, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal distance of the object's surface in each column, whether the column meets it),
+    centred on the mask's columns (its width then follows from their extent) or on ``azimuth``."""
+    from .rays import column_azimuths
 
-    if "depth" not in snapshot.modalities:
-        raise UserInputError("placing an object needs the scene's depth layer; add one with `worldgen depth` first")
-    projection = snapshot.projection
     width_px, height_px = projection.width, projection.height
-    geometry, scale, ground = pinned_geometry(snapshot)
-    settings = GeometrySettings.from_dict(geometry)
-    depth = snapshot.modalities["depth"]
-
     theta = column_azimuths(projection)
     if placement.mask is not None:
         if placement.mask.shape != (height_px, width_px):
@@ -220,8 +213,23 @@ def target_depth(snapshot: Snapshot, placement: Placement) -> TargetDepth:
         centre = math.radians(placement.azimuth)
         phi = _wrap(theta - centre)
         object_width = float(placement.width)
-    distance_u, hit_u = _profile(phi, placement, object_width)
+    return _profile(phi, placement, object_width)
 
+
+def target_depth(snapshot: Snapshot, placement: Placement) -> TargetDepth:
+    """The region and the depth layer with the object in it (see the module docstring)."""
+    from .rays import row_slopes
+    from .world import GeometrySettings, disparity_to_distance, distance_to_disparity, raw_distance, sky_mask
+
+    if "depth" not in snapshot.modalities:
+        raise UserInputError("placing an object needs the scene's depth layer; add one with `worldgen depth` first")
+    projection = snapshot.projection
+    width_px, height_px = projection.width, projection.height
+    geometry, scale, ground = pinned_geometry(snapshot)
+    settings = GeometrySettings.from_dict(geometry)
+    depth = snapshot.modalities["depth"]
+
+    distance_u, hit_u = _column_profile(projection, placement)
     slopes = row_slopes(projection)[:, None]  # height per metre of horizontal distance, per row
     with np.errstate(invalid="ignore"):
         y = slopes * distance_u[None, :]  # metres above the camera of each pixel on the object's surface
