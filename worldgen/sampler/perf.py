@@ -10,7 +10,7 @@ the CUDA-graph recorder: ``graphs.py``). Measured in ``benchmarks/NOTES.md``:
   on an H200, but about 110 s of compile the first time on a machine and 20 s per process after,
   so it is opt-in (benchmarks/NOTES.md, issue 14).
 
-Nothing here changes results beyond float rounding: ``tests/perf`` compares each fast path with the
+Nothing here changes results beyond float rounding: ``tests/sampler/perf`` and ``tests/gpu`` compare each fast path with the
 plain one on a tiny model. This module imports torch lazily, so importing it stays cheap.
 """
 

@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The repo and shared/ sit side by side (/work/main and /work/shared; CI clones the same way).
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "official-tiny"
+FIXTURE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "official-tiny"
 
 
 @pytest.fixture(scope="session")
