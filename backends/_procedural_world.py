@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worldgen.projection import CylindricalProjection
+from worldgen.geometry.projection import CylindricalProjection
 
 from .procedural import EYE_HEIGHT_M, FAR_M, NEAR_M
 

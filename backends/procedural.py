@@ -5,7 +5,7 @@ real layered world (sky at infinity, ridges at distinct distances, a ground plan
 the camera), not noise. Its manifest records ``procedural``; nothing pretends to be diffusion.
 
 Depth is produced as metric horizontal distance and stored as disparity with the exact
-scale/shift that converts it back (see ``worldgen.geometry`` conventions).
+scale/shift that converts it back (see ``worldgen.geometry.world`` conventions).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ProceduralBackend(Backend):
     name = "procedural"
 
     def generate(self, request: GenerateRequest, progress=None):
-        from worldgen.layers import Snapshot
+        from worldgen.scene.snapshot import Snapshot
         from worldgen.progress import report
 
         from ._procedural_world import Recipe, render
@@ -81,10 +81,10 @@ def to_disparity(distance):
 def _with_regions(request: GenerateRequest, base, image, disparity):
     """Region prompts, procedurally: inside each region its own words choose the terrain (the sky,
     light, mist and seed stay the panorama's, so the regions share one sky), blended into the
-    panorama with the regions' soft per-pixel weights (``worldgen.regions.condition_weights``)."""
+    panorama with the regions' soft per-pixel weights (``worldgen.geometry.regions.condition_weights``)."""
     import dataclasses
 
-    from worldgen.regions import blend_by_weights, condition_weights, normalize_regions
+    from worldgen.geometry.regions import blend_by_weights, condition_weights, normalize_regions
 
     from ._procedural_world import Recipe, render
 

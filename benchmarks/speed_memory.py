@@ -339,11 +339,17 @@ def main(argv=None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
+    gpu_tests = None
+    if device.type == "cuda" and not args.skip_gpu_tests:  # CUDA graphs and compile get tested where this runs
+        from gpu_tests import run_gpu_tests
+
+        gpu_tests = run_gpu_tests(out_dir / "gpu_tests.log")
+        log("gpu tests", gpu_tests["summary"])
     started = time.perf_counter()
     width, height = (512, 128) if args.tiny else (2048, 512)
     report: dict = {"benchmark": "speed_memory", "tag": args.tag, "versions": versions(), "device": str(device),
                     "tiny": args.tiny, "size": f"{width}x{height}", "prompt": PROMPT, "repeats": args.repeats,
-                    "configs": [], "order": args.configs}
+                    "configs": [], "order": args.configs, "gpu_tests": gpu_tests}
 
     def save() -> None:
         text = json.dumps(report, indent=1, default=str) + "\n"
@@ -938,6 +944,7 @@ def parse_args(argv=None):
     parser.add_argument("--whole-steps", type=int, default=None,
                         help="steps with the whole-panorama window in the published recipe (the original: 21 of 50)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-gpu-tests", action="store_true", help="do not run `pytest -m gpu` first")
     return parser.parse_args(argv)
 
 

@@ -234,6 +234,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout-s", type=float, default=240.0, help="per process")
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--skip-gpu-tests", action="store_true", help="do not run `pytest -m gpu` first")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -246,6 +247,13 @@ def main(argv=None) -> int:
 
     def save() -> None:
         (out / "time_to_world.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+
+    if not args.skip_gpu_tests:  # the CUDA-graph and compile paths' tests run wherever this benchmark runs
+        from gpu_tests import run_gpu_tests
+
+        report["gpu_tests"] = run_gpu_tests(out / "gpu_tests.log")
+        log("gpu tests", report["gpu_tests"]["summary"])
+        save()
 
     checkpoint, base, report["setup"] = write_official_layout(work, args.device, args.tiny)
     log("weights written", report["setup"]["write_s"], "s")

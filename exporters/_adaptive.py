@@ -88,31 +88,7 @@ def merge_cells(points: np.ndarray, distance: np.ndarray, whole: np.ndarray, ste
     with both triangles kept. ``seam``: the last grid column repeats the first."""
     h, wv = distance.shape
     q = whole.shape[1]
-    inv_r = (np.float32(1.0) / distance).astype(np.float32)
-    # Flat copies, gathered with one index per grid point (faster than (row, col) pairs).
-    rays = [np.ascontiguousarray(points[..., k] * inv_r).reshape(-1) for k in range(3)]
-    inv_flat = inv_r.reshape(-1)
-    flat_points = points.reshape(-1, 3)
-    ok = [whole]
-    for level in range(1, max_level + 1):
-        s = 1 << level
-        prev = ok[-1]
-        nr, nc = prev.shape[0] // 2, prev.shape[1] // 2
-        if nr == 0 or nc == 0:
-            break
-        p = prev[:2 * nr, :2 * nc]
-        cand = p[0::2, 0::2] & p[1::2, 0::2] & p[0::2, 1::2] & p[1::2, 1::2]
-        R, C = np.nonzero(cand)
-        if len(R) == 0:
-            ok.append(cand)
-            break
-        good = np.zeros(len(R), bool)
-        batch = max(1, (1 << 18) // ((s + 1) * (s + 1)))  # ~256 K grid points per batch: bounded memory
-        for lo in range(0, len(R), batch):
-            e_d, e_t = _cell_errors(flat_points, rays, inv_flat, wv, R[lo:lo + batch] * s, C[lo:lo + batch] * s, s, step)
-            good[lo:lo + batch] = (e_d <= max_disparity) & (e_t <= max_texel)
-        cand[R[~good], C[~good]] = False
-        ok.append(cand)
+    ok = _mergeable_levels(points, distance, whole, step, max_disparity, max_texel, max_level)
     covered = np.zeros((h - 1, q), bool)
     corner = np.zeros((h, wv), bool)
     leaves = []
@@ -145,6 +121,37 @@ def merge_cells(points: np.ndarray, distance: np.ndarray, whole: np.ndarray, ste
     for s, r0, c0 in leaves:
         faces.append(_leaf_faces(corner, wv, s, r0, c0))
     return AdaptiveCells(np.concatenate(faces).astype(np.uint32), covered)
+
+
+def _mergeable_levels(points, distance, whole, step, max_disparity, max_texel, max_level) -> list[np.ndarray]:
+    """Per level ``l`` (cells of 2**l quads), which cells are whole and within both error limits."""
+    wv = distance.shape[1]
+    inv_r = (np.float32(1.0) / distance).astype(np.float32)
+    # Flat copies, gathered with one index per grid point (faster than (row, col) pairs).
+    rays = [np.ascontiguousarray(points[..., k] * inv_r).reshape(-1) for k in range(3)]
+    inv_flat = inv_r.reshape(-1)
+    flat_points = points.reshape(-1, 3)
+    ok = [whole]
+    for level in range(1, max_level + 1):
+        s = 1 << level
+        prev = ok[-1]
+        nr, nc = prev.shape[0] // 2, prev.shape[1] // 2
+        if nr == 0 or nc == 0:
+            break
+        p = prev[:2 * nr, :2 * nc]
+        cand = p[0::2, 0::2] & p[1::2, 0::2] & p[0::2, 1::2] & p[1::2, 1::2]
+        R, C = np.nonzero(cand)
+        if len(R) == 0:
+            ok.append(cand)
+            break
+        good = np.zeros(len(R), bool)
+        batch = max(1, (1 << 18) // ((s + 1) * (s + 1)))  # ~256 K grid points per batch: bounded memory
+        for lo in range(0, len(R), batch):
+            e_d, e_t = _cell_errors(flat_points, rays, inv_flat, wv, R[lo:lo + batch] * s, C[lo:lo + batch] * s, s, step)
+            good[lo:lo + batch] = (e_d <= max_disparity) & (e_t <= max_texel)
+        cand[R[~good], C[~good]] = False
+        ok.append(cand)
+    return ok
 
 
 def _leaf_faces(corner: np.ndarray, wv: int, s: int, r0: np.ndarray, c0: np.ndarray) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 
 from worldgen.errors import UserInputError
 
-# Every exporter accepts these and passes them to ``worldgen.geometry.build_world`` as overrides
-# of the scene's stored geometry (see ``worldgen.geometry.GeometrySettings``).
+# Every exporter accepts these and passes them to ``worldgen.geometry.world.build_world`` as overrides
+# of the scene's stored geometry (see ``worldgen.geometry.world.GeometrySettings``).
 GEOMETRY_OPTIONS: dict[str, Any] = {
     "near": None,
     "far": None,
@@ -80,7 +80,7 @@ def option_names(defaults: dict) -> tuple[str, ...]:
 
 def world_for(snapshot, opts: dict, step_key: str = "step"):
     """``build_world`` with the exporter's step and geometry overrides."""
-    from worldgen.geometry import build_world
+    from worldgen.geometry.world import build_world
 
     return build_world(snapshot, step=opts[step_key], overrides=geometry_overrides(opts))
 

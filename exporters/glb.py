@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,6 +39,8 @@ import numpy as np
 from worldgen.specs import ExporterSpec
 
 from ._common import choice, option_names, read_options, world_for
+from ._gltf import (CLAMP, LINEAR, LINEAR_MIPMAP_LINEAR, QUANTIZATION, REPEAT, UNLIT, Blob, material as new_material,
+                    primitive, quantize_positions)
 from ._grid_mesh import triangulate
 
 DEFAULTS = {
@@ -71,78 +72,6 @@ DEFAULTS = {
 SKY_SEGMENTS = 128  # sky cylinder columns for a full circle: the texture stays within 0.1 texel
 PARALLAX_MOVE = 2.0  # metres off the eye that ``max_parallax`` is measured at
 
-# glTF enums
-_FLOAT, _UINT, _USHORT, _SHORT = 5126, 5125, 5123, 5122
-_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
-_LINEAR, _LINEAR_MIPMAP_LINEAR = 9729, 9987
-_REPEAT, _CLAMP = 10497, 33071
-_UNLIT = "KHR_materials_unlit"
-_QUANTIZATION = "KHR_mesh_quantization"
-
-
-# glTF assembly ----------------------------------------------------------------------------------
-
-class _Blob:
-    """The GLB binary chunk as a list of 4-byte aligned pieces, with their bufferViews/accessors.
-
-    Pieces are kept as memoryviews of the numpy arrays, so the only copy of the ~250 MB of a
-    4096x1024 world is the final join (pygltflib's own GLB writer copies it three times)."""
-
-    def __init__(self, gltf) -> None:
-        self.gltf = gltf
-        self.parts: list = []
-        self.offset = 0
-
-    def view(self, data, target=None, stride=None) -> int:
-        from pygltflib import BufferView
-
-        data = memoryview(data).cast("B")
-        self.gltf.bufferViews.append(BufferView(buffer=0, byteOffset=self.offset, byteLength=data.nbytes, target=target,
-                                                byteStride=stride))
-        self.parts.append(data)
-        pad = -data.nbytes % 4
-        if pad:
-            self.parts.append(b"\0" * pad)
-        self.offset += data.nbytes + pad
-        return len(self.gltf.bufferViews) - 1
-
-    def accessor(self, array: np.ndarray, kind: str, target: int, bounds: bool = False,
-                 normalized: bool = False) -> int:
-        from pygltflib import Accessor
-
-        array = np.ascontiguousarray(array)
-        component = {np.dtype(np.uint32): _UINT, np.dtype(np.uint16): _USHORT,
-                     np.dtype(np.int16): _SHORT}.get(array.dtype, _FLOAT)
-        count = array.size if kind == "SCALAR" else array.shape[0]
-        stride = None
-        if kind == "VEC3" and array.dtype == np.int16:
-            # Vertex attributes are 4-byte aligned: int16 xyz take 8 bytes, the fourth one unused.
-            stored = np.zeros((count, 4), dtype=np.int16)
-            stored[:, :3] = array
-            data, stride = stored, 8
-        else:
-            data = array
-        acc = Accessor(bufferView=self.view(data, target, stride), componentType=component, count=int(count),
-                       type=kind, normalized=True if normalized else None)
-        if bounds:
-            # Column by column: 20x faster than min(axis=0) across an (N, 3) array.
-            acc.min = [float(array[:, k].min()) for k in range(array.shape[1])]
-            acc.max = [float(array[:, k].max()) for k in range(array.shape[1])]
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
-
-    def glb(self) -> bytes:
-        """The GLB container (spec section 4.4): 12-byte header, JSON chunk, BIN chunk."""
-        from pygltflib import Buffer
-
-        self.gltf.buffers = [Buffer(byteLength=self.offset)]
-        text = self.gltf.gltf_to_json(separators=(",", ":"), indent=None).encode("utf-8")
-        text += b" " * (-len(text) % 4)  # the JSON chunk is padded with spaces
-        total = 12 + 8 + len(text) + 8 + self.offset
-        head = struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(text), b"JSON") + text
-        return b"".join([head, struct.pack("<I4s", self.offset, b"BIN\0"), *self.parts])
-
-
 def _encode_texture(image: np.ndarray, fmt: str, quality: int, wrap: bool) -> tuple[bytes, str]:
     """The panorama as JPEG or PNG. ``wrap`` (16-bit UVs of a full circle) repeats its first column
     at the right, so the seam's UVs stay within [0, 1] and bilinear filtering across the seam
@@ -159,38 +88,6 @@ def _encode_texture(image: np.ndarray, fmt: str, quality: int, wrap: bool) -> tu
     # zlib level 1: about twice as fast as the default for ~10 % more bytes.
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
     return buf.getvalue(), "image/png"
-
-
-def _uv16(uv: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(uv, 0.0, 1.0) * 65535.0).astype(np.uint16)
-
-
-def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(int16 positions q, scale, translation) with positions ~= q * scale + translation, the
-    box of the positions spread over the full int16 range of each axis."""
-    lo = positions.min(axis=0).astype(np.float64)
-    hi = positions.max(axis=0).astype(np.float64)
-    scale = np.maximum(hi - lo, 1e-9) / 65535.0
-    offset = lo + 32768.0 * scale
-    q = np.clip(np.round((positions - offset) / scale), -32768, 32767).astype(np.int16)
-    return q, scale, offset
-
-
-def _primitive(blob: _Blob, positions, faces, normals=None, uvs=None, material=None, uv16=False):
-    from pygltflib import Attributes, Primitive
-
-    kind = np.int16 if positions.dtype == np.int16 else np.float32
-    attrs = Attributes(POSITION=blob.accessor(positions.astype(kind, copy=False), "VEC3", _ARRAY_BUFFER,
-                                              bounds=True))
-    if normals is not None:
-        attrs.NORMAL = blob.accessor(normals.astype(np.float32, copy=False), "VEC3", _ARRAY_BUFFER)
-    if uvs is not None:
-        attrs.TEXCOORD_0 = (blob.accessor(_uv16(uvs), "VEC2", _ARRAY_BUFFER, normalized=True) if uv16
-                            else blob.accessor(uvs.astype(np.float32, copy=False), "VEC2", _ARRAY_BUFFER))
-    # 16-bit indices whenever the vertices fit (half the bytes); 32-bit otherwise.
-    index_type = np.uint16 if len(positions) <= 65535 else np.uint32
-    indices = blob.accessor(faces.reshape(-1).astype(index_type), "SCALAR", _ELEMENT_ARRAY_BUFFER)
-    return Primitive(attributes=attrs, indices=indices, material=material, mode=4)
 
 
 def _texture_width(world, uv16: bool) -> int:
@@ -300,13 +197,17 @@ def _skirts(flat_pos, flat_uv, flat_dist, flat_sky, cut: np.ndarray, horizon: np
 
 
 def export_glb(snapshot, options: dict) -> bytes:
-    from functools import partial
+    opts, fmt, origin = _glb_options(options)
+    world, grid, tris, (texture_bytes, mime) = _mesh_and_texture(snapshot, opts, fmt)
+    lift = np.float32((world.ground_height or world.settings.eye_height) if origin == "ground" else 0.0)
+    gltf = _GlbWriter(world, opts, origin, lift, texture_bytes, mime)
+    _add_world(gltf, world, grid, tris, opts)
+    return gltf.finish(world)
 
-    from pygltflib import GLTF2, Asset, Camera, Image, Mesh, Node, Perspective, Sampler, Scene, Texture
 
+def _glb_options(options: dict) -> tuple[dict, str, str]:
+    """The options with defaults filled in, the texture format and the origin; bad values: one line."""
     from worldgen.errors import UserInputError
-
-    from ._adaptive import merge_cells
 
     opts = read_options(options, DEFAULTS, "glb")
     fmt = choice(opts, "texture", ("png", "jpeg"), "glb")
@@ -319,13 +220,22 @@ def export_glb(snapshot, options: dict) -> bytes:
         raise UserInputError("glb option jpeg_quality must be between 1 and 100")
     if opts["max_texel"] <= 0 or opts["max_parallax"] <= 0 or not 1 <= opts["max_level"] <= 10:
         raise UserInputError("glb options need max_texel > 0, max_parallax > 0 and max_level between 1 and 10")
+    return opts, fmt, origin
+
+
+def _mesh_and_texture(snapshot, opts: dict, fmt: str):
+    """(world, its vertex grid, the triangulation, (texture bytes, mime type))."""
+    from functools import partial
+
+    from ._adaptive import merge_cells
 
     # The texture encodes in a second thread (zlib and libjpeg release the GIL) while numpy meshes.
     with ThreadPoolExecutor(max_workers=1) as pool:
         full = snapshot.projection.full_circle
         texture_job = pool.submit(_encode_texture, snapshot.image, fmt, opts["jpeg_quality"], full and opts["uv16"])
         world = world_for(snapshot, opts)
-        positions, normals, uvs, distance, sky = _vertex_grid(world, world.wraps, opts["uv16"])
+        grid = _vertex_grid(world, world.wraps, opts["uv16"])
+        positions, _, _, distance, sky = grid
         simplify = None
         if opts["simplify"]:
             step = int(opts["step"])
@@ -335,98 +245,99 @@ def export_glb(snapshot, options: dict) -> bytes:
                                max_texel=opts["max_texel"], max_level=opts["max_level"], seam=world.wraps)
         tris = triangulate(distance, sky, opts["cut_threshold"], "duplicate" if world.wraps else "none",
                            want_sky=False, simplify=simplify)
-        texture_bytes, mime = texture_job.result()
+        return world, grid, tris, texture_job.result()
 
-    lift = np.float32((world.ground_height or world.settings.eye_height) if origin == "ground" else 0.0)
-    up = np.array([0.0, lift, 0.0], dtype=np.float32)
-    gltf = GLTF2(asset=Asset(generator=f"worldgen {_version()}", version="2.0"))
-    gltf.extras = {"worldgen": dict(world.metadata(), origin=origin)}
-    blob = _Blob(gltf)
-    gltf.images.append(Image(bufferView=blob.view(texture_bytes), mimeType=mime, name="panorama"))
-    # The seam's float UVs run just past 1 (REPEAT samples the first column there; 16-bit UVs use the
-    # repeated column instead); v must not bleed from the top row into the bottom one.
-    gltf.samplers.append(Sampler(magFilter=_LINEAR, minFilter=_LINEAR_MIPMAP_LINEAR,
-                                 wrapS=_CLAMP if opts["uv16"] else _REPEAT, wrapT=_CLAMP))
-    gltf.textures.append(Texture(sampler=0, source=0))
-    materials = {}
 
-    def material(name: str, unlit: bool) -> int:
-        if name not in materials:
-            materials[name] = _material(gltf, name, unlit)
-        return materials[name]
+class _GlbWriter:
+    """One glTF document being filled: the panorama texture, materials by name, and mesh nodes
+    (lifted to the chosen origin, quantized when asked)."""
 
-    flat_pos = positions.reshape(-1, 3)
-    flat_nrm = normals.reshape(-1, 3)
-    flat_uv = uvs.reshape(-1, 2)
-    flat_dist = distance.reshape(-1)
-    nodes = []
-    want_normals = opts["normals"]
+    def __init__(self, world, opts: dict, origin: str, lift, texture_bytes: bytes, mime: str) -> None:
+        from pygltflib import GLTF2, Asset, Image, Sampler, Texture
 
-    def add(name, positions, faces, normals, uvs, mat, extras=None):
+        self.opts, self.lift = opts, lift
+        self.up = np.array([0.0, lift, 0.0], dtype=np.float32)
+        self.gltf = GLTF2(asset=Asset(generator=f"worldgen {_version()}", version="2.0"))
+        self.gltf.extras = {"worldgen": dict(world.metadata(), origin=origin)}
+        self.blob = Blob(self.gltf)
+        self.gltf.images.append(Image(bufferView=self.blob.view(texture_bytes), mimeType=mime, name="panorama"))
+        # The seam's float UVs run just past 1 (REPEAT samples the first column there; 16-bit UVs use the
+        # repeated column instead); v must not bleed from the top row into the bottom one.
+        self.gltf.samplers.append(Sampler(magFilter=LINEAR, minFilter=LINEAR_MIPMAP_LINEAR,
+                                          wrapS=CLAMP if opts["uv16"] else REPEAT, wrapT=CLAMP))
+        self.gltf.textures.append(Texture(sampler=0, source=0))
+        self.materials: dict = {}
+        self.nodes: list = []
+
+    def material(self, name: str, unlit: bool) -> int:
+        if name not in self.materials:
+            self.materials[name] = new_material(self.gltf, name, unlit)
+        return self.materials[name]
+
+    def add(self, name, positions, faces, normals, uvs, mat, extras=None) -> None:
+        from pygltflib import Mesh, Node
+
         transform = {}
-        if lift:
-            positions = positions + up
-        if opts["quantize"]:
+        if self.lift:
+            positions = positions + self.up
+        if self.opts["quantize"]:
             positions, scale, offset = quantize_positions(positions)
             transform = {"scale": [float(v) for v in scale], "translation": [float(v) for v in offset]}
-        prim = _primitive(blob, positions, faces, normals if want_normals else None, uvs, mat, opts["uv16"])
-        gltf.meshes.append(Mesh(name=name.split("-")[0], primitives=[prim]))
-        nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras, **transform))
+        normals = normals if self.opts["normals"] else None
+        prim = primitive(self.blob, positions, faces, normals, uvs, mat, self.opts["uv16"])
+        self.gltf.meshes.append(Mesh(name=name.split("-")[0], primitives=[prim]))
+        self.nodes.append(Node(name=name, mesh=len(self.gltf.meshes) - 1, extras=extras, **transform))
 
-    terrain_mat = material("terrain", opts["unlit"])
+    def finish(self, world) -> bytes:
+        """Add the eye camera and the scene, declare the extensions used, and return the GLB bytes."""
+        from pygltflib import Camera, Node, Perspective, Scene
+
+        gltf = self.gltf
+        vfov = math.radians(min(max(world.projection.vfov_deg, 10.0), 120.0))
+        gltf.cameras.append(Camera(type="perspective", name="eye", perspective=Perspective(
+            yfov=vfov, znear=min(0.05, world.settings.near), zfar=world.settings.far * 4.0)))
+        self.nodes.append(Node(name="camera", camera=0, translation=[0.0, float(self.lift), 0.0]))
+        gltf.nodes = self.nodes
+        gltf.scenes = [Scene(name="world", nodes=list(range(len(self.nodes))))]
+        gltf.scene = 0
+        if any(m.extensions and UNLIT in m.extensions for m in gltf.materials):
+            gltf.extensionsUsed = [UNLIT]
+        if self.opts["quantize"]:  # required: a reader without it would misread int16 positions
+            gltf.extensionsUsed = (gltf.extensionsUsed or []) + [QUANTIZATION]
+            gltf.extensionsRequired = [QUANTIZATION]
+        return self.blob.glb()
+
+
+def _add_world(out: _GlbWriter, world, grid, tris, opts: dict) -> None:
+    """The terrain and, as the options ask, the ground disc, the backdrop skirts, the sky and the collider."""
+    positions, normals, uvs, distance, sky = grid
+    flat_pos, flat_nrm, flat_uv = positions.reshape(-1, 3), normals.reshape(-1, 3), uvs.reshape(-1, 2)
+    want_normals = opts["normals"]
+    terrain_mat = out.material("terrain", opts["unlit"])
     if len(tris.terrain):
         used, faces = tris.terrain_vertices, tris.terrain
-        add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
+        out.add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
         if opts["closed"]:
             h, wv = distance.shape
             rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
             disc = _ground_disc(flat_pos, flat_uv, rim, float(world.ground_height or world.settings.eye_height))
             if disc is not None:
-                add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2], terrain_mat)
-
+                out.add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2],
+                        terrain_mat)
     if opts["backdrop"]:
-        skirt = _skirts(flat_pos, flat_uv, flat_dist, sky.reshape(-1), tris.cut, tris.horizon)
+        skirt = _skirts(flat_pos, flat_uv, distance.reshape(-1), sky.reshape(-1), tris.cut, tris.horizon)
         if skirt is not None:
-            add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if want_normals else None, skirt[2], terrain_mat)
-
+            out.add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if want_normals else None, skirt[2],
+                    terrain_mat)
     if opts["sky"]:
         sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"], opts["uv16"])
-        add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, material("sky", True))
-
+        out.add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv,
+                out.material("sky", True))
     if opts["collider"]:
         collider = _collider(world, opts["collider_step"], opts["cut_threshold"])
         if collider is not None:
             # "-colonly" is Godot's import hint for a collision-only node; extras say so to others.
-            add("collider-colonly", collider[0], collider[1], None, None, None, extras={"collider": True})
-
-    vfov = math.radians(min(max(world.projection.vfov_deg, 10.0), 120.0))
-    gltf.cameras.append(Camera(type="perspective", name="eye", perspective=Perspective(
-        yfov=vfov, znear=min(0.05, world.settings.near), zfar=world.settings.far * 4.0)))
-    nodes.append(Node(name="camera", camera=0, translation=[0.0, float(lift), 0.0]))
-
-    gltf.nodes = nodes
-    gltf.scenes = [Scene(name="world", nodes=list(range(len(nodes))))]
-    gltf.scene = 0
-    if any(m.extensions and _UNLIT in m.extensions for m in gltf.materials):
-        gltf.extensionsUsed = [_UNLIT]
-    if opts["quantize"]:  # required: a reader without it would misread int16 positions
-        gltf.extensionsUsed = (gltf.extensionsUsed or []) + [_QUANTIZATION]
-        gltf.extensionsRequired = [_QUANTIZATION]
-    return blob.glb()
-
-
-def _material(gltf, name: str, unlit: bool) -> int:
-    from pygltflib import Material, PbrMetallicRoughness, TextureInfo
-
-    # Without KHR_materials_unlit support a viewer falls back to this: the texture as base colour on
-    # a rough dielectric. (No emissive copy of the texture: lit viewers would add it on top of the
-    # lit base colour and wash the world out under any light.)
-    mat = Material(name=name, doubleSided=False, pbrMetallicRoughness=PbrMetallicRoughness(
-        baseColorTexture=TextureInfo(index=0), metallicFactor=0.0, roughnessFactor=1.0))
-    if unlit:
-        mat.extensions = {_UNLIT: {}}
-    gltf.materials.append(mat)
-    return len(gltf.materials) - 1
+            out.add("collider-colonly", collider[0], collider[1], None, None, None, extras={"collider": True})
 
 
 def _toward_eye(points: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from worldgen.errors import UserInputError
-from worldgen.geometry import row_slopes
+from worldgen.geometry.rays import row_slopes
 from worldgen.specs import ExporterSpec
 
 from ._common import choice, encode_ply_vertices, option_names, read_options, world_for

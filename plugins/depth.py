@@ -2,7 +2,7 @@
 
 Values are inverse depth in [0, 1] with near = 1 and sky ~ 0 (MiDaS style). For the VAE the map is
 repeated on three channels and scaled to [-1, 1]; decoding takes the channel mean and clips to
-[0, 1]. Scenes store it losslessly (float32 ``.npy`` plus a 16-bit PNG, see ``worldgen.scene``)
+[0, 1]. Scenes store it losslessly (float32 ``.npy`` plus a 16-bit PNG, see ``worldgen.scene.store``)
 and preview it with a Turbo-style colour map (near = red, far = dark blue).
 
 The estimator runs a monocular depth model (DPT / Depth Anything and others that predict relative

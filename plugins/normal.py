@@ -21,9 +21,9 @@ from typing import Any, Optional
 import numpy as np
 
 from worldgen.errors import UserInputError
-from worldgen.geometry import (GeometrySettings, column_azimuths, disparity_to_distance, points_from_distance,
-                               sky_mask)
-from worldgen.projection import CylindricalProjection
+from worldgen.geometry.rays import column_azimuths, points_from_distance
+from worldgen.geometry.world import GeometrySettings, disparity_to_distance, sky_mask
+from worldgen.geometry.projection import CylindricalProjection
 from worldgen.specs import ModalitySpec
 
 from .codecs import expect_channels
@@ -86,7 +86,7 @@ def _difference(points: np.ndarray, axis: int, wrap: bool, edge_ratio: float) ->
 
 def world_to_camera(normals: np.ndarray, projection: CylindricalProjection) -> np.ndarray:
     """World-frame vectors (H, W, 3) -> each column's camera frame (x right, y up, z toward viewer);
-    the inverse of ``worldgen.geometry.camera_to_world_normals``."""
+    the inverse of ``worldgen.geometry.normals.camera_to_world_normals``."""
     theta = column_azimuths(projection)[None, :]
     cos, sin = np.cos(theta), np.sin(theta)
     x = normals[..., 0] * cos + normals[..., 2] * sin  # right = (cos, 0, sin)
@@ -132,7 +132,7 @@ def estimate(
 
     ``projection``: the panorama's (a scene snapshot's); without it the image is a photo spanning
     ``span_deg`` degrees. ``geometry``: the snapshot's numbers that turn disparity into distance
-    (``worldgen.geometry.GeometrySettings``; None means relative-depth defaults, whose overall
+    (``worldgen.geometry.world.GeometrySettings``; None means relative-depth defaults, whose overall
     scale does not matter for normals). With no ``depth``, ``depth_model`` (a depth-estimation
     model id, folder or pipeline) estimates it from ``rgb`` first. Sky pixels get the normal
     facing the viewer.

@@ -1,10 +1,14 @@
 """Test-wide settings: never touch a hub, never touch the user's model store; shared fixtures."""
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+# Helper modules shared by several test folders (reliability_support: CLI runs, scene trees, fixtures).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

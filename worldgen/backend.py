@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import UnsupportedTask
-from .layers import Snapshot
+from .scene.snapshot import Snapshot
 from .progress import ProgressCallback
 
 # The rules live in worldgen.validation (one place for the CLI, batch, recipes and requests);

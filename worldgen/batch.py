@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from . import jsonfiles
-from .atomic import atomic_write_text
+from .scene import jsonfiles
+from .scene.atomic import atomic_write_text
 from .errors import SceneError, UserInputError, WorldgenError
 from .validation import SEED_MAX, check_seed
 
@@ -321,7 +321,8 @@ def existing_world(out: Path, job: Job) -> tuple[str, Optional[str]]:
     scene's first version has the job's prompt, seed and size (so an edited JOBS file never
     silently keeps an old world under a reused name). Later versions (refinements) are allowed.
     """
-    from .scene import MANIFEST_NAME, Scene
+    from .scene.manifest import MANIFEST_NAME
+    from .scene.store import Scene
 
     scene_dir, glb = scene_path(out, job), glb_path(out, job)
     if not scene_dir.exists():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from .atomic import atomic_write_bytes
+from .scene.atomic import atomic_write_bytes
 from .errors import UserInputError
 from .output_paths import check_output_path
 from .progress import ProgressCallback, report

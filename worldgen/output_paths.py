@@ -21,7 +21,7 @@ from typing import Optional
 from .errors import UserInputError
 from .validation import printable
 
-MANIFEST_NAME = "scene.json"  # worldgen.scene.MANIFEST_NAME (not imported: this module stays light)
+MANIFEST_NAME = "scene.json"  # worldgen.scene.manifest.MANIFEST_NAME (not imported: this module stays light)
 
 
 def _kind(mode: int) -> str:

@@ -14,7 +14,7 @@ prompts, the objects placed into it, its refinement passes and its exports::
     azimuth = [0, 90]
     prompt = "a red lighthouse on a cliff"
 
-    [[place]]                  # zero or more: an object at a distance (see worldgen.placement)
+    [[place]]                  # zero or more: an object at a distance (see worldgen.geometry.placement)
     prompt = "a wooden cabin"
     azimuth = 40
     distance = 12
@@ -31,7 +31,7 @@ reported as ``FILE:LINE: FIELD: what is wrong, and the fix``. tomllib keeps no p
 field's line is found by scanning the source for its key inside its table (``_SourceLines``).
 
 Running goes through the same code as the single commands: ``worldgen.world.generate_world``
-(as `worldgen pano`), ``worldgen.placement.place_object`` (as `worldgen place`), the backend's
+(as `worldgen pano`), ``worldgen.geometry.placement.place_object`` (as `worldgen place`), the backend's
 ``refine`` (as `worldgen refine`) and ``worldgen.export_files.export_to_file`` (as `worldgen export`).
 ``build_for_batch`` is the hook `worldgen batch` calls for ``recipe = "..."`` jobs.
 """
@@ -364,7 +364,7 @@ class ExportStep:
 
 @dataclass
 class PlaceStep:
-    placement: Any  # worldgen.placement.Placement
+    placement: Any  # worldgen.geometry.placement.Placement
     steps: Optional[int] = None
     guidance: Optional[float] = None
     negative: Optional[str] = None
@@ -569,8 +569,8 @@ class _Validator:
                         steps=world.get("steps"), guidance=world.get("guidance", 7.5),
                         scheduler=world.get("scheduler"), backend=backend)
 
-        from .placement import Placement
-        from .regions import Region, read_mask_image
+        from .geometry.placement import Placement
+        from .geometry.regions import Region, read_mask_image
 
         for table, label, values in self.array("region"):
             checked = self.fields(values, REGION_FIELDS, table, label)
@@ -587,7 +587,7 @@ class _Validator:
                 continue
             recipe.regions.append(region)
         if recipe.regions:
-            from .regions import condition_weights
+            from .geometry.regions import condition_weights
 
             try:
                 condition_weights(recipe.regions, width, height, span)
@@ -813,7 +813,9 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
     import shutil
     import tempfile
 
-    from .scene import MANIFEST_NAME, Scene
+    from .scene.manifest import MANIFEST_NAME
+
+    from .scene.store import Scene
 
     scene_dir = glb.with_suffix("")
     if scene_dir.exists() and ((scene_dir / MANIFEST_NAME).exists() or any(scene_dir.iterdir())):
@@ -842,9 +844,9 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
 
 def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, spec, progress, note: Note):
     """Generate, place and refine into a new scene at ``scene_dir``; returns the final snapshot."""
-    from .atomic import atomic_write_text
+    from .scene.atomic import atomic_write_text
     from .backend import Backend
-    from .placement import can_edit, place_object
+    from .geometry.placement import can_edit, place_object
     from .world import generate_world
 
     seed = recipe.seed if options.seed is None else options.seed

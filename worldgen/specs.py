@@ -82,7 +82,7 @@ class ModalitySpec:
 class ExporterSpec:
     """A pure function from a scene snapshot to file bytes; only the caller touches the disk.
 
-    ``export(snapshot, options)`` takes a ``worldgen.layers.Snapshot`` and a dict of
+    ``export(snapshot, options)`` takes a ``worldgen.scene.snapshot.Snapshot`` and a dict of
     exporter-specific options and returns the file's bytes. ``extension`` includes the dot.
     """
 

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from .backend import GenerateRequest
 from .progress import ProgressCallback
-from .scene import Scene
+from .scene.store import Scene
 
 
 def generate_world(backend_name: str, backend, request: GenerateRequest, scene_dir: Path, seed: Optional[int],
@@ -36,6 +36,6 @@ def _regions_record(request: GenerateRequest) -> dict:
     """The request's region prompts as the manifest keeps them (nothing when there are none)."""
     if not request.regions:
         return {}
-    from .regions import normalize_regions
+    from .geometry.regions import normalize_regions
 
     return {"regions": [region.to_record() for region in normalize_regions(request.regions)]}

@@ -6,100 +6,28 @@ of an edit mask) is encoded, re-noised and blended in every step, and, for inpai
 also handed to the model as mask + masked latent. Known pixels are copied back into the result,
 so kept content is untouched bit for bit.
 
-This module stays light at import time (the registry imports it to list plugins); torch,
-diffusers and the model load inside ``load``.
+The plugin entry (``SPEC``, ``load``) is spec.py and the settings checks are settings.py; torch
+and diffusers are imported inside the methods that need them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from worldgen.backend import Backend, GenerateRequest
 from worldgen.errors import ModelError, UserInputError
-from worldgen.specs import BackendSpec
 
-SETTINGS = ("model", "base", "device", "dtype", "scheduler", "window_batch")
-# Issue 9 additions: a second checkpoint sharing the RGB branch (three modalities at once, see
-# multimodal.py) and how region prompts condition windows (see worldgen.regions).
-WORLD_SETTINGS = ("extra_model", "region_mode")
-SETTINGS = SETTINGS + WORLD_SETTINGS
-# Issue 8 additions: the sampling preset (worldgen.sampler.presets), the speed settings and the
-# memory mode (worldgen.sampler.perf).
-PERF_SETTINGS = ("preset", "speed", "memory")
-SETTINGS = SETTINGS + PERF_SETTINGS
-MEMORY_MODES = ("auto", "low", "high")
-DTYPES = ("float32", "float16", "bfloat16")
-
-
-# Model resolution ------------------------------------------------------------------------------------
-
-def resolve_model(name: Optional[str], base: Optional[str] = None) -> tuple[Path, Path]:
-    """(checkpoint folder, base folder) for --model (a folder or a registered name; None: the
-    registered default) and --base (None: the registered or bundled base)."""
-    from .store import default_model, resolve_model as store_resolve
-
-    if not name:
-        entry = default_model()
-        if entry is None:
-            raise ModelError("no JointNet model given; pass --model CHECKPOINT_DIR or register one with "
-                             "`worldgen models add FILE.zip --name NAME --default`")
-        name = entry.name
-    return store_resolve(name, base)
-
-
-def available() -> bool:
-    """True when a default model is registered (so `worldgen pano` can use JointNet unasked)."""
-    try:
-        resolve_model(None)
-    except Exception:  # no default, or its files are gone: not available, whatever the reason
-        return False
-    return True
-
-
-def load(settings: dict) -> "JointNetBackend":
-    from worldgen.phases import phase
-
-    settings = dict(settings or {})
-    with phase("import torch, diffusers, transformers"):  # seconds of a cold start; shown by --verbose
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-
-        from . import pipeline  # noqa: F401  (diffusers)
-    if settings.get("extra_model"):
-        from .multimodal import MultiModalBackend
-
-        return MultiModalBackend.from_settings(settings)
-    return JointNetBackend.from_settings(settings)
-
+from .job import TiledJob
+from .latents import LatentLayers
+from .settings import (MEMORY_MODES, SETTINGS, check_perf_settings, check_region_mode, device_for, dtype_for,
+                       resolve_model)
 
 # The backend -----------------------------------------------------------------------------------------
 
-@dataclass
-class _Job:
-    """One tiled run: a canvas, its known content, and how to start.
-
-    ``image``/``modality`` are the known layers on the canvas (None: nothing known); ``keep_*`` are
-    (H, W) bool masks of pixels that are known and must come out unchanged; ``strength`` < 1 starts
-    from the encoded layers (SDEdit) instead of noise."""
-
-    width: int
-    height: int
-    span_deg: float
-    image: Any = None
-    modality: Any = None
-    keep_image: Any = None
-    keep_modality: Any = None
-    strength: float = 1.0
-    whole_window: bool = True
-    geometry: dict = field(default_factory=dict)
-    regions: Any = None  # list of worldgen.regions.Region: their prompts condition their parts
-
-
-class JointNetBackend(Backend):
+class JointNetBackend(LatentLayers, Backend):
     name = "jointnet"
-    region_mode = "blend"  # how region prompts condition windows (worldgen.regions.REGION_MODES)
+    region_mode = "blend"  # how region prompts condition windows (worldgen.geometry.regions.REGION_MODES)
     latent_layers = 2      # RGB + one modality, stacked on the latent's channels
 
     def __init__(self, pipe, *, model_dir: Path, base_dir: Path, modality: str, device, dtype,
@@ -108,6 +36,7 @@ class JointNetBackend(Backend):
         import dataclasses
 
         from worldgen.phases import phase
+        from worldgen.sampler import memory as memory_plan
         from worldgen.sampler import perf
         from worldgen.sampler.presets import get_preset
         from worldgen.sampler.vae_tiles import TiledVAE
@@ -132,7 +61,7 @@ class JointNetBackend(Backend):
         if memory not in (None, *MEMORY_MODES):
             raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")
         self.memory_name = memory
-        self.low_memory = memory == "low" or (memory in (None, "auto") and perf.low_memory(device))
+        self.low_memory = memory == "low" or (memory in (None, "auto") and memory_plan.low_memory(device))
         if self.low_memory and device.type == "cuda":
             pipe.text_encoder.to("cpu")
         # Speed (perf.SpeedSettings.for_device): on CUDA fused QKV, cuDNN autotuning and attention,
@@ -162,15 +91,15 @@ class JointNetBackend(Backend):
         if unknown:
             raise UserInputError(f"unknown jointnet settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
         model_dir, base_dir = resolve_model(settings.get("model"), settings.get("base"))
-        device = _device(settings.get("device"))
-        dtype = _dtype(settings.get("dtype"), device)
+        device = device_for(settings.get("device"))
+        dtype = dtype_for(settings.get("dtype"), device)
         window_batch = settings.get("window_batch")
         if window_batch is not None and int(window_batch) < 1:
             raise UserInputError(f"window batch {window_batch} must be at least 1")
         scheduler = settings.get("scheduler")
         make_scheduler(scheduler, {"_class_name": "DDIMScheduler"})  # a bad name fails here, before the slow load
         sampling = resolve_sampling(settings.get("preset"), scheduler=scheduler)  # likewise a bad preset
-        _check_perf_settings(settings, device)  # and a bad speed or memory mode
+        check_perf_settings(settings, device)  # and a bad speed or memory mode
         # The store's safetensors copy in this dtype when `worldgen models add` made one (else the original).
         weights_dir = converted_weights(model_dir, str(dtype).replace("torch.", ""))
         pipe = load_jointnet(model_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler,
@@ -181,7 +110,7 @@ class JointNetBackend(Backend):
                       device=device, dtype=dtype, scheduler=scheduler,
                       window_batch=int(window_batch) if window_batch is not None else None,
                       preset=sampling.preset, speed=settings.get("speed"), memory=settings.get("memory"))
-        backend.region_mode = _region_mode(settings.get("region_mode"))
+        backend.region_mode = check_region_mode(settings.get("region_mode"))
         return backend
 
     def settings(self) -> dict:
@@ -199,11 +128,11 @@ class JointNetBackend(Backend):
 
     # Tasks ------------------------------------------------------------------------------------
     def generate(self, request: GenerateRequest, progress=None):
-        from worldgen.geometry import default_geometry
-        from worldgen.regions import normalize_regions
+        from worldgen.geometry.world import default_geometry
+        from worldgen.geometry.regions import normalize_regions
 
         self._check_modality(request.modality)
-        job = _Job(request.width, request.height, request.span_deg, geometry=default_geometry(),
+        job = TiledJob(request.width, request.height, request.span_deg, geometry=default_geometry(),
                    regions=normalize_regions(request.regions))
         return self._run(job, request, prompt=request.prompt, progress=progress)
 
@@ -220,7 +149,7 @@ class JointNetBackend(Backend):
             image = snapshot.image  # bit for bit, not through a no-op resize
         modality = resize_nearest(modality, width, height)
         everywhere, nowhere = np.ones((height, width), bool), np.zeros((height, width), bool)
-        job = _Job(width, height, snapshot.projection.span_deg, image=image, modality=modality,
+        job = TiledJob(width, height, snapshot.projection.span_deg, image=image, modality=modality,
                    keep_image=everywhere if request.keep == "image" else nowhere,
                    keep_modality=everywhere if request.keep == "modality" else nowhere,
                    strength=request.strength, whole_window=False, geometry=dict(snapshot.geometry))
@@ -229,14 +158,14 @@ class JointNetBackend(Backend):
     def outpaint(self, request, snapshot, progress=None):
         import numpy as np
 
-        from worldgen.geometry import default_geometry
+        from worldgen.geometry.world import default_geometry
         from worldgen.sampler.canvas import place, region
 
         w, h = snapshot.size
         width, height, x, y, span = request.canvas(w, h, snapshot.projection.span_deg)
         known = region(width, height, x, y, w, h)
         has_modality = self.modality in snapshot.modalities
-        job = _Job(width, height, span, image=place(snapshot.image, width, height, x, y),
+        job = TiledJob(width, height, span, image=place(snapshot.image, width, height, x, y),
                    modality=place(snapshot.modalities[self.modality], width, height, x, y) if has_modality else None,
                    keep_image=known, keep_modality=known if has_modality else np.zeros_like(known),
                    geometry=dict(snapshot.geometry) or default_geometry())
@@ -245,11 +174,11 @@ class JointNetBackend(Backend):
     def estimate(self, request, progress=None):
         import numpy as np
 
-        from worldgen.geometry import default_geometry
+        from worldgen.geometry.world import default_geometry
 
         self._check_modality(request.modality or self.modality)
         h, w = request.image.shape[:2]
-        job = _Job(w, h, request.span_deg, image=request.image.astype(np.float32),
+        job = TiledJob(w, h, request.span_deg, image=request.image.astype(np.float32),
                    keep_image=np.ones((h, w), bool), keep_modality=np.zeros((h, w), bool),
                    geometry=default_geometry())
         return self._run(job, request, prompt=request.prompt, progress=progress)
@@ -259,7 +188,7 @@ class JointNetBackend(Backend):
 
         modality = self._modality_of(snapshot, "paint")
         w, h = snapshot.size
-        job = _Job(w, h, snapshot.projection.span_deg, modality=modality,
+        job = TiledJob(w, h, snapshot.projection.span_deg, modality=modality,
                    keep_image=np.zeros((h, w), bool), keep_modality=np.ones((h, w), bool),
                    geometry=dict(snapshot.geometry))
         return self._run(job, request, prompt=request.prompt or snapshot.prompt, progress=progress)
@@ -272,22 +201,21 @@ class JointNetBackend(Backend):
         request.check_fits(w, h)
         outside = ~request.mask
         everywhere = np.ones_like(outside)
-        job = _Job(w, h, snapshot.projection.span_deg, image=snapshot.image, modality=modality,
+        job = TiledJob(w, h, snapshot.projection.span_deg, image=snapshot.image, modality=modality,
                    keep_image=outside if request.layers in ("both", "image") else everywhere,
                    keep_modality=outside if request.layers in ("both", "modality") else everywhere,
                    strength=request.strength, geometry=dict(snapshot.geometry))
         return self._run(job, request, prompt=request.prompt or snapshot.prompt, progress=progress)
 
     # The one computation ----------------------------------------------------------------------
-    def _run(self, job: _Job, options, prompt: str, progress):
+    def _run(self, job: TiledJob, options, prompt: str, progress):
         import numpy as np
         import torch
 
-        from worldgen.layers import Snapshot
+        from worldgen.scene.snapshot import Snapshot
         from worldgen.phases import phase
-        from worldgen.projection import CylindricalProjection
+        from worldgen.geometry.projection import CylindricalProjection
         from worldgen.sampler import perf
-        from worldgen.sampler.canvas import latent_keep
         from worldgen.sampler.tiled import Known, TiledSampler, TilingRecipe
 
         if job.width % self.factor or job.height % self.factor:
@@ -299,12 +227,7 @@ class JointNetBackend(Backend):
         h, w = job.height // self.factor, job.width // self.factor
 
         with torch.no_grad():
-            known_latents = keep = None
-            if job.image is not None or job.modality is not None:
-                known_latents = self._encode(job, circular, progress)
-                keep = torch.cat([latent_keep(job.keep_image, self.factor).expand(1, c, h, w),
-                                  latent_keep(job.keep_modality, self.factor).expand(1, c * (self.latent_layers - 1),
-                                                                                     h, w)], dim=1)
+            known_latents, keep = self._known(job, circular, progress)
             masked_inputs = None
             if self.has_masked_input:  # such a model always takes masks; "blend" gives it nothing known
                 masked_inputs = self._masked_inputs(known_latents if masked else None, keep, (h, w))
@@ -312,7 +235,7 @@ class JointNetBackend(Backend):
                 denoise = self._denoiser(prompt, options.negative_prompt, options.guidance, masked_inputs,
                                          region_prompts=[r.prompt for r in job.regions or ()])
             if job.regions:
-                from worldgen.regions import latent_condition_weights, regional_denoiser
+                from worldgen.geometry.regions import latent_condition_weights, regional_denoiser
 
                 weights = latent_condition_weights(job.regions, w, h, job.span_deg, device=self.device)
                 denoise = regional_denoiser(denoise, weights, self.region_mode)
@@ -375,12 +298,12 @@ class JointNetBackend(Backend):
         in ONE batched forward for all windows of a call; masks are cropped to the same windows.
 
         With ``region_prompts`` the callable also takes ``conditions``, an (N,) index per window row
-        into [prompt, *region_prompts] (``worldgen.regions.regional_denoiser`` supplies it)."""
+        into [prompt, *region_prompts] (``worldgen.geometry.regions.regional_denoiser`` supplies it)."""
         import torch
 
         from worldgen.numerics import float32_modules
 
-        from worldgen.sampler.perf import offloaded
+        from worldgen.sampler.memory import offloaded
 
         pair, c = self.pipe.jointnet, self.channels
         do_cfg = guidance > 1.0 and bool(prompt or negative)
@@ -415,46 +338,10 @@ class JointNetBackend(Backend):
 
     def _plan_window_batch(self, denoise) -> Optional[int]:
         """Windows per model call that fit in the GPU memory free now (None off CUDA: all of them)."""
-        from worldgen.sampler.perf import window_batch_for
+        from worldgen.sampler.memory import window_batch_for
 
         return window_batch_for(self.pipe.jointnet, (self.window, self.window),
                                 self._rows_per_window, self.device)
-
-    def _encode(self, job: _Job, circular: bool, progress):
-        """Both layers of the job's canvas as one (1, 2C, h, w) latent (unknown layers: mid-grey)."""
-        import numpy as np
-        import torch
-
-        spec = self._spec()
-        image = job.image if job.image is not None else np.full((job.height, job.width, 3), 0.5, np.float32)
-        rgb = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1) * 2 - 1
-        if job.modality is not None:
-            mod = torch.from_numpy(np.ascontiguousarray(spec.encode(job.modality), dtype=np.float32)).permute(2, 0, 1)
-        else:
-            mod = torch.zeros_like(rgb)
-        self._plan_vae_batch(images=2)
-        latents = self.vae.encode(torch.stack([rgb, mod]), circular, progress)
-        return torch.cat([latents[0:1], latents[1:2]], dim=1).to(self.device, self.pipe.jointnet.dtype)
-
-    def _decode(self, latents, circular: bool, progress):
-        import numpy as np
-        import torch
-
-        c = self.channels
-        both = torch.cat([latents[:, :c], latents[:, c:]], dim=0)  # one image per layer
-        self._plan_vae_batch(images=both.shape[0])
-        pixels = self.vae.decode(both, circular, progress).float().cpu()
-        image = ((pixels[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy().astype(np.float32)
-        modality = np.asarray(self._spec().decode(pixels[1].permute(1, 2, 0).clamp(-1, 1).numpy()), np.float32)
-        return image, modality
-
-    def _plan_vae_batch(self, images: int) -> None:
-        """VAE tiles per call from the memory free now (a 141 GB card decodes a panorama's tiles in
-        one call, a 12 GB card a few at a time); off CUDA the tiled VAE keeps its own batch."""
-        from worldgen.sampler.perf import vae_batch_for
-
-        if self.device.type == "cuda":
-            self.vae.batch = vae_batch_for(self.pipe.vae, self.window * self.factor, images, self.device)
 
     def _spec(self):
         from worldgen.registry import get_registry
@@ -472,66 +359,3 @@ class JointNetBackend(Backend):
             raise UserInputError(f"the scene has no {self.modality!r} layer (it has: {have}), which {task} needs; "
                                  f"add one with `worldgen depth` or use a {', '.join(snapshot.modalities) or 'matching'} model")
         return snapshot.modalities[self.modality]
-
-
-def _device(name: Optional[str]):
-    import torch
-
-    if name:
-        try:
-            return torch.device(name)
-        except RuntimeError:
-            raise UserInputError(f"device {name!r} is not a torch device; use cuda, cuda:1, mps or cpu") from None
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _region_mode(name: Optional[str]) -> str:
-    from worldgen.regions import REGION_MODES
-
-    if name is None:
-        return "blend"
-    if name not in REGION_MODES:
-        raise UserInputError(f"region mode {name!r} is not one of {', '.join(REGION_MODES)}")
-    return name
-
-
-def _check_perf_settings(settings: dict, device) -> None:
-    """Fail fast on a bad speed or memory mode (before loading gigabytes of weights)."""
-    from worldgen.sampler.perf import SpeedSettings
-
-    SpeedSettings.named(settings.get("speed"), device)
-    memory = settings.get("memory")
-    if memory not in (None, *MEMORY_MODES):
-        raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")
-
-
-def compute_dtype_name(device: Optional[str] = None) -> str:
-    """The dtype name `worldgen pano` computes in on this machine's default (or the named) device."""
-    return str(_dtype(None, _device(device))).replace("torch.", "")
-
-
-def _dtype(name: Optional[str], device):
-    import torch
-
-    if name is None:
-        if device.type != "cuda":
-            return torch.float32
-        # bfloat16 where the GPU has it (float32's range: no overflow, no per-step checks), else float16.
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if name not in DTYPES:
-        raise UserInputError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
-    return getattr(torch, name)
-
-
-SPEC = BackendSpec(
-    name="jointnet",
-    description="JointNet (RGB + depth/normal diffusion, SD 2.1-base) with the tiled panorama sampler",
-    load=load,
-    tasks=("generate", "refine", "outpaint", "estimate", "paint", "edit"),
-    available=available,
-    settings=SETTINGS,
-)

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from worldgen.atomic import atomic_write_bytes, atomic_write_text
+from worldgen.scene.atomic import atomic_write_bytes, atomic_write_text
 from worldgen.errors import ModelError
 
 BRANCH_DIRS = ("unet", "jointnet")  # RGB branch, modality branch

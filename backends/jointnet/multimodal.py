@@ -30,8 +30,9 @@ import torch
 
 from worldgen.errors import ModelError, UserInputError
 
-from .backend import JointNetBackend, resolve_model
+from .backend import JointNetBackend
 from .pair import JointNetPair, _attention_bias
+from .settings import resolve_model
 
 # Config keys that describe where a branch came from, not what it computes.
 _CONFIG_IGNORED = ("_name_or_path", "_diffusers_version", "_class_name", "_use_default_values")
@@ -213,7 +214,7 @@ class MultiModalBackend(JointNetBackend):
                                  f"--modality {self.modalities[0]}")
 
     def outpaint(self, request, snapshot, progress=None):
-        from worldgen.layers import Snapshot
+        from worldgen.scene.snapshot import Snapshot
 
         stacked = Snapshot(image=snapshot.image, modalities={self.modality: self._stack(snapshot, "outpaint")},
                            projection=snapshot.projection, geometry=snapshot.geometry, prompt=snapshot.prompt)

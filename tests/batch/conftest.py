@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worldgen.atomic import atomic_write_bytes
+from worldgen.scene.atomic import atomic_write_bytes
 from worldgen.batch import JobDefaults, PanoWorldMaker, load_jobs
 from worldgen.registry import get_registry
 

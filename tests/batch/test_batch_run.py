@@ -8,7 +8,7 @@ import types
 import pytest
 
 from worldgen.batch import existing_world, run_batch, run_shard, summarize
-from worldgen.scene import Scene
+from worldgen.scene.store import Scene
 
 PROMPTS = ["a misty fjord at dawn", "rolling green hills", "a red desert canyon", "snowy mountains at night",
            "a lake in autumn"]

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worldgen.geometry import column_azimuths, row_slopes
-from worldgen.layers import Snapshot
-from worldgen.projection import CylindricalProjection
+from worldgen.geometry.rays import column_azimuths, row_slopes
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.projection import CylindricalProjection
 
 WALL, PILLAR, FLOOR_Y, WALL_TOP = 4.0, 2.0, -1.6, 1.0
 PILLAR_COLUMNS = (0.15, 0.25)  # fraction of the width
@@ -299,7 +299,8 @@ def ideal_view(snapshot, offset, width: int, height: int, fov_deg: float, yaw_de
     visible surface is solid), and the ray's colour is the panorama's there. From the eye that is
     the panorama sampled along the ray; off the eye a ray through a disocclusion ends in the
     hidden volume behind the nearer surface, no farther than the surfaces around it."""
-    from worldgen.geometry import build_world, project_points
+    from worldgen.geometry.rays import project_points
+    from worldgen.geometry.world import build_world
 
     world = build_world(snapshot)
     proj = world.projection

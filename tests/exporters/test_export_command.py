@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from worldgen.cli.main import cli
 from worldgen.errors import PluginError, UserInputError
 from worldgen.export_files import default_export_path, export_to_file
-from worldgen.scene import Scene
+from worldgen.scene.store import Scene
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_default_export_paths(tmp_path):
 
 def test_exported_glb_round_trips_through_the_scene_on_disk(kit, scene_dir):
     """Scene files (16-bit PNG + lossless npy) -> load -> GLB: the depths survive exactly."""
-    from worldgen.geometry import project_points
+    from worldgen.geometry.rays import project_points
 
     run("export", scene_dir, "-q")
     nodes = kit.glb_nodes((scene_dir.parent / "room.glb").read_bytes())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldgen.geometry import project_points
+from worldgen.geometry.rays import project_points
 from worldgen.registry import get_registry
 
 

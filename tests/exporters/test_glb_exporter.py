@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from worldgen.errors import UserInputError
-from worldgen.geometry import project_points
+from worldgen.geometry.rays import project_points
 from worldgen.registry import get_registry
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from worldgen.errors import UserInputError
-from worldgen.geometry import build_world, row_slopes
+from worldgen.geometry.rays import row_slopes
+from worldgen.geometry.world import build_world
 from worldgen.registry import get_registry
 
 SPLAT_LAYOUT = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",

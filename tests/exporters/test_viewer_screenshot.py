@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worldgen.scene import Scene
+from worldgen.scene.store import Scene
 
 NO_RENDERER = "headless rendering is not available here"
 
@@ -92,7 +92,7 @@ def test_screenshots_of_glb_points_and_splats_face_the_right_way(kit, tmp_path):
     shots = {fmt: tmp_path / f"{fmt}.png" for fmt in files}
     calls = "\n".join(f"screenshot({str(files[f])!r}, {str(shots[f])!r}, 240, 160, yaw_deg=72, fov_deg=70)"
                       for f in files)
-    proc = render_in_child("from worldgen.viewer import screenshot\n" + calls)
+    proc = render_in_child("from worldgen.viewer.window import screenshot\n" + calls)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for fmt, shot in shots.items():
         img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64) / 255
@@ -106,7 +106,7 @@ def test_screenshots_of_glb_points_and_splats_face_the_right_way(kit, tmp_path):
 
 def test_screenshot_needs_a_png_name(kit, tmp_path):
     from worldgen.errors import UserInputError
-    from worldgen.viewer import screenshot
+    from worldgen.viewer.window import screenshot
 
     with pytest.raises(UserInputError, match="png"):
         screenshot(tmp_path / "nothing.glb", tmp_path / "shot.jpg")

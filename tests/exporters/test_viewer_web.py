@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from worldgen.scene import Scene
+from worldgen.scene.store import Scene
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -43,7 +43,7 @@ def web_view_screenshot(kit, source, tmp_path, ready):
     pytest.importorskip("websockets", reason="viser's websockets package drives Chromium here")
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
-    from worldgen.viewer import start_web
+    from worldgen.viewer.window import start_web
 
     port = free_port()
     server = start_web(source, port=port)
@@ -112,7 +112,7 @@ def test_web_view_shows_the_panorama_colours_unchanged(kit, tmp_path):
 
 
 def test_colour_compensation_inverts_three_js_aces():
-    from worldgen.web_colours import (aces_filmic, compensated_texture, inverse_aces_filmic, linear_to_srgb,
+    from worldgen.viewer.web_colours import (aces_filmic, compensated_texture, inverse_aces_filmic, linear_to_srgb,
                                       srgb_to_linear)
 
     grid = np.stack(np.meshgrid(*[np.linspace(0.02, 0.98, 9)] * 3), -1).reshape(-1, 3)
@@ -143,7 +143,7 @@ def test_web_view_binds_to_localhost_by_default():
 
 def test_window_without_a_display_says_what_to_use_instead(web_scene, monkeypatch):
     from worldgen.errors import UserInputError
-    from worldgen.viewer import open_window
+    from worldgen.viewer.window import open_window
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -1,4 +1,4 @@
-"""worldgen.geometry: rays, disparity <-> distance, sky, ground, 16-bit depth images, normals."""
+"""worldgen.geometry.world: rays, disparity <-> distance, sky, ground, 16-bit depth images, normals."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 
 from worldgen.errors import SceneError, UserInputError
-from worldgen.geometry import (GeometrySettings, build_world, camera_to_world_normals, column_azimuths,
-                               default_geometry, detect_ground, disparity_to_distance, distance_normals,
-                               distance_to_disparity, points_from_distance, project_points, raw_distance,
-                               read_depth_png, row_slopes, sky_mask)
-from worldgen.layers import Snapshot
-from worldgen.projection import CylindricalProjection
-from worldgen.scene import encode_png, to_uint16
+from worldgen.geometry.normals import camera_to_world_normals, distance_normals
+from worldgen.geometry.rays import column_azimuths, points_from_distance, project_points, row_slopes
+from worldgen.geometry.world import GeometrySettings, build_world, default_geometry, detect_ground, disparity_to_distance, distance_to_disparity, raw_distance, read_depth_png, sky_mask
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.projection import CylindricalProjection
+from worldgen.scene.image_files import encode_png, to_uint16
 
 METRIC = {"disparity_scale": 2.0, "disparity_shift": 0.0, "near": 0.1, "far": 100.0, "eye_height": 1.6}
 

@@ -1,14 +1,16 @@
-"""worldgen.normals_integration: a distance surface from normals alone."""
+"""worldgen.geometry.normals_integration: a distance surface from normals alone."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from worldgen.geometry import build_world, column_azimuths, distance_normals, row_slopes
-from worldgen.layers import Snapshot
-from worldgen.normals_integration import distance_from_normals, integrate_log_distance, log_distance_gradients
-from worldgen.projection import CylindricalProjection
+from worldgen.geometry.normals import distance_normals
+from worldgen.geometry.rays import column_azimuths, row_slopes
+from worldgen.geometry.world import build_world
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.normals_integration import distance_from_normals, integrate_log_distance, log_distance_gradients
+from worldgen.geometry.projection import CylindricalProjection
 
 
 def box_room(width, height, span=360.0, half=3.0, floor=1.6, ceiling=1.4):

@@ -8,7 +8,7 @@ from worldgen.errors import UserInputError
 from worldgen.plugins import depth, normal
 from worldgen.plugins.colormap import grey, turbo
 from worldgen.plugins.contract import check_modality_spec, sample_values
-from worldgen.scene import from_uint16, to_uint16
+from worldgen.scene.image_files import from_uint16, to_uint16
 
 
 def test_depth_round_trips_within_quantisation():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from worldgen.errors import UserInputError
-from worldgen.geometry import camera_to_world_normals
+from worldgen.geometry.normals import camera_to_world_normals
 from worldgen.plugins import normal
-from worldgen.projection import CylindricalProjection
+from worldgen.geometry.projection import CylindricalProjection
 
 EYE_HEIGHT = 1.6
 GEOMETRY = {"disparity_scale": 1.0 - 1.0 / 1000.0, "disparity_shift": 1.0 / 1000.0, "near": 1.0, "far": 1000.0}

@@ -1,16 +1,13 @@
-"""Fixtures for the reliability tests; the helpers live in ``reliability_support`` (importable)."""
+"""Fixtures for the reliability tests; the helpers live in ``tests/helpers/reliability_support.py``."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from reliability_support import procedural_scene  # noqa: E402
+from reliability_support import procedural_scene
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,7 @@ def test_hostile_archive_is_refused_and_writes_nothing(kind, store, tmp_path):
 
 def test_safe_extract_checks_every_member_before_writing_any(tmp_path):
     """A hostile member at the END of the archive must not let the good members before it land."""
-    from worldgen.backends.jointnet.store import safe_extract
+    from worldgen.backends.jointnet.archives import safe_extract
 
     archive = _zip(tmp_path / "rgbd.zip", _legit_members(), [(_info("../evil.txt"), b"x")])
     target = tmp_path / "target"
@@ -114,9 +114,9 @@ def test_duplicate_members_are_refused(store, tmp_path):
 
 
 def test_archive_larger_than_the_cap_is_refused(store, tmp_path, monkeypatch):
-    from worldgen.backends.jointnet import store as store_module
+    from worldgen.backends.jointnet import archives
 
-    monkeypatch.setattr(store_module, "MAX_UNPACKED_BYTES", 1000)
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 1000)
     archive = _zip(tmp_path / "rgbd.zip", _legit_members())
     before = tree(tmp_path)
     with pytest.raises(ModelError, match="refusing"):

@@ -30,8 +30,8 @@ class StandInBackend:
         return {}
 
     def _changed(self, snapshot, height=None):
-        from worldgen.layers import Snapshot
-        from worldgen.projection import CylindricalProjection
+        from worldgen.scene.snapshot import Snapshot
+        from worldgen.geometry.projection import CylindricalProjection
 
         image = np.clip(snapshot.image + 1 / 255, 0, 1).astype(np.float32)
         modalities = dict(snapshot.modalities)
@@ -57,8 +57,8 @@ class StandInBackend:
         return self._changed(snapshot, height=request.height)
 
     def estimate(self, request, progress=None):
-        from worldgen.layers import Snapshot
-        from worldgen.projection import CylindricalProjection
+        from worldgen.scene.snapshot import Snapshot
+        from worldgen.geometry.projection import CylindricalProjection
 
         h, w = request.image.shape[:2]
         return Snapshot(image=request.image, modalities={"depth": np.full((h, w, 1), 0.5, np.float32)},
@@ -110,7 +110,7 @@ def _inputs(folder: Path) -> Path:
 
 
 def _assert_unchanged(scene: Path, before: dict) -> None:
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     after = tree(scene)
     assert after == before, sorted(set(after.items()) ^ set(before.items()))

@@ -48,7 +48,7 @@ def scene_dir():
 
 
 def _open_and_load(folder: Path, text: str | bytes) -> None:
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     manifest = folder / "scene.json"
     manifest.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))

@@ -78,7 +78,7 @@ def test_export_into_the_scene_folder_is_refused_and_the_scene_is_intact(scene, 
     before = tree(scene)
     assert_error(invoke(["export", scene, "-o", scene / target, "-q"]), "inside the scene folder")
     assert tree(scene) == before
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     Scene.open(scene).load()
 

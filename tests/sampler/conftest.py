@@ -28,14 +28,14 @@ def tiny_models(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def backend(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     return load({"model": str(tiny_models["generate"])})
 
 
 @pytest.fixture(scope="session")
 def inpaint_backend(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     return load({"model": str(tiny_models["inpaint"])})
 

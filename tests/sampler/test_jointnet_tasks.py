@@ -7,8 +7,8 @@ import pytest
 
 from worldgen.backend import GenerateRequest
 from worldgen.errors import ModelError, UserInputError
-from worldgen.layers import Snapshot
-from worldgen.projection import CylindricalProjection
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.projection import CylindricalProjection
 from worldgen.sampler.canvas import resize_nearest
 from worldgen.sampler.requests import EditRequest, EstimateRequest, OutpaintRequest, PaintRequest, RefineRequest
 
@@ -82,7 +82,7 @@ def test_all_windows_of_a_step_share_one_model_call(backend, monkeypatch):
 
 
 def test_window_batch_limits_windows_per_call(tiny_models, monkeypatch):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     limited = load({"model": str(tiny_models["generate"]), "window_batch": 3})
     counter = CallCounter(limited.pipe.jointnet, monkeypatch)
@@ -239,7 +239,7 @@ def test_the_official_layout_fixture_runs_through_the_backend():
     own tiny VAE with a 2x latent factor) works unchanged: windows and latent scale come from it."""
     from pathlib import Path
 
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     fixture = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "official-tiny"
     inpaint = load({"model": str(fixture / "model_inpaint"), "base": str(fixture / "base")})
@@ -253,7 +253,7 @@ def test_the_official_layout_fixture_runs_through_the_backend():
 def test_a_half_precision_overflow_is_redone_in_float32_with_the_same_weights(tiny_models, monkeypatch):
     import torch
 
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     half = load({"model": str(tiny_models["generate"]), "dtype": "bfloat16"})
     pair = half.pipe.jointnet

@@ -8,9 +8,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from worldgen.cli.main import cli
-from worldgen.layers import Snapshot
-from worldgen.projection import CylindricalProjection
-from worldgen.scene import Scene, encode_png, to_uint16
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.projection import CylindricalProjection
+from worldgen.scene.image_files import encode_png, to_uint16
+from worldgen.scene.store import Scene
 
 FAST = ["--steps", "1", "-q"]
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from worldgen.scene import Scene
+from worldgen.scene.store import Scene
 from worldgen.server.client import Client
 
 from .conftest import wait_for_job

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from worldgen.scene import Scene
+from worldgen.scene.store import Scene
 from worldgen.server.client import Client
 
 from .conftest import run_cli, wait_for_job

@@ -13,8 +13,8 @@ from PIL import Image
 from worldgen.errors import UserInputError
 from worldgen.specs import ModalitySpec
 from worldgen.training.data import (EstimateCache, ExampleReader, InfiniteShardedSampler, JointImageDataset,
-                                    StreamingJointDataset, iter_records, load_modality_file, make_loader,
-                                    precompute_estimates, scan_records)
+                                    StreamingJointDataset, load_modality_file, make_loader, precompute_estimates)
+from worldgen.training.records import iter_records, scan_records
 
 
 def _encode(values):

@@ -67,7 +67,8 @@ def test_loss_falls_on_a_fixed_batch(tiny_checkpoint, tmp_path, make_images, mak
 
     # The fixed batch: both examples, with fixed noise and timesteps spread over the schedule.
     from worldgen.registry import get_registry
-    from worldgen.training.data import EstimateCache, ExampleReader, collate, scan_records
+    from worldgen.training.data import EstimateCache, ExampleReader, collate
+    from worldgen.training.records import scan_records
 
     spec = get_registry().modality("depth")
     reader = ExampleReader(spec, SIZE, 1.0, EstimateCache(tmp_path / "cache", spec, "t"))

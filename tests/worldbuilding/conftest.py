@@ -44,14 +44,14 @@ def tiny_models(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def depth_backend(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     return load({"model": str(tiny_models["depth"])})
 
 
 @pytest.fixture(scope="session")
 def tri_backend(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     return load({"model": str(tiny_models["depth"]), "extra_model": str(tiny_models["normal"])})
 

@@ -11,11 +11,12 @@ from worldgen.backend import GenerateRequest
 from worldgen.cli.main import cli
 from worldgen.errors import UserInputError
 from worldgen.export_files import export_bytes
-from worldgen.geometry import build_world, project_points
-from worldgen.layers import Snapshot
-from worldgen.placement import Placement, inner_border, pinned_geometry, place_object, target_depth
-from worldgen.projection import CylindricalProjection
-from worldgen.scene import Scene
+from worldgen.geometry.rays import project_points
+from worldgen.geometry.world import build_world
+from worldgen.scene.snapshot import Snapshot
+from worldgen.geometry.placement import Placement, inner_border, pinned_geometry, place_object, target_depth
+from worldgen.geometry.projection import CylindricalProjection
+from worldgen.scene.store import Scene
 
 WIDTH, HEIGHT = 256, 64
 CABIN = dict(prompt="a wooden cabin", azimuth=40.0, distance=12.0, width=8.0)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from worldgen.backend import GenerateRequest
 from worldgen.cli.main import cli
-from worldgen.regions import Region
+from worldgen.geometry.regions import Region
 
 WIDTH, HEIGHT = 256, 64          # latent 32 x 8: 8 windows of 8 x 8 cells per step, 11.25 degrees per cell
 REGION = Region(prompt="a lighthouse on a cliff", azimuth=(0, 180), feather=8)
@@ -86,7 +86,7 @@ def test_windows_get_the_text_of_the_regions_they_cover(depth_backend, monkeypat
 
 
 def test_window_mode_gives_one_text_per_window(tiny_models, monkeypatch):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     backend = load({"model": str(tiny_models["depth"]), "region_mode": "window"})
     assert backend.settings()["region_mode"] == "window"

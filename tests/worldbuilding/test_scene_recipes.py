@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from worldgen.cli.main import cli
 from worldgen.errors import UserInputError
 from worldgen.recipes import RecipeError, load_recipe, parse_recipe
-from worldgen.scene import Scene
+from worldgen.scene.store import Scene
 
 SCENES = Path(__file__).resolve().parents[2] / "scenes"
 SHIPPED = sorted(SCENES.glob("*.toml"))

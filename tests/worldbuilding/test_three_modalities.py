@@ -7,7 +7,8 @@ import torch
 from worldgen.backend import GenerateRequest
 from worldgen.errors import ModelError, UserInputError
 from worldgen.export_files import export_bytes
-from worldgen.geometry import build_world, camera_to_world_normals, distance_normals
+from worldgen.geometry.normals import camera_to_world_normals, distance_normals
+from worldgen.geometry.world import build_world
 from worldgen.sampler.requests import EditRequest, RefineRequest
 
 
@@ -81,7 +82,7 @@ def test_refine_and_edit_keep_both_layers(tri_backend):
 
 
 def test_mismatched_rgb_branches_are_refused(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     with pytest.raises(ModelError) as info:
         load({"model": str(tiny_models["depth"]), "extra_model": str(tiny_models["other_rgb"])})
@@ -90,15 +91,15 @@ def test_mismatched_rgb_branches_are_refused(tiny_models):
 
 
 def test_two_checkpoints_of_the_same_modality_are_refused(tiny_models):
-    from worldgen.backends.jointnet.backend import load
+    from worldgen.backends.jointnet.spec import load
 
     with pytest.raises(UserInputError, match="both checkpoints generate 'depth'"):
         load({"model": str(tiny_models["depth"]), "extra_model": str(tiny_models["depth"])})
 
 
 def test_a_scene_missing_a_layer_names_the_fix(tri_backend):
-    from worldgen.layers import Snapshot
-    from worldgen.projection import CylindricalProjection
+    from worldgen.scene.snapshot import Snapshot
+    from worldgen.geometry.projection import CylindricalProjection
 
     snapshot = Snapshot(image=np.zeros((64, 128, 3), np.float32), modalities={"depth": np.zeros((64, 128, 1), np.float32)},
                         projection=CylindricalProjection(128, 64))
@@ -110,7 +111,7 @@ def test_pano_extra_model_makes_three_layers_and_refuses_a_different_rgb_branch(
     from click.testing import CliRunner
 
     from worldgen.cli.main import cli
-    from worldgen.scene import Scene
+    from worldgen.scene.store import Scene
 
     out = tmp_path / "tri.glb"
     args = ["pano", "a canyon", "--model", str(tiny_models["depth"]), "--size", "128x64", "--steps", "1", "-q"]

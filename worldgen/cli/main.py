@@ -39,7 +39,7 @@ DEBUG_HINT = f"re-run with {DEBUG_ENV}=1 to see the traceback"
 
 class WorldgenGroup(click.Group):
     def invoke(self, ctx: click.Context):
-        from ..scene_lock import set_wait_notice
+        from ..scene.lock import set_wait_notice
 
         set_wait_notice(_lock_wait_note)  # a writer waiting for a scene's lock says so on stderr
         try:
@@ -60,7 +60,7 @@ class WorldgenGroup(click.Group):
 def _advice_for(exc: Exception) -> str:
     """One line for any fault that reaches the CLI: known runtime faults get their fix; anything else
     is reported as an internal error with the way to see its traceback (never silently swallowed)."""
-    from ..fs_errors import os_error_message
+    from ..scene.fs_errors import os_error_message
 
     name = type(exc).__name__
     if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():

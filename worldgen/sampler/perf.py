@@ -1,6 +1,5 @@
-"""Speed and memory settings for running the tiled sampler's models on a GPU.
-
-Three jobs, each measured in ``benchmarks/NOTES.md``:
+"""Speed settings for running the tiled sampler's models on a GPU (memory planning: ``memory.py``;
+the CUDA-graph recorder: ``graphs.py``). Measured in ``benchmarks/NOTES.md``:
 
 - ``SpeedSettings`` / ``speed_up``: kernel and launch choices that make a latent-diffusion UNet
   faster without changing what it computes: fused QKV projections (diffusers' own
@@ -10,12 +9,8 @@ Three jobs, each measured in ``benchmarks/NOTES.md``:
   ``compile_cache_dir``) in channels-last under the same CUDA graphs: -24% on the published recipe
   on an H200, but about 110 s of compile the first time on a machine and 20 s per process after,
   so it is opt-in (benchmarks/NOTES.md, issue 14).
-- ``window_batch_for`` / ``vae_batch_for``: how many windows (or VAE tiles) one call may take, from
-  the memory that is free now, so a 12 GB card runs the same code as a 141 GB one.
-- ``offloaded``: keep a module (the text encoder) in CPU memory and bring it to the GPU only for the
-  call that needs it.
 
-Nothing here changes results beyond float rounding: ``tests/perf`` compares each fast path with the
+Nothing here changes results beyond float rounding: ``tests/sampler/perf`` and ``tests/gpu`` compare each fast path with the
 plain one on a tiny model. This module imports torch lazily, so importing it stays cheap.
 """
 
@@ -26,21 +21,9 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
 
-logger = logging.getLogger(__name__)
+from .graphs import GraphedCall
 
-# Activation bytes of one window evaluation of a JointNet pair (both branches, one CFG half), per
-# latent cell, per channel of the first UNet level, per byte of the dtype. Measured by tracking
-# live tensors through the SD 2.1-base-shaped pair at 32x32 and 64x64 (bf16, CPU, flash SDPA):
-# 31.2 kB per latent cell = 48.7 x 320 channels x 2 bytes; 64 leaves room for cuDNN workspaces
-# and allocator rounding. On the H200 a 20-window call under an 11 GiB cap fitted (benchmarks/NOTES.md).
-PAIR_ACTIVATION_FACTOR = 64
-# Decoder activation bytes per output pixel per byte of the dtype for one VAE tile (SD VAE:
-# 128 channels at full resolution, about four such tensors alive at once, plus GroupNorm temporaries).
-VAE_ACTIVATION_FACTOR = 1400
-# Memory left unplanned for the caching allocator's rounding, cuBLAS/cuDNN workspaces and the canvas.
-DEFAULT_RESERVE = 1 << 30
-# Cards with less total memory than this get the memory-saving mode by default.
-LOW_MEMORY_TOTAL = 16 << 30
+logger = logging.getLogger(__name__)
 
 
 SPEED_NAMES = ("auto", "eager", "compile", "off")
@@ -238,124 +221,9 @@ def compile_cache_dir():
 
     if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
         return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
-    from ..backends.jointnet.store import store_root
+    from ..paths import compile_cache_root
 
-    return store_root() / "compile-cache"
-
-
-class GraphedCall:
-    """``fn`` replayed from CUDA graphs: one graph per input signature (shapes, dtypes, strides).
-
-    The first call with a new signature runs ``fn`` twice on a side stream (cuDNN picks its
-    algorithms there), then records it into a graph with private copies of the inputs; later calls
-    copy their inputs in, replay, and return copies of the outputs. All graphs share one memory
-    pool, which is safe here because calls run one after another on one stream and every graph's
-    inputs and outputs stay referenced. Anything unusual (CPU tensors, non-tensor arguments other
-    than None/numbers, weights that moved, a stream already capturing) runs ``fn`` directly; a
-    failed capture switches graphs off for good."""
-
-    def __init__(self, fn: Callable, module=None, warmup: int = 2, max_graphs: int = 8) -> None:
-        self.eager = fn
-        self.module = module
-        self.warmup = warmup
-        self.max_graphs = max_graphs
-        self.graphs: dict = {}
-        self.pool = None
-        self.weights_key = None
-        self.error: Optional[BaseException] = None
-
-    @property
-    def active(self) -> bool:
-        return self.error is None
-
-    def _weights(self):
-        param = next(self.module.parameters(), None) if self.module is not None else None
-        return None if param is None else (param.data_ptr(), param.dtype)
-
-    def _signature(self, args, kwargs):
-        import torch
-
-        parts = []
-        for value in list(args) + [kwargs[k] for k in sorted(kwargs)]:
-            if isinstance(value, torch.Tensor):
-                if value.device.type != "cuda":
-                    return None
-                parts.append((tuple(value.shape), value.dtype, value.stride(), value.device))
-            elif value is None or isinstance(value, (bool, int, float, str)):
-                parts.append(value)
-            else:
-                return None
-        return tuple(sorted(kwargs)), tuple(parts)
-
-    def __call__(self, *args, **kwargs):
-        import torch
-
-        if self.error is not None:
-            return self.eager(*args, **kwargs)
-        args = tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
-        kwargs = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
-        key = self._signature(args, kwargs)  # None for CPU tensors and unusual arguments
-        if key is None or torch.cuda.is_current_stream_capturing():
-            return self.eager(*args, **kwargs)
-        weights = self._weights()
-        if self.weights_key is not None and weights != self.weights_key:
-            return self.eager(*args, **kwargs)  # e.g. the float32 redo of a float16 step
-        entry = self.graphs.get(key)
-        if entry is None:
-            if len(self.graphs) >= self.max_graphs:
-                return self.eager(*args, **kwargs)
-            try:
-                entry = self._capture(args, kwargs)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as exc:  # a kernel that cannot be captured: stay eager
-                self.error = exc
-                self.graphs.clear()
-                logger.warning("CUDA graph capture failed (%s: %s); running without graphs",
-                               type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-                return self.eager(*args, **kwargs)
-            self.graphs[key] = entry
-            self.weights_key = weights
-        graph, static_args, static_kwargs, outputs = entry
-        for dst, src in zip(_tensors(static_args, static_kwargs), _tensors(args, kwargs)):
-            dst.copy_(src)
-        graph.replay()
-        return _map_tensors(outputs, lambda t: t.clone())
-
-    def _capture(self, args, kwargs):
-        import torch
-
-        static_args = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
-        static_kwargs = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                self.eager(*static_args, **static_kwargs)
-        torch.cuda.current_stream().wait_stream(side)
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            outputs = self.eager(*static_args, **static_kwargs)
-        return graph, static_args, static_kwargs, outputs
-
-
-def _tensors(args, kwargs) -> list:
-    import torch
-
-    values = list(args) + [kwargs[k] for k in sorted(kwargs)]
-    return [v for v in values if isinstance(v, torch.Tensor)]
-
-
-def _map_tensors(value, fn):
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_map_tensors(v, fn) for v in value)
-    return value
+    return compile_cache_root()
 
 
 def _no_duck_sizing():
@@ -492,111 +360,3 @@ def kernels(settings: SpeedSettings) -> Iterator[None]:
             except TypeError:  # a torch without backend priorities: at least enable them all
                 stack.enter_context(sdpa_kernel(order))
         yield
-
-
-# Memory ------------------------------------------------------------------------------------------
-
-def free_bytes(device) -> Optional[int]:
-    """Bytes this process may still allocate on ``device``: free device memory plus what PyTorch's
-    caching allocator holds unused, within any per-process memory fraction. None off CUDA."""
-    import torch
-
-    device = torch.device(device)
-    if device.type != "cuda":
-        return None
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    free, total = torch.cuda.mem_get_info(index)
-    reserved = torch.cuda.memory_reserved(index)
-    allocated = torch.cuda.memory_allocated(index)
-    available = free + (reserved - allocated)
-    fraction = _memory_fraction(index)
-    if fraction is not None:
-        available = min(available, int(fraction * total) - allocated)
-    return max(0, available)
-
-
-def _memory_fraction(index: int) -> Optional[float]:
-    import torch
-
-    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-    if getter is None:
-        return None
-    try:
-        fraction = float(getter(index))
-    except (RuntimeError, TypeError):
-        return None
-    return fraction if 0 < fraction < 1 else None
-
-
-def total_bytes(device) -> Optional[int]:
-    import torch
-
-    device = torch.device(device)
-    if device.type != "cuda":
-        return None
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    total = torch.cuda.get_device_properties(index).total_memory
-    fraction = _memory_fraction(index)
-    return int(total * fraction) if fraction is not None else int(total)
-
-
-def low_memory(device) -> bool:
-    """True on a GPU with less than 16 GiB for this process: offload what is idle, plan batches tightly."""
-    total = total_bytes(device)
-    return total is not None and total < LOW_MEMORY_TOTAL
-
-
-def pair_window_bytes(pair, window: tuple[int, int], itemsize: int) -> int:
-    """Estimated activation bytes of ONE window evaluation (both branches, one CFG half)."""
-    width = int(pair.unet.config.block_out_channels[0])
-    return int(PAIR_ACTIVATION_FACTOR * width * window[0] * window[1] * itemsize)
-
-
-def window_batch_for(pair, window: tuple[int, int], rows_per_window: int, device, *,
-                     reserve: int = DEFAULT_RESERVE, largest: Optional[int] = None) -> Optional[int]:
-    """Windows per model call that fit in the memory free now (None: no limit known, e.g. on CPU).
-
-    ``rows_per_window`` is the batch rows one window costs (2 with classifier-free guidance)."""
-    import torch
-
-    available = free_bytes(device)
-    if available is None:
-        return None
-    itemsize = torch.empty((), dtype=pair.dtype).element_size()
-    per_window = max(1, pair_window_bytes(pair, window, itemsize) * max(1, rows_per_window))
-    batch = max(1, (available - reserve) // per_window)
-    return int(min(batch, largest)) if largest else int(batch)
-
-
-def vae_batch_for(vae, tile_px: int, images: int, device, *, reserve: int = DEFAULT_RESERVE,
-                  largest: int = 8) -> int:
-    """VAE tiles per call (each tile decodes ``images`` layers) that fit in the memory free now."""
-    import torch
-
-    available = free_bytes(device)
-    if available is None:
-        return largest
-    itemsize = torch.empty((), dtype=next(vae.parameters()).dtype).element_size()
-    per_tile = VAE_ACTIVATION_FACTOR * tile_px * tile_px * itemsize * max(1, images)
-    return int(max(1, min(largest, (available - reserve) // per_tile)))
-
-
-@contextlib.contextmanager
-def offloaded(module, device, enabled: bool = True) -> Iterator[Any]:
-    """Bring a CPU-resident ``module`` to ``device`` for the block, then back to the CPU, freeing the
-    GPU memory it took. With ``enabled`` False (or a module already on ``device``) nothing moves."""
-    import torch
-
-    device = torch.device(device)
-    param = next(module.parameters(), None)
-    home = param.device if param is not None else device
-    move = enabled and param is not None and home.type == "cpu" and device.type != "cpu"
-    if move:
-        module.to(device)
-    try:
-        yield module
-    finally:
-        if move:
-            module.to(home)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()

@@ -134,7 +134,7 @@ class Client:
                 if not self._copy_local(job, relative, staging / relative):
                     self._fetch(job["id"], relative, staging / relative)
             _report(progress, "download", len(files), len(files), "done")
-            from ..scene import Scene
+            from ..scene.store import Scene
 
             Scene.open(staging / name)  # a scene that validates, or nothing is moved into place
             glb.parent.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,7 @@ def parse_job(body: Any, *, job_id: str, default_preset: str = DEFAULT_PRESET) -
 
 
 def _regions(value: Any) -> list:
-    from ..regions import Region, parse_region
+    from ..geometry.regions import Region, parse_region
 
     if value is None:
         return []

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from ..atomic import atomic_write_text
+from ..scene.atomic import atomic_write_text
 from ..errors import ModelError, UserInputError
 
 CHECKPOINTS_DIR = "checkpoints"

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from ..scene.atomic import atomic_write_text
 from .config import TrainConfig
 from .models import components_folder
 

@@ -30,8 +30,8 @@ from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, r
 from .config import TrainConfig
 from .export import export_model
 from .masks import masked_latents, random_masks
-from .models import (build_pair, components_folder, encode_images, encode_text, load_components, make_pipeline,
-                     set_trainable)
+from .models import encode_images, encode_text
+from .session import scalar_config, start_session
 
 LOG_NAME = "train_log.jsonl"
 # Settings a resumed run must share with the run it continues (others, like --steps, may change).
@@ -50,150 +50,129 @@ class TrainResult:
 
 
 def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> TrainResult:
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
-    from diffusers.optimization import get_scheduler
-
-    from ..registry import get_registry
-
     cfg = config.resolved()
-    spec = get_registry().modality(cfg.modality)
-    trackers = _trackers(cfg.report_to)
-    accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision,
-        gradient_accumulation_steps=cfg.gradient_accumulation,
-        log_with=trackers or None,
-        project_config=ProjectConfiguration(project_dir=str(cfg.out), logging_dir=str(cfg.out / "logs")),
-    )
-    say = progress if accelerator.is_main_process else None  # one progress bar, not one per GPU
-    device = accelerator.device
-    if device.type == "cuda":  # TF32 matmuls: the usual diffusion-training speed-up on Ampere and newer
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    set_seed(cfg.seed)
+    run = start_session(cfg, progress)
+    accelerator = run.accelerator
 
-    # 1. Networks: frozen VAE + text encoder, and the pair, with what trains marked.
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
-    components = load_components(components_folder(cfg.base, cfg.components), device, weight_dtype)
-    pair = build_pair(cfg.stage, cfg.base)
-    _check_latent_channels(components, pair)
-    # One pipeline around the pair: it encodes captions in training exactly as at inference, and
-    # renders the validation samples.
-    pipeline = make_pipeline(components, pair)
-    trainable = set_trainable(pair, cfg.training_rgb)
-    if cfg.gradient_checkpointing:
-        pair.unet.enable_gradient_checkpointing()
-        pair.jointnet.enable_gradient_checkpointing()
-    # The pair stays float32 under mixed precision: autocast computes in half precision, and the
-    # locked RGB weights must leave this run bit-identical.
-    pair.to(device).train()
-
-    # 2. Optimisation. Accelerate steps a prepared scheduler once per process, hence the factor.
-    optimizer = _make_optimizer(cfg, trainable, device)
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer,
-                                 num_warmup_steps=cfg.warmup_steps * accelerator.num_processes)
-    model, optimizer, lr_scheduler = accelerator.prepare(pair, optimizer, lr_scheduler)
-    ema = None
-    if cfg.ema:
-        from diffusers.training_utils import EMAModel
-
-        ema = EMAModel(trainable, decay=cfg.ema_decay)
-        ema.to(device)
-
-    # 3. Where to start: fresh, or exactly where the newest checkpoint stopped.
-    start_step, resumed_from, resumed_samples = _resume_or_start(cfg, accelerator, ema)
+    # Where to start: fresh, or exactly where the newest checkpoint stopped.
+    start_step, resumed_from, resumed_samples = _resume_or_start(cfg, accelerator, run.ema)
     samples_per_step = cfg.batch_size * cfg.gradient_accumulation * accelerator.num_processes
     # The data position is counted in samples, not steps: a run resumed on another number of GPUs
     # has another batch per step, and must still continue the stream exactly where it stopped.
     start_samples = resumed_samples if resumed_samples is not None else start_step * samples_per_step
     if accelerator.is_main_process and resumed_from is None:
         cfg.out.mkdir(parents=True, exist_ok=True)
-    if trackers:
-        accelerator.init_trackers("worldgen-train", config=_scalar_config(cfg))
+    if run.trackers:
+        accelerator.init_trackers("worldgen-train", config=scalar_config(cfg))
+    # Data, positioned after the samples already consumed.
+    batches = iter(_make_loader(cfg, run.spec, accelerator, start_samples, run.say))
 
-    # 4. Data, positioned after the samples already consumed.
-    loader = _make_loader(cfg, spec, accelerator, start_samples, say)
-    batches = iter(loader)
-
-    # 5. The loop. Throughput is wall-clock per logging window (data loading included,
-    # checkpoints and validation samples excluded); the loss is summed on the device so that
-    # only logging steps wait for the GPU.
-    step = start_step
-    window_loss, window_batches, window_steps = torch.zeros((), device=device), 0, 0
-    window_start, paused = time.perf_counter(), 0.0
-    last_good = start_step  # the last step whose state is known finite (nothing later is ever saved)
-    total_time, total_steps = 0.0, 0
-    last_loss: Optional[float] = None
-    samples: list[Path] = []
-    detail = ""
-    report(say, "train", step, cfg.steps, "resumed" if resumed_from else "")
+    window = _LossWindow(run, samples_per_step, start_step)
+    step, samples = start_step, []
+    report(run.say, "train", step, cfg.steps, "resumed" if resumed_from else "")
     while step < cfg.steps:
-        for _ in range(cfg.gradient_accumulation):
-            batch = next(batches)
-            with accelerator.accumulate(model):
-                loss = _training_loss(cfg, model, pipeline, components, batch, device)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            window_loss += loss.detach()
-            window_batches += 1
+        window.add(*_train_step(run, batches))
         step += 1
-        window_steps += 1
-        if ema is not None:
-            ema.step(trainable)
-
+        if run.ema is not None:
+            run.ema.step(run.trainable)
         checkpoint_now = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps
         validate_now = (cfg.validation_every and step % cfg.validation_every == 0) or step == cfg.steps
         if step % cfg.log_every == 0 or checkpoint_now or validate_now:
             # A NaN/inf loss has already poisoned the weights: stop before anything is saved.
-            _stop_if_not_finite(accelerator, window_loss, step, last_good, cfg)
-            last_good = step
+            _stop_if_not_finite(accelerator, window.loss, step, window.last_good, cfg)
+            window.last_good = step
         if step % cfg.log_every == 0 or step == cfg.steps:
-            last_loss = accelerator.reduce(window_loss / window_batches, reduction="mean").item()
-            elapsed = time.perf_counter() - window_start - paused
-            rate = samples_per_step * window_steps / elapsed if elapsed > 0 else None
-            total_time, total_steps = total_time + elapsed, total_steps + window_steps
-            lr = lr_scheduler.get_last_lr()[0]
-            detail = f"loss {last_loss:.4f} lr {lr:.2e}" + (f" {rate:.1f} samples/s" if rate else "")
-            record = {"step": step, "loss": last_loss, "lr": lr, "samples_per_s": rate}
-            if device.type == "cuda":
-                record["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-            if trackers:
-                accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step" and v is not None}, step=step)
-            if accelerator.is_main_process:
-                with open(cfg.out / LOG_NAME, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
-            window_loss, window_batches, window_steps = torch.zeros((), device=device), 0, 0
-            window_start, paused = time.perf_counter(), 0.0
-        report(say, "train", step, cfg.steps, detail)
+            window.write(step)
+        report(run.say, "train", step, cfg.steps, window.detail)
 
         pause_start = time.perf_counter()
         if checkpoint_now:
             state = {"samples_seen": start_samples + (step - start_step) * samples_per_step, "config": cfg.to_json(),
                      "world_size": accelerator.num_processes, "num_workers": cfg.num_workers}
-            save_checkpoint(accelerator, cfg.out, step, state, ema=ema, keep=cfg.keep_checkpoints)
+            save_checkpoint(accelerator, cfg.out, step, state, ema=run.ema, keep=cfg.keep_checkpoints)
         if validate_now:
-            path = _validate(cfg, spec, accelerator, pipeline, ema, trainable, step)
+            path = _validate(cfg, run.spec, accelerator, run.pipeline, run.ema, run.trainable, step)
             if path is not None:
                 samples.append(path)
-        paused += time.perf_counter() - pause_start
+        window.paused += time.perf_counter() - pause_start
+    return _finish(run, start_step, step, window, samples, resumed_from)
 
-    # 6. The model, in the official layout (with EMA weights when EMA was on).
-    export_dir = cfg.out / "model"
+
+def _train_step(run, batches) -> tuple[torch.Tensor, int]:
+    """One optimiser step over ``gradient_accumulation`` batches: (the summed loss, batches used)."""
+    cfg, accelerator = run.cfg, run.accelerator
+    total = torch.zeros((), device=run.device)
+    for _ in range(cfg.gradient_accumulation):
+        batch = next(batches)
+        with accelerator.accumulate(run.model):
+            loss = _training_loss(cfg, run.model, run.pipeline, run.components, batch, run.device)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(run.trainable, cfg.max_grad_norm)
+            run.optimizer.step()
+            run.lr_scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        total += loss.detach()
+    return total, cfg.gradient_accumulation
+
+
+class _LossWindow:
+    """The loss and throughput of one logging window. Throughput is wall-clock per window (data
+    loading included, checkpoints and validation samples excluded, see ``paused``); the loss is
+    summed on the device so that only logging steps wait for the GPU."""
+
+    def __init__(self, run, samples_per_step: int, start_step: int) -> None:
+        self.run, self.samples_per_step = run, samples_per_step
+        self.last_good = start_step  # the last step whose state is known finite (nothing later is ever saved)
+        self.total_time, self.total_steps = 0.0, 0
+        self.last_loss: Optional[float] = None
+        self.detail = ""
+        self._reset()
+
+    def _reset(self) -> None:
+        self.loss, self.batches, self.steps = torch.zeros((), device=self.run.device), 0, 0
+        self.start, self.paused = time.perf_counter(), 0.0
+
+    def add(self, loss: torch.Tensor, batches: int) -> None:
+        self.loss += loss
+        self.batches += batches
+        self.steps += 1
+
+    def write(self, step: int) -> None:
+        """Log the window (train_log.jsonl on the main process, the trackers) and start the next."""
+        run, accelerator = self.run, self.run.accelerator
+        self.last_loss = accelerator.reduce(self.loss / self.batches, reduction="mean").item()
+        elapsed = time.perf_counter() - self.start - self.paused
+        rate = self.samples_per_step * self.steps / elapsed if elapsed > 0 else None
+        self.total_time, self.total_steps = self.total_time + elapsed, self.total_steps + self.steps
+        lr = run.lr_scheduler.get_last_lr()[0]
+        self.detail = f"loss {self.last_loss:.4f} lr {lr:.2e}" + (f" {rate:.1f} samples/s" if rate else "")
+        record = {"step": step, "loss": self.last_loss, "lr": lr, "samples_per_s": rate}
+        if run.device.type == "cuda":
+            record["max_memory_gib"] = torch.cuda.max_memory_allocated(run.device) / 2**30
+        if run.trackers:
+            accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step" and v is not None}, step=step)
+        if accelerator.is_main_process:
+            with open(run.cfg.out / LOG_NAME, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        self._reset()
+
+
+def _finish(run, start_step: int, step: int, window: _LossWindow, samples: list, resumed_from) -> TrainResult:
+    """Export the model in the official layout (with EMA weights when EMA was on) and sum up the run."""
+    accelerator = run.accelerator
+    export_dir = run.cfg.out / "model"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        with _ema_weights(ema, trainable):
-            export_model(accelerator.unwrap_model(model), export_dir, cfg, step)
+        with _ema_weights(run.ema, run.trainable):
+            export_model(accelerator.unwrap_model(run.model), export_dir, run.cfg, step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    total_rate = samples_per_step * total_steps / total_time if total_time > 0 else None
-    return TrainResult(start_step, step, last_loss, total_rate, export_dir, samples, resumed_from)
+    total_rate = (window.samples_per_step * window.total_steps / window.total_time
+                  if window.total_time > 0 else None)
+    return TrainResult(start_step, step, window.last_loss, total_rate, export_dir, samples, resumed_from)
 
 
-# ---- one step's loss ------------------------------------------------------------------------------
 def _training_loss(cfg: TrainConfig, model, pipeline, components, batch: dict, device) -> torch.Tensor:
     """Sum of both branches' MSEs (paper, eq. 1) for one batch, drawing all randomness here."""
     captions = list(batch["captions"])
@@ -250,47 +229,6 @@ def _stop_if_not_finite(accelerator, window_loss: torch.Tensor, step: int, last_
         )
 
 
-# ---- pieces of set-up ---------------------------------------------------------------------------
-def _trackers(report_to: str) -> list[str]:
-    if report_to == "none":
-        return []
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is None:
-        if report_to == "tensorboard":
-            raise UserInputError("--report-to tensorboard needs TensorBoard: pip install tensorboard")
-        return []
-    return ["tensorboard"]
-
-
-def _scalar_config(cfg: TrainConfig) -> dict:
-    return {k: v for k, v in cfg.to_json().items() if isinstance(v, (int, float, str, bool))}
-
-
-def _check_latent_channels(components, pair) -> None:
-    if components.vae.config.latent_channels != pair.in_channels:
-        raise UserInputError(f"the VAE in {components.folder} makes {components.vae.config.latent_channels}-channel "
-                             f"latents but the JointNet takes {pair.in_channels}; use the base model's own components")
-
-
-def _make_optimizer(cfg: TrainConfig, params: list, device: torch.device):
-    if not params:
-        raise UserInputError("nothing to train: every parameter is frozen")
-    kwargs = dict(lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay, eps=1e-8)
-    if cfg.optimizer in ("auto", "adamw8bit") and device.type == "cuda":
-        try:
-            import bitsandbytes as bnb
-        except ImportError:
-            bnb = None
-        if bnb is not None:
-            return bnb.optim.AdamW8bit(params, **kwargs)
-    if cfg.optimizer == "adamw8bit":
-        raise UserInputError("--optimizer adamw8bit needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
-                             "or use --optimizer adamw")
-    # The fused kernel is the fastest AdamW on CUDA; elsewhere torch's default implementation.
-    return torch.optim.AdamW(params, fused=True if device.type == "cuda" else None, **kwargs)
-
-
 def _resume_or_start(cfg: TrainConfig, accelerator, ema) -> tuple[int, Optional[Path], Optional[int]]:
     """(step, checkpoint resumed from, samples consumed before it); (0, None, None) for a fresh run."""
     existing = list_checkpoints(cfg.out)
@@ -315,8 +253,9 @@ def _make_loader(cfg: TrainConfig, spec, accelerator, start_samples: int, say):
     from functools import partial
 
     from ..registry import get_registry
-    from .data import (EstimateCache, ExampleReader, InfiniteShardedSampler, JointImageDataset,
-                       StreamingJointDataset, iter_records, make_loader, precompute_estimates, scan_records)
+    from .data import (EstimateCache, ExampleReader, InfiniteShardedSampler, JointImageDataset, StreamingJointDataset,
+                       make_loader, precompute_estimates)
+    from .records import iter_records, scan_records
 
     registry = get_registry()
     names = tuple(registry.names("worldgen.modalities"))

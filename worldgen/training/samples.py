@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_bytes
-from ..scene import encode_png
+from ..scene.atomic import atomic_write_bytes
+from ..scene.image_files import encode_png
 from .config import TrainConfig
 
 GUIDANCE = 7.5  # the usual Stable Diffusion guidance scale; samples show the model as it will be used

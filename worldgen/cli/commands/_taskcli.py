@@ -96,7 +96,7 @@ def read_modality_file(path: Path, spec, width: Optional[int] = None, height: Op
     import numpy as np
 
     from ...errors import UserInputError
-    from ...geometry import read_depth_png
+    from ...geometry.world import read_depth_png
 
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -126,7 +126,7 @@ def read_mask(path: Path):
     """A mask image as (H, W) bool: white (> 50%) = change, black = keep."""
     import numpy as np
 
-    from ...image_files import open_image
+    from ...scene.image_files import open_image
 
     with open_image(path, str(path), "give a black-and-white PNG", kind="mask image") as img:
         grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
@@ -136,7 +136,7 @@ def read_mask(path: Path):
 def new_scene_path(output: Optional[Path]) -> Path:
     from ...errors import UserInputError
     from ...output_paths import check_output_path
-    from ...scene import MANIFEST_NAME
+    from ...scene.manifest import MANIFEST_NAME
 
     if output is None:
         raise UserInputError("outside files make a new scene: pass -o NEW_SCENE_FOLDER")
@@ -167,7 +167,7 @@ def write_result(scene_path: Path, scene, snapshot, backend, operation: str, req
     """A new version of ``scene`` (never overwriting the one the task started from), or a new scene
     at ``scene_path``; then the GLB export (see ``glb_target``). Returns (scene, version)."""
     from ...export_files import export_to_file
-    from ...scene import Scene
+    from ...scene.store import Scene
 
     common = dict(operation=operation, prompt=snapshot.prompt, seed=seed, backend=backend.name,
                   backend_settings=backend.settings(), modality=backend.modality,

@@ -29,7 +29,7 @@ def depth(image_file, output, span, **kw):
       worldgen depth pano.png -o pano-rgbd
     """
     from ...sampler.requests import EstimateRequest
-    from ...scene import read_image
+    from ...scene.image_files import read_image
     from ._taskcli import load_backend, new_scene_path, progress_of, record_params, task_fields, write_result
 
     output = new_scene_path(output)
@@ -67,10 +67,10 @@ def paint(scene_dir, from_version, modality_file, span, output, **kw):
     import numpy as np
 
     from ...errors import UserInputError
-    from ...layers import Snapshot
-    from ...projection import CylindricalProjection
+    from ...scene.snapshot import Snapshot
+    from ...geometry.projection import CylindricalProjection
     from ...sampler.requests import PaintRequest
-    from ...scene import Scene
+    from ...scene.store import Scene
     from ._taskcli import (load_backend, modality_spec, new_scene_path, progress_of, read_modality_file,
                            record_params, task_fields, write_result)
 

@@ -29,7 +29,7 @@ def edit(scene_dir, mask_file, layers, strength, from_version, **kw):
       worldgen edit fjord --mask boat.png --prompt "a red wooden boat on the water"
     """
     from ...sampler.requests import EditRequest
-    from ...scene import Scene
+    from ...scene.store import Scene
     from ._taskcli import load_backend, progress_of, read_mask, record_params, task_fields, write_result
 
     scene = Scene.open(scene_dir)

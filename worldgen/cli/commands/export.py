@@ -39,7 +39,7 @@ def export(scene, fmt, output, version, option_pairs, list_options, quiet):
     above it (-O origin=camera: the eye at the origin), PLY and splats the camera at the origin."""
     from ...export_files import default_export_path, export_to_file, exporter_for
     from ...output_paths import check_output_path
-    from ...scene import Scene
+    from ...scene.store import Scene
     from ..progress import progress_for
 
     spec = exporter_for(fmt)

@@ -18,7 +18,7 @@ def _field(value, width: int = 0) -> str:
 @click.argument("scene", type=click.Path(file_okay=False))
 def history(scene):
     """List every version of SCENE: number, operation, date, backend, size, prompt (and where it started)."""
-    from ...scene import Scene
+    from ...scene.store import Scene
 
     s = Scene.open(scene)
     for record in s.versions:

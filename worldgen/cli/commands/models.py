@@ -50,7 +50,7 @@ def add(source, name, base, modality, make_default, dtype, no_convert, quiet):
     store = ModelStore()
     entry = store.add(source, name, base=base, modality=modality, make_default=make_default)
     if not no_convert:
-        from worldgen.backends.jointnet.backend import compute_dtype_name
+        from worldgen.backends.jointnet.settings import compute_dtype_name
 
         chosen = dtype or compute_dtype_name()
         try:

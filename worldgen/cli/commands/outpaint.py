@@ -35,10 +35,11 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
       worldgen outpaint --photo beach.jpg --fov 70 --prompt "a sandy beach" -o beach
     """
     from ...errors import UserInputError
-    from ...layers import Snapshot
-    from ...projection import CylindricalProjection
+    from ...scene.snapshot import Snapshot
+    from ...geometry.projection import CylindricalProjection
     from ...sampler.requests import OutpaintRequest
-    from ...scene import Scene, read_image
+    from ...scene.image_files import read_image
+    from ...scene.store import Scene
     from ._taskcli import load_backend, new_scene_path, progress_of, record_params, task_fields, write_result
 
     if (scene_dir is None) == (photo is None):

@@ -79,8 +79,8 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     from ...errors import UserInputError
     from ...export_files import export_to_file
     from ...output_paths import check_output_path
-    from ...regions import parse_region
-    from ...scene import MANIFEST_NAME
+    from ...geometry.regions import parse_region
+    from ...scene.manifest import MANIFEST_NAME
     from ...sampler.presets import resolve_sampling
     from ...phases import phase
     from ...world import generate_world

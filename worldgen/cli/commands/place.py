@@ -9,7 +9,7 @@ import click
 from ..options import note, quiet_option, seed_option
 from ._taskcli import model_options
 
-SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.placement.SHAPES (not imported: --help stays instant)
+SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.geometry.placement.SHAPES (not imported: --help stays instant)
 
 
 @click.command()
@@ -58,8 +58,8 @@ def place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_f
       worldgen place fjord "a wooden cabin" --azimuth 40 --distance 12 --width 8
       worldgen place fjord "a stone tower" --mask tower.png --distance 30 --shape round
     """
-    from ...placement import Placement, place_object
-    from ...scene import Scene
+    from ...geometry.placement import Placement, place_object
+    from ...scene.store import Scene
     from ...validation import check
     from ._taskcli import glb_target, progress_of, read_mask
 

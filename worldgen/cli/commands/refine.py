@@ -38,10 +38,11 @@ def refine(scene_dir, scale, size, strength, keep, from_version, image_file, mod
       worldgen refine --image pano.png --modality depth.png -o pano-hd
     """
     from ...errors import UserInputError
-    from ...layers import Snapshot
-    from ...projection import CylindricalProjection
+    from ...scene.snapshot import Snapshot
+    from ...geometry.projection import CylindricalProjection
     from ...sampler.requests import RefineRequest
-    from ...scene import Scene, read_image
+    from ...scene.image_files import read_image
+    from ...scene.store import Scene
     from ._taskcli import (load_backend, modality_spec, new_scene_path, progress_of, read_modality_file,
                            record_params, task_fields, write_result)
 

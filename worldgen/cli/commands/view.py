@@ -27,7 +27,7 @@ from ..options import note, parse_size, quiet_option
 @quiet_option
 def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertices, quiet):
     """Look at SOURCE (a scene folder, .glb, point-cloud .ply or splat .ply) from where the panorama was taken."""
-    from ... import viewer
+    from ...viewer import window as viewer
     from ...errors import UserInputError
 
     from ...output_paths import check_output_path
