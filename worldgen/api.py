@@ -73,6 +73,12 @@ class WorldPipeline:
     def name(self) -> str:
         return self.spec.name
 
+    def supports(self, task: str) -> bool:
+        """Whether the backend implements ``task`` (refine, outpaint, edit, paint, estimate)."""
+        from .backend import Backend
+
+        return getattr(type(self.backend), task, None) is not getattr(Backend, task, None)
+
     @property
     def backend(self):
         """The loaded backend (loaded now if it was not yet)."""
@@ -134,9 +140,10 @@ class WorldPipeline:
     # Scene tasks (each returns a World: a new scene version, or a world in memory) -------------
     def refine(self, target, *, scale: float = 2.0, size: Optional[tuple[int, int]] = None, strength: float = 0.4,
                keep: Optional[str] = None, version: Optional[int] = None, output=None, glb=None, progress=None,
-               **options) -> World:
+               record: Optional[dict] = None, **options) -> World:
         """Refine or upsample ``target`` by ``scale`` (or to ``size``); ``keep`` = "image" or "modality"
-        keeps that layer exactly. ``options``: prompt, negative_prompt, steps, guidance, seed, scheduler, method."""
+        keeps that layer exactly. ``options``: prompt, negative_prompt, steps, guidance, seed, scheduler, method.
+        ``record``: more fields for the new version's params (e.g. the recipe it came from)."""
         from .sampler.requests import RefineRequest
 
         width, height = size if size else (None, None)
@@ -144,7 +151,7 @@ class WorldPipeline:
                                 height=height)
         source = resolve_target(target, version)
         request.target_size(*source.snapshot.size)  # size errors before the model loads
-        params = dict(scale=scale, strength=strength, keep=keep)
+        params = dict(scale=scale, strength=strength, keep=keep, **(record or {}))
         return self._run("refine", "refine", source, request, params, output, glb, progress)
 
     def outpaint(self, target, *, span: Optional[float] = None, height: Optional[int] = None, x: Optional[int] = None,
@@ -226,16 +233,17 @@ class WorldPipeline:
     def place(self, target, what: str, *, distance: float, painter: str = "auto", version: Optional[int] = None,
               glb=None, progress=None, steps: int = 50, guidance: float = 7.5, seed: int = 0,
               scheduler: Optional[str] = None, negative_prompt: str = "", method: str = "auto",
-              **placement) -> World:
+              record: Optional[dict] = None, **placement) -> World:
         """Place ``what`` at ``distance`` metres: ``azimuth``/``width``/``height`` or ``mask``, plus ``lift``,
         ``shape``, ``occlude``, ``border_px``, ``border_strength`` (``worldgen.placement.Placement``).
-        ``painter``: "jointnet" (diffusion), "procedural" (a placeholder shape) or "auto"."""
+        ``painter``: "jointnet" (this pipeline's model, when it can paint), "procedural" (a placeholder
+        shape) or "auto" (see ``worldgen.world.placing.choose_painter``). ``record``: as for ``refine``."""
         from .world.placing import place
 
         return place(self, target, what, distance=distance, painter=painter, version=version, glb=glb,
                      progress=progress, sampling=dict(steps=steps, guidance=guidance, seed=seed, scheduler=scheduler,
                                                       negative_prompt=negative_prompt, method=method),
-                     placement=placement)
+                     placement=placement, record=record or {})
 
     # Files -----------------------------------------------------------------------------------
     def snapshot_from_files(self, image_file, modality_file=None, span: float = 360.0):

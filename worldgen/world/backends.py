@@ -50,8 +50,10 @@ def load_settings(spec, settings: dict, note: Callable[[str], None] = lambda tex
     settings = {k: v for k, v in settings.items() if v is not None}
     known = tuple(spec.settings or ())
     dropped = sorted(k for k in settings if k not in known)
-    if dropped:
+    if dropped and known:
         note(f"the {spec.name} backend ignores {', '.join(dropped)}")
+    elif dropped:
+        note(f"the {spec.name} backend takes no settings; ignoring {', '.join(dropped)}")
     return {k: v for k, v in settings.items() if k in known}
 
 

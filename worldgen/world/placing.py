@@ -22,7 +22,7 @@ def choose_painter(pipe, painter: str, scene) -> Any:
 
 
 def place(pipe, target, what: str, *, distance: float, painter: str, version, glb, progress, sampling: dict,
-          placement: dict) -> World:
+          placement: dict, record: dict) -> World:
     """``what`` placed at ``distance`` metres in ``target`` (see ``WorldPipeline.place``)."""
     from ..placement import Placement, place_object
     from ..validation import check
@@ -44,7 +44,7 @@ def place(pipe, target, what: str, *, distance: float, painter: str, version, gl
     chosen = Placement(prompt=what, distance=distance, **placement)
     backend = choose_painter(pipe, painter, source.scene)
     result, info = place_object(source.snapshot, chosen, backend, progress=progress, **sampling)
-    world = keep_result(source, result, backend, "place", seed=sampling["seed"], params={"placement": info},
+    world = keep_result(source, result, backend, "place", seed=sampling["seed"], params={"placement": info, **record},
                         negative_prompt=None, glb=glb)
     world.report["painted"] = backend is not None
     return world
