@@ -192,7 +192,8 @@ class WorldPipeline:
         request = EditRequest(**_task_options(options), mask=as_mask(mask), layers=layers, strength=strength)
         source = resolve_target(target, version)
         request.check_fits(*source.snapshot.size)
-        params = dict(layers=layers, strength=strength, changed_pixels=int(request.mask.sum()))
+        params = dict(mask=str(mask) if isinstance(mask, (str, Path)) else None, layers=layers, strength=strength,
+                      changed_pixels=int(request.mask.sum()))
         return self._run("edit", "edit", source, request, params, None, glb, progress)
 
     def paint(self, target, *, version: Optional[int] = None, output=None, glb=None, progress=None,

@@ -13,7 +13,7 @@ A restart skips every job whose scene is valid and whose GLB is present, and reg
 from .jobs import (ALL_FIELDS, DERIVED_SEED_LIMIT, FORMATS, NAME_RE, PROMPT_FIELDS, RECIPE_FIELDS,  # noqa: F401
                    SEED_LIMIT, Job, JobDefaults, check_known_fields, derive_seed, job_from_fields, load_jobs,
                    parse_jobs, slug)
-from .maker import RECIPE_HOOK, RECIPES_MODULE, PanoWorldMaker, recipe_hook  # noqa: F401
+from .maker import RECIPE_HOOK, RECIPES_MODULE, PanoWorldMaker, check_job, recipe_hook  # noqa: F401
 from .run import STAGING_SEP, JobResult, MakeWorld, RankReport, one_line, run_batch, run_shard  # noqa: F401
 from .shards import BATCH_DIR, existing_world, glb_path, scene_path, shard  # noqa: F401
 from .summary import PLAN_NAME, SUMMARY_NAME, summarize, write_plan  # noqa: F401

@@ -93,3 +93,23 @@ def recipe_hook() -> Callable[..., None]:
                              f"in a batch yet: run them one by one with `worldgen build`")
     return hook
 
+
+
+def check_job(out: Path, job: Job) -> tuple[str, Optional[str]]:
+    """What running ``job`` into ``out`` would meet, without running it (``--dry-run``): the state of its
+    place (``existing_world``), or ("invalid", why) when its values or its recipe would fail."""
+    from ..errors import WorldgenError
+    from .shards import existing_world
+
+    state, why = existing_world(out, job)
+    try:
+        if job.recipe is not None:
+            recipe_hook()  # says clearly when this worldgen cannot build recipes
+            from ..recipes import load_recipe
+
+            load_recipe(job.recipe)  # the full schema check, with line and field
+        else:
+            job.request()
+    except WorldgenError as exc:
+        return "invalid", " ".join(str(exc).split())
+    return state, why

@@ -33,6 +33,13 @@ def new_world_paths(output: Optional[Path], prompt: str) -> tuple[Path, Path]:
     return output, scene_dir
 
 
+def output_folder(out: Path, what: str = "--out") -> Path:
+    """A folder that many worlds go into (`worldgen batch -o`): checked like every output path."""
+    from ..output_paths import check_output_path
+
+    return check_output_path(Path(out), what=what, folder=True)
+
+
 def new_scene_path(output: Optional[Path]) -> Path:
     """The folder for a new scene made from outside files (it must not hold a scene already)."""
     from ..output_paths import check_output_path

@@ -59,7 +59,7 @@ def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, 
     Each process takes every N-th job; the worlds are the same whatever the number of processes.
     """
     from ...batch import JobDefaults, load_jobs
-    from ...output_paths import check_output_path
+    from ...world.outputs import output_folder
     from ...sampler.presets import resolve_sampling
 
     width, height = parse_size(size)
@@ -69,7 +69,7 @@ def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, 
                            preset=sampling.preset.name)
     job_list = load_jobs(jobs, defaults, batch_seed=seed)
     out = out or Path(jobs.stem)
-    check_output_path(out, what="--out", folder=True)
+    output_folder(out)
     if dry_run:
         _dry_run(job_list, out)
         return
@@ -175,22 +175,12 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def _dry_run(job_list, out: Path) -> None:
-    from ...batch import existing_world, recipe_hook
+    from ...batch import check_job
     from ...errors import WorldgenError
 
     problems = 0
     for job in job_list:
-        state, why = existing_world(out, job)
-        try:
-            if job.recipe is not None:
-                recipe_hook()  # says clearly when this worldgen cannot build recipes
-                from ...recipes import load_recipe
-
-                load_recipe(job.recipe)  # the full schema check, with line and field
-            else:
-                job.request()
-        except WorldgenError as exc:
-            state, why = "invalid", " ".join(str(exc).split())
+        state, why = check_job(out, job)
         problems += state in ("invalid", "conflict")
         what = job.prompt if job.recipe is None else f"recipe {job.recipe}"
         click.echo(f"{job.index:>5}  {job.name:<40} seed {job.seed:<11} {state:<9} {why or what}")
