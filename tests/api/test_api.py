@@ -132,3 +132,23 @@ def test_the_readme_example_runs_as_written(tmp_path):
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=120)
     assert (tmp_path / "fjord" / "scene.json").is_file()
     assert (tmp_path / "fjord.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_the_diffusers_pipeline_is_exported_lazily_from_its_module():
+    module = pytest.importorskip("worldgen.backends.jointnet.panorama_pipeline",
+                                 reason="JointNetPanoramaPipeline lands with the `pipe` branch")
+    import worldgen
+
+    assert worldgen.JointNetPanoramaPipeline is module.JointNetPanoramaPipeline
+
+
+def test_a_saved_world_reads_back_the_same(tmp_path):
+    from worldgen import World, WorldPipeline
+
+    world = WorldPipeline.from_pretrained("procedural")("red canyon walls", width=128, height=32, seed=9)
+    world.save(tmp_path / "canyon")
+    again = World.from_scene(tmp_path / "canyon")
+    assert np.array_equal(again.image, world.image) and np.allclose(again.depth, world.depth, atol=1e-3)
+    assert (again.prompt, again.seed, again.backend, again.version) == ("red canyon walls", 9, "procedural", 1)
+    with pytest.raises(Exception, match="no 'normal' layer"):
+        again.layer("normal")
