@@ -195,7 +195,7 @@ def test_stale_statuses_of_an_earlier_run_are_not_reported_as_this_runs(tmp_path
 
 def test_recipe_jobs_without_worldgen_build_fail_alone_with_the_reason(tmp_path, small_jobs, maker, monkeypatch):
     # As in a worldgen without `worldgen build` (whether or not this checkout has it yet).
-    monkeypatch.setattr("worldgen.batch.RECIPES_MODULE", "worldgen.no_such_recipes_module")
+    monkeypatch.setattr("worldgen.batch.maker.RECIPES_MODULE", "worldgen.no_such_recipes_module")
     jobs = small_jobs(["hills", {"recipe": "harbour.toml"}])
     summary = run_batch(jobs, tmp_path / "out", maker())
     assert (summary["done"], summary["failed"]) == (1, 1)

@@ -1,5 +1,6 @@
 """`--preset` means the same in `pano`, `batch` and `build` (issue 14): one resolution, same settings
-handed to the backend, same recorded scene, same sampling (steps, scheduler, windows)."""
+handed to the backend, same recorded scene, same sampling (steps, scheduler, windows). Since issue 20
+the preset is a per-request value (``GenerateRequest.preset``), never a load setting."""
 
 import json
 
@@ -23,8 +24,8 @@ def handed(monkeypatch):
         seen["settings"].append(dict(settings))
         return original(cls, settings)
 
-    def spy_scheduler(self, name):
-        scheduler = original_scheduler(self, name)
+    def spy_scheduler(self, name, preset=None):
+        scheduler = original_scheduler(self, name, preset)
         seen["runs"].append(type(scheduler).__name__)
         return scheduler
 
@@ -41,7 +42,7 @@ def _invoke(*args):
 
 def _record(scene_dir):
     version = json.loads((scene_dir / "scene.json").read_text())["versions"][0]
-    return version["backend"], version["params"]["steps"]
+    return version["backend"], version["params"]["steps"], version["params"]["preset"]
 
 
 @pytest.mark.parametrize("preset,steps,scheduler", [("fast", 14, "DPMSolverMultistepScheduler"),
@@ -65,11 +66,11 @@ def test_pano_batch_and_build_hand_the_backend_the_same_preset(tmp_path, tiny_ch
     pano, batch, build = handed["settings"]
     batch.pop("device"), pano.pop("device"), build.pop("device")  # batch names its process's device itself
     assert pano == batch == build
-    assert pano["preset"] == preset
+    assert "preset" not in pano  # it travels in each request instead
     assert handed["runs"] == [scheduler] * 3
     records = [_record(tmp_path / where / "w") for where in ("pano", "batch", "build")]
     assert records[0] == records[1] == records[2]
-    assert records[0][1] == steps  # the preset's step count, in all three
+    assert records[0][1:] == (steps, preset)  # the preset's step count, in all three
 
 
 def test_a_recipe_preset_sets_the_steps_as_pano_does(tmp_path):

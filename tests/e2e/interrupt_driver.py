@@ -36,9 +36,9 @@ class StepRefiner:
 
 
 def use_step_refiner() -> None:
-    from worldgen.cli.commands import _taskcli
+    from worldgen.world import backends as _taskcli  # the task model loader (was cli/commands/_taskcli)
 
-    _taskcli.load_backend = lambda kw, scene=None: StepRefiner()
+    _taskcli.load_task_backend = lambda kw, scene=None: StepRefiner()
 
 
 def arguments(mode: str, root: Path, index: int) -> list[str]:

@@ -156,9 +156,9 @@ def test_a_killed_process_never_leaves_a_scene_unreadable(mode, sig, delay, temp
         sys.path.insert(0, str(DRIVER.parent))
         from interrupt_driver import StepRefiner
 
-        from worldgen.cli.commands import _taskcli
+        from worldgen.world import backends as _taskcli  # the task model loader (was cli/commands/_taskcli)
 
-        monkeypatch.setattr(_taskcli, "load_backend", lambda kw, scene=None: StepRefiner())
+        monkeypatch.setattr(_taskcli, "load_task_backend", lambda kw, scene=None: StepRefiner())
         assert invoke(["refine", root / "scene", "--scale", "1", "-q"]).exit_code == 0
         assert assert_scene_intact(root / "scene").current == scene.current + 1
 
@@ -242,11 +242,11 @@ def test_ctrl_c_at_every_step_of_refine_leaves_the_scene_as_it_was(template, tmp
     sys.path.insert(0, str(DRIVER.parent))
     from interrupt_driver import StepRefiner
 
-    from worldgen.cli.commands import _taskcli
+    from worldgen.world import backends as _taskcli  # the task model loader (was cli/commands/_taskcli)
     from worldgen.scene.store import Scene
 
     scene = Path(shutil.copytree(template, tmp_path / "scene"))
-    monkeypatch.setattr(_taskcli, "load_backend", lambda kw, scene=None: StepRefiner())
+    monkeypatch.setattr(_taskcli, "load_task_backend", lambda kw, scene=None: StepRefiner())
     before, manifest = tree(scene), (scene / "scene.json").read_bytes()
 
     def check(where):

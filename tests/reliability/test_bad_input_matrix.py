@@ -563,13 +563,13 @@ def test_out_of_memory_in_pano_is_one_line_of_advice(tmp_path, monkeypatch):
 
 
 def test_out_of_memory_in_refine_is_one_line_of_advice(scene, monkeypatch):
-    from worldgen.cli.commands import _taskcli
+    from worldgen.world import backends as _taskcli  # the task model loader (was cli/commands/_taskcli)
 
     class Exhausted:
         name, modality = "jointnet", "depth"
         refine = staticmethod(_out_of_memory)
 
-    monkeypatch.setattr(_taskcli, "load_backend", lambda kw, scene=None: Exhausted())
+    monkeypatch.setattr(_taskcli, "load_task_backend", lambda kw, scene=None: Exhausted())
     before = tree(scene)
     result = invoke(["refine", scene, "--scale", "1", "-q"])
     _assert_oom_advice(result)

@@ -67,9 +67,9 @@ class StandInBackend:
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    from worldgen.cli.commands import _taskcli
+    from worldgen.world import backends as _taskcli  # the task model loader (was cli/commands/_taskcli)
 
-    monkeypatch.setattr(_taskcli, "load_backend", lambda kw, scene=None: StandInBackend())
+    monkeypatch.setattr(_taskcli, "load_task_backend", lambda kw, scene=None: StandInBackend())
 
 
 def _mask(path: Path) -> Path:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import pickle
-import re
 import pkgutil
 import sys
 
@@ -26,15 +24,7 @@ from ..errors import WorldgenError
 from . import commands as commands_pkg
 
 
-def _one_line(exc: BaseException) -> str:
-    from ..validation import printable
-
-    text = " ".join(str(exc).split())
-    return printable(text or type(exc).__name__)
-
-
-DEBUG_ENV = "WORLDGEN_DEBUG"
-DEBUG_HINT = f"re-run with {DEBUG_ENV}=1 to see the traceback"
+from ..world.advice import DEBUG_ENV, DEBUG_HINT, advice_for as _advice_for, one_line as _one_line  # noqa: E402,F401
 
 
 class WorldgenGroup(click.Group):
@@ -55,39 +45,6 @@ class WorldgenGroup(click.Group):
             if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 raise
             raise click.ClickException(_advice_for(exc)) from None
-
-
-def _advice_for(exc: Exception) -> str:
-    """One line for any fault that reaches the CLI: known runtime faults get their fix; anything else
-    is reported as an internal error with the way to see its traceback (never silently swallowed)."""
-    from ..scene.fs_errors import os_error_message
-
-    name = type(exc).__name__
-    if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return ("the GPU ran out of memory; retry with --window-batch 2 (fewer windows per model call), "
-                "--dtype float16 if you chose float32, a smaller --size (then `worldgen refine --scale 2`), "
-                "or --device cpu")
-    if isinstance(exc, MemoryError):
-        return ("the machine ran out of memory; use a smaller --size (then `worldgen refine --scale 2`) or "
-                "close other programs")
-    if isinstance(exc, OSError):
-        return os_error_message(exc)
-    if isinstance(exc, RecursionError):
-        return f"an input file is nested too deeply to read ({_one_line(exc)}); simplify or replace it"
-    if isinstance(exc, pickle.UnpicklingError) or name == "UnpicklingError":
-        return (f"a weights file was refused because it is not plain tensors ({_short(exc)}); use weights "
-                f"from a trusted source, ideally .safetensors")
-    module = type(exc).__module__ or ""
-    if module.startswith("open3d") or "[Open3D" in str(exc):
-        # open3d colours its messages: drop its own colour codes (user text elsewhere is escaped instead)
-        text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(exc).split()))
-        return f"open3d refused the request ({_short(RuntimeError(text))}); check the options (sizes, -O values) and retry"
-    return f"internal error {name}: {_short(exc)}; this is a bug in worldgen, please report it ({DEBUG_HINT})"
-
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = _one_line(exc)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @click.group(cls=WorldgenGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr.")
@@ -42,3 +44,71 @@ def note(message: str, quiet: bool) -> None:
 
     if not quiet:
         click.echo(f"worldgen: {printable(message)}", err=True)
+
+
+SCHEDULER_HELP = "ddim (default, the published recipe), dpm++, unipc, euler, euler-a, ddpm, pndm."
+
+
+def model_options(func):
+    """--model/--base/--dtype/--scheduler/--window-batch/--device: which model, where, how."""
+    for option in reversed([
+        click.option("--model", default=None,
+                     help="JointNet checkpoint: a folder or a registered name (default: the scene's model, "
+                          "else the registered default; see `worldgen models`)."),
+        click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout)."),
+        click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: float16 on GPU)."),
+        click.option("--scheduler", default=None, help=SCHEDULER_HELP),
+        click.option("--window-batch", type=click.IntRange(min=1), default=None,
+                     help="Windows per model call (default: all of a step; halves itself if memory runs out)."),
+        device_option,
+    ]):
+        func = option(func)
+    return func
+
+
+def sampling_options(default_guidance: float = 7.5, prompt_help: str = "Prompt (default: the scene's)."):
+    """--prompt/--negative/--steps/--guidance/--method/--glb/--seed/--quiet."""
+
+    def decorate(func):
+        for option in reversed([
+            click.option("--prompt", default=None, help=prompt_help),
+            click.option("--negative", "negative_prompt", default="", help="Negative prompt."),
+            click.option("--steps", type=int, default=50, show_default=True, help="Denoising steps."),
+            click.option("--guidance", type=float, default=default_guidance, show_default=True,
+                         help="Classifier-free guidance scale."),
+            click.option("--method", type=click.Choice(["auto", "masked", "blend"]), default="auto",
+                         show_default=True,
+                         help="How known content conditions the model: masked = the inpainting checkpoint's "
+                              "mask input (needs one), blend = re-noise and blend it every step, auto = masked "
+                              "when the model has it."),
+            click.option("--glb", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                         help="Export the result to this GLB (default: refresh SCENE.glb beside the scene "
+                              "folder when it exists)."),
+            seed_option,
+            quiet_option,
+        ]):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+MODEL_KEYS = ("model", "base", "device", "dtype", "scheduler", "window_batch")
+TASK_KEYS = ("prompt", "negative_prompt", "steps", "guidance", "seed", "scheduler", "method")
+
+
+def model_settings(kw: dict) -> dict:
+    """The model options of a task command, as ``WorldPipeline.for_scene`` takes them."""
+    return {k: kw.get(k) for k in MODEL_KEYS}
+
+
+def task_options(kw: dict) -> dict:
+    """The sampling options of a task command, as the API's task methods take them."""
+    return {k: kw.get(k) for k in TASK_KEYS}
+
+
+def task_pipeline(kw: dict, scene=None):
+    """The API pipeline a task command runs on (the scene's recorded model unless --model is given)."""
+    from ..api import WorldPipeline
+
+    return WorldPipeline.for_scene(scene, **model_settings(kw))

@@ -59,31 +59,55 @@ def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, 
     Each process takes every N-th job; the worlds are the same whatever the number of processes.
     """
     from ...batch import JobDefaults, load_jobs
+    from ...world.outputs import output_folder
     from ...sampler.presets import resolve_sampling
 
     width, height = parse_size(size)
     sampling = resolve_sampling(preset, steps, scheduler)
     defaults = JobDefaults(width=width, height=height, span_deg=span, steps=sampling.steps, guidance=guidance,
-                           negative=negative_prompt, modality=modality, scheduler=scheduler)
+                           negative=negative_prompt, modality=modality, scheduler=scheduler,
+                           preset=sampling.preset.name)
     job_list = load_jobs(jobs, defaults, batch_seed=seed)
     out = out or Path(jobs.stem)
-    from ...output_paths import check_output_path
-
-    check_output_path(out, what="--out", folder=True)
+    output_folder(out)
     if dry_run:
         _dry_run(job_list, out)
         return
 
+    from ...api import WorldPipeline
+    from ...batch import PanoWorldMaker, run_batch
+    from ...world.backends import REAL_WEIGHTS_HINT
+
+    state = _processes(device)
+    rank, world = state.process_index, state.num_processes
+    pipe = WorldPipeline.from_pretrained(model or "auto", backend=backend, base=base, dtype=dtype,
+                                         device=device or str(state.device), scheduler=scheduler,
+                                         window_batch=window_batch)
+    if pipe.fell_back and rank == 0:
+        note(REAL_WEIGHTS_HINT, quiet)
+    # The preset travels in each prompt job's request (JobDefaults); recipe jobs keep their own unless
+    # --preset was given. An explicit --backend holds for recipe jobs too.
+    maker = PanoWorldMaker(pipe.spec, pipe.settings, preset=sampling.preset.name if preset is not None else None,
+                           backend_name=None if backend == "auto" else backend)
+    who = f"[rank {rank}/{world}] " if world > 1 else ""
+    summary = run_batch(job_list, out, maker, rank=rank, world=world,
+                        barrier=state.wait_for_everyone if world > 1 else None,
+                        on_result=lambda result, position, total: note(f"{who}{position}/{total} {result.name}: "
+                                                                       f"{_outcome(result)}", quiet))
+    if summary is not None:  # rank 0 reports for everyone
+        _report(summary, out, as_json)
+
+
+def _processes(device):
+    """Accelerate's view of this launch, checked: one process per GPU, or CPU processes."""
     from datetime import timedelta
 
     from accelerate import PartialState
 
-    from ...batch import PanoWorldMaker, run_batch
-    from ...errors import UserInputError, WorldgenError
-    from .pano import REAL_WEIGHTS_HINT, choose_backend
+    from ...errors import UserInputError
 
     state = PartialState(cpu=_on_cpu(device), timeout=timedelta(hours=BARRIER_TIMEOUT_HOURS))
-    rank, world = state.process_index, state.num_processes
+    world = state.num_processes
     launched = _launched_world_size()
     if launched != world:  # each process would run every job, all into the same OUT
         raise UserInputError(f"the launcher started {launched} processes but this one sees {world}; with torchrun "
@@ -91,29 +115,20 @@ def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, 
     if device and world > 1 and device != "cpu":
         raise UserInputError(f"--device {device} names one device, but this batch runs {world} processes, each on "
                              f"its own GPU; drop --device")
-    spec, fell_back = choose_backend(backend, model)
-    if fell_back and rank == 0:
-        note(REAL_WEIGHTS_HINT, quiet)
-    # The preset goes to the backend as `pano` hands it; left unset, recipe jobs keep their own.
-    settings = {"model": model, "base": base, "device": device or str(state.device), "dtype": dtype,
-                "scheduler": scheduler, "window_batch": window_batch}
-    settings = sampling.settings_for(spec, settings) if preset is not None else {
-        k: v for k, v in settings.items() if v is not None}
-    who = f"[rank {rank}/{world}] " if world > 1 else ""
+    return state
 
-    def on_result(result, position, total):
-        if result.status == "done":
-            what = f"done in {result.seconds:.1f}s"
-        elif result.status == "skipped":
-            what = "already complete, skipped"
-        else:
-            what = f"FAILED: {result.reason}"
-        note(f"{who}{position}/{total} {result.name}: {what}", quiet)
 
-    summary = run_batch(job_list, out, PanoWorldMaker(spec, settings), rank=rank, world=world,
-                        barrier=state.wait_for_everyone if world > 1 else None, on_result=on_result)
-    if summary is None:  # not rank 0: rank 0 reports for everyone
-        return
+def _outcome(result) -> str:
+    if result.status == "done":
+        return f"done in {result.seconds:.1f}s"
+    if result.status == "skipped":
+        return "already complete, skipped"
+    return f"FAILED: {result.reason}"
+
+
+def _report(summary: dict, out: Path, as_json: bool) -> None:
+    from ...errors import WorldgenError
+
     if as_json:
         import json
 
@@ -160,22 +175,12 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def _dry_run(job_list, out: Path) -> None:
-    from ...batch import existing_world, recipe_hook
+    from ...batch import check_job
     from ...errors import WorldgenError
 
     problems = 0
     for job in job_list:
-        state, why = existing_world(out, job)
-        try:
-            if job.recipe is not None:
-                recipe_hook()  # says clearly when this worldgen cannot build recipes
-                from ...recipes import load_recipe
-
-                load_recipe(job.recipe)  # the full schema check, with line and field
-            else:
-                job.request()
-        except WorldgenError as exc:
-            state, why = "invalid", " ".join(str(exc).split())
+        state, why = check_job(out, job)
         problems += state in ("invalid", "conflict")
         what = job.prompt if job.recipe is None else f"recipe {job.recipe}"
         click.echo(f"{job.index:>5}  {job.name:<40} seed {job.seed:<11} {state:<9} {why or what}")

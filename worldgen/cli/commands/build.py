@@ -40,7 +40,7 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
       worldgen build scenes/lakeside-cabin.toml -o cabin.glb
       worldgen build scenes/alpine-lake.toml --size 1024x256 --steps 20
     """
-    from ...errors import UserInputError, WorldgenError
+    from ...errors import WorldgenError
     from ...recipes import BuildOptions, RecipeError, build as run_build, load_recipe, plan, resolve_backend
 
     override = parse_size(size) if size else None
@@ -53,33 +53,25 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
             click.echo(line)
         raise WorldgenError(f"{len(exc.issues)} problem{'s' if len(exc.issues) > 1 else ''} in {recipe_file}; "
                             f"fix the lines above") from None
-    output = output or Path(f"{recipe.name}.glb")
-    if output.suffix.lower() != ".glb":
-        raise UserInputError(f"{output} must end in .glb; the scene folder is named after it")
-    from ...output_paths import check_output_path
+    from ...world.outputs import new_world_paths
 
-    check_output_path(output, what="-o")
-    check_output_path(output.with_suffix(""), what="scene folder", folder=True)
+    output, _ = new_world_paths(output or Path(f"{recipe.name}.glb"), recipe.name)
     options = BuildOptions(backend=backend, seed=seed, steps=steps,
                            settings={"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
                                      "device": device, "window_batch": window_batch, "preset": preset})
-    notes: list[str] = []
-    spec, settings = resolve_backend(recipe, options, notes.append)
-    label = spec.name + (f" (model {settings['model']})" if settings.get("model") else "")
     if dry_run:
+        notes: list[str] = []
+        spec, settings = resolve_backend(recipe, options, notes.append)
+        label = spec.name + (f" (model {settings['model']})" if settings.get("model") else "")
         for line in plan(recipe, output, options, backend_label=label, tasks=tuple(spec.tasks)):
             click.echo(line)
         for text in notes:
             click.echo(f"note: {text}")
         click.echo("recipe is valid; nothing was generated (--dry-run)")
         return
-    for text in notes:
-        note(text, quiet)
     from ..progress import progress_for
 
-    instance = spec.load(settings)
-    scene = run_build(recipe, output, options, progress=progress_for(quiet), note=lambda text: note(text, quiet),
-                      backend=instance, spec=spec)
+    scene = run_build(recipe, output, options, progress=progress_for(quiet), note=lambda text: note(text, quiet))
     note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
 
 

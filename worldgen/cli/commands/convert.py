@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import note
-from ._taskcli import model_options, sampling_options
+from ..options import model_options, note, sampling_options
 
 
 @click.command()
@@ -28,22 +27,15 @@ def depth(image_file, output, span, **kw):
     Example:
       worldgen depth pano.png -o pano-rgbd
     """
-    from ...sampler.requests import EstimateRequest
-    from ...scene.image_files import read_image
-    from ._taskcli import load_backend, new_scene_path, progress_of, record_params, task_fields, write_result
+    from ...world.outputs import new_scene_path
+    from ..options import task_options, task_pipeline
+    from ..progress import progress_for
 
     output = new_scene_path(output)
-    image = read_image(image_file)
-    h, w = image.shape[:2]
-    span = span if span is not None else (360.0 if w >= 2 * h else 60.0)
-    request = EstimateRequest(**task_fields(kw), image=image, span_deg=span)
-    backend = load_backend(kw)
-    result = backend.estimate(request, progress_of(kw["quiet"]))
-    scene, _ = write_result(output, None, result, backend, "depth", request, kw["seed"],
-                            record_params(source=str(image_file), span_deg=span, steps=request.steps,
-                                          guidance=request.guidance, scheduler=kw.get("scheduler"),
-                                          method=request.method), glb=kw["glb"])
-    note(f"estimated {backend.modality} for {image_file.name}: scene {scene.path}/", kw["quiet"])
+    pipe = task_pipeline(kw)
+    world = pipe.depth(image_file, span=span, output=output, glb=kw["glb"], progress=progress_for(kw["quiet"]),
+                       **task_options(kw))
+    note(f"estimated {world.modality} for {image_file.name}: scene {world.scene.path}/", kw["quiet"])
 
 
 @click.command()
@@ -64,37 +56,22 @@ def paint(scene_dir, from_version, modality_file, span, output, **kw):
       worldgen paint fjord --prompt "the same fjord in winter, snow"
       worldgen paint --modality depth.png --prompt "a cave" -o cave
     """
-    import numpy as np
-
     from ...errors import UserInputError
-    from ...scene.snapshot import Snapshot
-    from ...geometry.projection import CylindricalProjection
-    from ...sampler.requests import PaintRequest
-    from ...scene.store import Scene
-    from ._taskcli import (load_backend, modality_spec, new_scene_path, progress_of, read_modality_file,
-                           record_params, task_fields, write_result)
+    from ..options import task_options, task_pipeline
+    from ..progress import progress_for
 
     if (scene_dir is None) == (modality_file is None):
         raise UserInputError("give a SCENE folder, or --modality FILE with -o (not both)")
-    request = PaintRequest(**task_fields(kw))
-    scene = None
-    if scene_dir is not None:
-        scene = Scene.open(scene_dir)
-        snapshot = scene.load(from_version)
-        backend = load_backend(kw, scene)
-    else:
+    pipe = task_pipeline(kw, scene_dir)
+    target = scene_dir
+    if modality_file is not None:
+        from ...world.outputs import new_scene_path
+
         output = new_scene_path(output)
-        backend = load_backend(kw)
-        layer = read_modality_file(modality_file, modality_spec(backend.modality))
-        h, w = layer.shape[:2]
-        snapshot = Snapshot(image=np.zeros((h, w, 3), np.float32), modalities={backend.modality: layer},
-                            projection=CylindricalProjection(w, h, span))
-    result = backend.paint(request, snapshot, progress_of(kw["quiet"]))
-    scene, version = write_result(output, scene, result, backend, "paint", request, kw["seed"],
-                                  record_params(steps=request.steps, guidance=request.guidance,
-                                                scheduler=kw.get("scheduler"), method=request.method,
-                                                from_version=from_version), glb=kw["glb"])
-    note(f"painted {result.size[0]}x{result.size[1]}: {scene.path}/ version {version}", kw["quiet"])
+        target = pipe.snapshot_from_files(None, modality_file, span)
+    world = pipe.paint(target, version=from_version, output=output, glb=kw["glb"],
+                       progress=progress_for(kw["quiet"]), **task_options(kw))
+    note(f"painted {world.size[0]}x{world.size[1]}: {world.scene.path}/ version {world.version}", kw["quiet"])
 
 
 commands = [depth, paint]

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import note
-from ._taskcli import model_options, sampling_options
+from ..options import model_options, note, sampling_options
 
 
 @click.command()
@@ -28,22 +27,13 @@ def edit(scene_dir, mask_file, layers, strength, from_version, **kw):
     Example:
       worldgen edit fjord --mask boat.png --prompt "a red wooden boat on the water"
     """
-    from ...sampler.requests import EditRequest
-    from ...scene.store import Scene
-    from ._taskcli import load_backend, progress_of, read_mask, record_params, task_fields, write_result
+    from ..options import task_options, task_pipeline
+    from ..progress import progress_for
 
-    scene = Scene.open(scene_dir)
-    snapshot = scene.load(from_version)
-    request = EditRequest(**task_fields(kw), mask=read_mask(mask_file), layers=layers, strength=strength)
-    request.check_fits(*snapshot.size)
-    backend = load_backend(kw, scene)
-    result = backend.edit(request, snapshot, progress_of(kw["quiet"]))
-    scene, version = write_result(None, scene, result, backend, "edit", request, kw["seed"],
-                                  record_params(mask=str(mask_file), layers=layers, strength=strength,
-                                                steps=request.steps, guidance=request.guidance,
-                                                scheduler=kw.get("scheduler"), method=request.method,
-                                                changed_pixels=int(request.mask.sum()), from_version=from_version), glb=kw["glb"])
-    note(f"edited {int(request.mask.sum())} pixels: {scene.path}/ version {version}", kw["quiet"])
+    world = task_pipeline(kw, scene_dir).edit(scene_dir, mask_file, layers=layers, strength=strength,
+                                              version=from_version, glb=kw["glb"],
+                                              progress=progress_for(kw["quiet"]), **task_options(kw))
+    note(f"edited {world.params['changed_pixels']} pixels: {world.scene.path}/ version {world.version}", kw["quiet"])
 
 
 commands = [edit]

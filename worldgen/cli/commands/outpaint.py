@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import note
-from ._taskcli import model_options, sampling_options
+from ..options import model_options, note, sampling_options
 
 
 @click.command()
@@ -35,41 +34,24 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
       worldgen outpaint --photo beach.jpg --fov 70 --prompt "a sandy beach" -o beach
     """
     from ...errors import UserInputError
-    from ...scene.snapshot import Snapshot
-    from ...geometry.projection import CylindricalProjection
-    from ...sampler.requests import OutpaintRequest
-    from ...scene.image_files import read_image
-    from ...scene.store import Scene
-    from ._taskcli import load_backend, new_scene_path, progress_of, record_params, task_fields, write_result
+    from ..options import task_options, task_pipeline
+    from ..progress import progress_for
 
     if (scene_dir is None) == (photo is None):
         raise UserInputError("give a SCENE folder to extend, or --photo FILE with -o (not both)")
-    scene = None
+    pipe = task_pipeline(kw, scene_dir)
+    common = dict(x=x, glb=kw["glb"], progress=progress_for(kw["quiet"]), **task_options(kw))
     if scene_dir is not None:
-        scene = Scene.open(scene_dir)
-        snapshot = scene.load(from_version)
-        x = 0 if x is None else x  # the old columns keep their azimuths
+        world = pipe.outpaint(scene_dir, span=span, height=height, version=from_version, **common)
     else:
         if not kw.get("prompt"):
             raise UserInputError("--photo needs --prompt describing the world around it")
-        output = new_scene_path(output)
-        image = read_image(photo)
-        snapshot = Snapshot(image=image, modalities={},
-                            projection=CylindricalProjection(image.shape[1], image.shape[0], fov))
-        span = 360.0 if span is None else span
-    request = OutpaintRequest(**task_fields(kw), span_deg=span, height=height, x=x)
-    request.canvas(*snapshot.size, snapshot.projection.span_deg)  # size errors before the model loads
-    backend = load_backend(kw, scene)
-    result = backend.outpaint(request, snapshot, progress_of(kw["quiet"]))
-    operation = "outpaint" if photo is None else "outpaint-photo"
-    scene, version = write_result(output, scene, result, backend, operation, request, kw["seed"],
-                                  record_params(span_deg=result.projection.span_deg, height=result.size[1], x=x,
-                                                photo=str(photo) if photo else None, fov=fov if photo else None,
-                                                steps=request.steps, guidance=request.guidance,
-                                                scheduler=kw.get("scheduler"), method=request.method,
-                                                from_version=from_version), glb=kw["glb"])
-    note(f"outpainted to {result.size[0]}x{result.size[1]} ({result.projection.span_deg:g} deg): "
-         f"{scene.path}/ version {version}", kw["quiet"])
+        from ...world.outputs import new_scene_path
+
+        world = pipe.outpaint_photo(photo, fov=fov, span=360.0 if span is None else span,
+                                    output=new_scene_path(output), **common)
+    note(f"outpainted to {world.size[0]}x{world.size[1]} ({world.snapshot.projection.span_deg:g} deg): "
+         f"{world.scene.path}/ version {world.version}", kw["quiet"])
 
 
 commands = [outpaint]

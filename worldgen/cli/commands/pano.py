@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
 from ..options import device_option, note, parse_size, quiet_option, seed_option
 from ..timing import verbose_option, timed_command
-
-REAL_WEIGHTS_HINT = ("no JointNet weights are installed, so this world comes from the offline procedural backend "
-                     "(not diffusion). For real generation: worldgen models add rgbd_finetune_sd21b.zip --name rgbd "
-                     "--base PATH/TO/stable-diffusion-2-1-base --default")
-
-
-def _slug(prompt: str) -> str:
-    words = re.findall(r"[a-z0-9]+", prompt.lower())[:6]
-    return "-".join(words) or "world"
-
-
-def choose_backend(name: str, model: str | None):
-    """Resolve --backend auto: JointNet when a model is given or installed, else procedural."""
-    from ...registry import get_registry
-
-    registry = get_registry()
-    if name != "auto":
-        return registry.backend(name), False
-    if model:
-        return registry.backend("jointnet"), False
-    try:
-        jointnet = registry.backend("jointnet")
-        if jointnet.available is not None and jointnet.available():
-            return jointnet, False
-    except Exception:  # no jointnet plugin, or its weights check failed: fall back, and say so
-        pass
-    return registry.backend("procedural"), True
 
 
 @click.command()
@@ -75,49 +47,32 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
          modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False):
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
     click.get_current_context().with_resource(timed_command(verbose))  # --verbose: phase times on exit
-    from ...backend import GenerateRequest
-    from ...errors import UserInputError
-    from ...export_files import export_to_file
-    from ...output_paths import check_output_path
-    from ...geometry.regions import parse_region
-    from ...scene.manifest import MANIFEST_NAME
-    from ...sampler.presets import resolve_sampling
-    from ...phases import phase
-    from ...world import generate_world
+    from ...api import WorldPipeline
+    from ...world.backends import REAL_WEIGHTS_HINT
+    from ...world.outputs import new_world_paths
     from ..progress import progress_for
 
     width, height = parse_size(size)
-    sampling = resolve_sampling(preset, steps, scheduler)
-    request = GenerateRequest(prompt=prompt, width=width, height=height, span_deg=span, seed=seed, steps=sampling.steps,
-                              guidance=guidance, negative_prompt=negative_prompt, modality=modality,
-                              scheduler=scheduler, regions=[parse_region(text) for text in regions])
-    output = output or Path(_slug(prompt) + ".glb")
-    if output.suffix.lower() != ".glb":
-        raise UserInputError(f"{output} must end in .glb; the scene folder is named after it")
-    scene_dir = output.with_suffix("")
-    if (scene_dir / MANIFEST_NAME).exists():
-        raise UserInputError(f"{scene_dir} already holds a scene; pick another -o name, or refine it with "
-                             f"`worldgen refine {scene_dir}`")
-    check_output_path(output, what="-o")
-    check_output_path(scene_dir, what="scene folder", folder=True)
+    # Every value is checked before anything is loaded or sent (the same request either way).
+    WorldPipeline.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
+                          guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
+                          regions=regions)
+    output, scene_dir = new_world_paths(output, prompt)
     if server:  # the server loads and runs the model; the checks above are the same either way
         from .serve import pano_on_server
 
         return pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
                               negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
                               regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
-
-    spec, fell_back = choose_backend(backend, model)
-    if fell_back:
+    pipe = WorldPipeline.from_pretrained(model or "auto", backend=backend, base=base, extra_model=extra_model,
+                                         device=device, dtype=dtype, scheduler=scheduler, window_batch=window_batch)
+    if pipe.fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
-    settings = sampling.settings_for(spec, {"model": model, "base": base, "extra_model": extra_model, "device": device,
-                                            "dtype": dtype, "scheduler": scheduler, "window_batch": window_batch})
-    progress = progress_for(quiet)
-    with phase("load"):
-        instance = spec.load(settings)
-    scene = generate_world(spec.name, instance, request, scene_dir, seed,
-                           export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
-    note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
+    request = pipe.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
+                           guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
+                           regions=regions)
+    world = pipe.make(request, output, scene_dir, progress=progress_for(quiet))
+    note(f"wrote scene {world.scene.path}/ (version {world.version}) and {output}", quiet)
 
 
 commands = [pano]

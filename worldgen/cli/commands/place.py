@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..options import note, quiet_option, seed_option
-from ._taskcli import model_options
+from ..options import model_options, note, quiet_option, seed_option
 
-SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.geometry.placement.SHAPES (not imported: --help stays instant)
+SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.placement.SHAPES (not imported: --help stays instant)
 
 
 @click.command()
@@ -58,65 +57,21 @@ def place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_f
       worldgen place fjord "a wooden cabin" --azimuth 40 --distance 12 --width 8
       worldgen place fjord "a stone tower" --mask tower.png --distance 30 --shape round
     """
-    from ...geometry.placement import Placement, place_object
-    from ...scene.store import Scene
-    from ...validation import check
-    from ._taskcli import glb_target, progress_of, read_mask
+    from ...world.backends import PLACEHOLDER_HINT
+    from ..options import task_pipeline
+    from ..progress import progress_for
 
-    # Checked here although the placeholder painter ignores them: the same input is valid or not
-    # whichever painter runs (worldgen.validation's rules, as for every task).
-    check("guidance", kw["guidance"], "--guidance")
-    check("steps", kw["steps"], "--steps")
-    check("strength", border_strength, "--border-strength")
-    glb_target(scene_dir, kw["glb"])
-    scene = Scene.open(scene_dir)
-    snapshot = scene.load(from_version)
-    placement = Placement(prompt=what, distance=distance, azimuth=azimuth, width=width, height=height, lift=lift,
-                          shape=shape, mask=read_mask(mask_file) if mask_file else None,
-                          mask_source=str(mask_file) if mask_file else None, occlude=not no_occlude,
-                          border_px=border, border_strength=border_strength)
-    backend = choose_painter(backend_name, kw, scene)
-    if backend is None:
-        note("no JointNet model for this scene, so the object is a plain placeholder shape at the right depth; "
-             "pass --model to paint it with diffusion", kw["quiet"])
-    result, info = place_object(snapshot, placement, backend, steps=kw["steps"], guidance=kw["guidance"],
-                                seed=kw["seed"], scheduler=kw.get("scheduler"), negative_prompt=kw["negative_prompt"],
-                                method=kw["method"], progress=progress_of(kw["quiet"]))
-    version = record_placement(scene, result, backend, info, kw["seed"], kw["glb"], from_version)
-    note(f"placed {what!r} at {distance:g} m ({info['pixels']} pixels): {scene.path}/ version {version}", kw["quiet"])
-
-
-def choose_painter(name: str, kw: dict, scene):
-    """The backend that paints the object, or None for the placeholder painter. auto: JointNet when
-    --model is given, the scene was made by JointNet, or a default model is registered."""
-    from ...registry import get_registry
-    from ._taskcli import load_backend
-
-    if name == "procedural":
-        return None
-    if name == "auto" and not kw.get("model"):
-        made_by_jointnet = scene.record().get("backend", {}).get("name") == "jointnet"
-        spec = get_registry().backend("jointnet")
-        if not made_by_jointnet and not (spec.available is not None and spec.available()):
-            return None
-    return load_backend(kw, scene)
-
-
-def record_placement(scene, result, backend, info: dict, seed: int, glb, from_version=None) -> int:
-    """Write the placed result as a new version (operation "place") and refresh or write its GLB."""
-    from ...export_files import export_to_file
-    from ._taskcli import glb_target
-
-    params = {"placement": info, "from_version": from_version} if from_version else {"placement": info}
-    if backend is not None:
-        version = scene.add_version(result, operation="place", seed=seed, backend=backend.name,
-                                    backend_settings=backend.settings(), params=params, parent=from_version)
-    else:
-        version = scene.add_version(result, operation="place", seed=seed, params=params, parent=from_version)
-    target = glb_target(scene.path, glb)
-    if target is not None:
-        export_to_file(result, "glb", target)
-    return version
+    pipe = task_pipeline(kw, scene_dir)
+    world = pipe.place(scene_dir, what, distance=distance, azimuth=azimuth, width=width, height=height, lift=lift,
+                       shape=shape, mask=mask_file, occlude=not no_occlude, border_px=border,
+                       border_strength=border_strength, painter=backend_name, version=from_version, glb=kw["glb"],
+                       progress=progress_for(kw["quiet"]), steps=kw["steps"], guidance=kw["guidance"],
+                       seed=kw["seed"], scheduler=kw.get("scheduler"), negative_prompt=kw["negative_prompt"],
+                       method=kw["method"])
+    if not world.report["painted"]:
+        note(PLACEHOLDER_HINT, kw["quiet"])
+    note(f"placed {what!r} at {distance:g} m ({world.params['placement']['pixels']} pixels): "
+         f"{world.scene.path}/ version {world.version}", kw["quiet"])
 
 
 commands = [place]

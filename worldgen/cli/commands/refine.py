@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import note, parse_size
-from ._taskcli import model_options, sampling_options
+from ..options import model_options, note, parse_size, sampling_options
 
 
 @click.command()
@@ -38,42 +37,24 @@ def refine(scene_dir, scale, size, strength, keep, from_version, image_file, mod
       worldgen refine --image pano.png --modality depth.png -o pano-hd
     """
     from ...errors import UserInputError
-    from ...scene.snapshot import Snapshot
-    from ...geometry.projection import CylindricalProjection
-    from ...sampler.requests import RefineRequest
-    from ...scene.image_files import read_image
-    from ...scene.store import Scene
-    from ._taskcli import (load_backend, modality_spec, new_scene_path, progress_of, read_modality_file,
-                           record_params, task_fields, write_result)
+    from ..options import task_options, task_pipeline
+    from ..progress import progress_for
 
     if (scene_dir is None) == (image_file is None):
         raise UserInputError("give a SCENE folder, or outside files with --image, --modality and -o (not both)")
-    width = height = None
-    if size:
-        width, height = parse_size(size)
-    request = RefineRequest(**task_fields(kw), scale=scale, strength=strength, keep=keep, width=width, height=height)
-    scene = None
-    if scene_dir is not None:
-        scene = Scene.open(scene_dir)
-        snapshot = scene.load(from_version)
-        request.target_size(*snapshot.size)
-        backend = load_backend(kw, scene)
-    else:
-        if modality_file is None:
-            raise UserInputError("--image needs its --modality file (the layer to refine with it)")
+    if image_file is not None and modality_file is None:
+        raise UserInputError("--image needs its --modality file (the layer to refine with it)")
+    target = scene_dir
+    pipe = task_pipeline(kw, scene_dir)
+    if image_file is not None:
+        from ...world.outputs import new_scene_path
+
         output = new_scene_path(output)
-        image = read_image(image_file)
-        projection = CylindricalProjection(image.shape[1], image.shape[0], span)
-        request.target_size(projection.width, projection.height)
-        backend = load_backend(kw)
-        layer = read_modality_file(modality_file, modality_spec(backend.modality), image.shape[1], image.shape[0])
-        snapshot = Snapshot(image=image, modalities={backend.modality: layer}, projection=projection)
-    result = backend.refine(request, snapshot, progress_of(kw["quiet"]))
-    scene, version = write_result(output, scene, result, backend, "refine", request, kw["seed"],
-                                  record_params(scale=scale, strength=strength, keep=keep, steps=request.steps,
-                                                guidance=request.guidance, scheduler=kw.get("scheduler"),
-                                                method=request.method, from_version=from_version), glb=kw["glb"])
-    note(f"refined to {result.size[0]}x{result.size[1]}: {scene.path}/ version {version}", kw["quiet"])
+        target = pipe.snapshot_from_files(image_file, modality_file, span)
+    world = pipe.refine(target, scale=scale, size=parse_size(size) if size else None, strength=strength, keep=keep,
+                        version=from_version, output=output, glb=kw["glb"], progress=progress_for(kw["quiet"]),
+                        **task_options(kw))
+    note(f"refined to {world.size[0]}x{world.size[1]}: {world.scene.path}/ version {world.version}", kw["quiet"])
 
 
 commands = [refine]

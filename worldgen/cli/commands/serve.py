@@ -60,7 +60,7 @@ def serve(host, port, allow_remote, out, backend, model, base, extra_model, dtyp
     from ...server.http import check_host, make_server
     from ...server.outputs import OutputRoot
     from ...server.service import WorldService
-    from .pano import REAL_WEIGHTS_HINT, choose_backend
+    from ...world.backends import REAL_WEIGHTS_HINT, choose_backend
 
     if not check_host(host, allow_remote):
         click.echo(f"worldgen: warning: serving on {host}, beyond this machine, without authentication: anyone "
