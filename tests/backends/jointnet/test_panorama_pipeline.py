@@ -88,11 +88,11 @@ def test_the_360_wrap_is_seamless_and_a_flat_image_is_not(pipe):
     assert flat_image_rank >= 0.8              # without the wrap the two ends do not meet: the check can fail
 
 
-def test_the_result_equals_worldgens_backend_for_the_same_seed(checkpoint, reference):
+def test_the_result_equals_worldgens_backend_reading_the_saved_folder(saved, reference):
     from worldgen.backend import GenerateRequest
     from worldgen.backends.jointnet.backend import load
 
-    backend = load({"model": str(checkpoint)})
+    backend = load({"model": str(saved), "base": str(saved)})  # the pipeline's folder is a checkpoint too
     snapshot = backend.generate(GenerateRequest(prompt=PROMPT, seed=3, steps=3, **SIZE))
     np.testing.assert_allclose(reference.images[0], snapshot.image, rtol=0, atol=1e-5)
     np.testing.assert_allclose(reference.modality[0], snapshot.modalities["depth"], rtol=0, atol=1e-5)
@@ -195,3 +195,23 @@ def test_the_official_fixture_loads_as_published(fixture_dir):
 def test_bad_arguments_say_what_to_do(pipe, kwargs, message):
     with pytest.raises(UserInputError, match=message):
         _run(pipe, steps=1, **kwargs)
+
+
+def test_the_docs_example_runs(checkpoint, tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "diffusers.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    swaps = {'"rgbd_finetune_sd21b"': repr(str(checkpoint)), '"stable-diffusion-2-1-base"': repr(str(checkpoint / "base")),
+             '"jointnet-panorama"': repr(str(tmp_path / "saved")), '"fjord.png"': repr(str(tmp_path / "fjord.png")),
+             '"fjord-depth.png"': repr(str(tmp_path / "depth.png")),
+             "width=2048, height=512, num_inference_steps=20": "width=256, height=64, num_inference_steps=2"}
+    for old, new in swaps.items():
+        assert old in code, f"docs/diffusers.md no longer has {old}"
+        code = code.replace(old, new)
+    exec(compile(code, "docs/diffusers.md", "exec"), {})
+    assert Image.open(tmp_path / "fjord.png").size == (256, 64)
+    depth = Image.open(tmp_path / "depth.png")
+    assert depth.size == (256, 64) and depth.mode.startswith("I")
