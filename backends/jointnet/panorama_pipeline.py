@@ -31,6 +31,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from worldgen.errors import ModelError, UserInputError
 from worldgen.progress import ProgressCallback
 
+from .backend import guided_in_dtype
 from .model import JointNetModel
 from .pair import JointNetPair
 from .panorama_output import JointNetPanoramaPipelineOutput, check_output_type, decoded_layers, package
@@ -130,8 +131,6 @@ class JointNetPanoramaPipeline(PromptEncoding, DiffusionPipeline):
         """The sampler's ``denoise(x, t, windows)``: x holds n windows of each of the B images,
         window-major (``windows.gather``), so image k of a window reads text row k. Both branches and
         both halves of classifier-free guidance run in one batched forward."""
-        from worldgen.numerics import float32_modules
-
         pair, c, batch = self.pair, self.pair.in_channels, cond.shape[0]
         masks = pair.has_masked_latent_input
 
@@ -140,13 +139,7 @@ class JointNetPanoramaPipeline(PromptEncoding, DiffusionPipeline):
             text = cond.repeat(n, 1, 1)
             negative = uncond.repeat(n, 1, 1) if uncond is not None and windows.guided else None
             extra = _generate_everywhere(x, c) if masks else ()
-            if x.dtype == pair.dtype:
-                eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, text, negative, guidance_scale, *extra)
-            else:  # the sampler redoes a half-precision step that overflowed: run it in x's dtype
-                with float32_modules(pair):
-                    eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, text.to(x.dtype),
-                                                   None if negative is None else negative.to(x.dtype),
-                                                   guidance_scale, *extra)
+            eps_rgb, eps_mod = guided_in_dtype(pair, x, t, text, negative, guidance_scale, extra)
             return torch.cat([eps_rgb[:, :c], eps_mod[:, :c]], dim=1)
 
         return denoise
