@@ -96,8 +96,10 @@ class JointNetPanoramaPipeline(PromptEncoding, DiffusionPipeline):
         also a checkpoint worldgen's backend reads (``--model DIR --base DIR``)."""
         from .loading import write_checkpoint_modality
 
-        super().save_pretrained(save_directory, *args, **kwargs)
+        # Written first, so that a push_to_hub=True upload at the end of the save includes it.
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
         write_checkpoint_modality(Path(save_directory), self.config.modality)
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     # ---- prompts -----------------------------------------------------------------------------
 

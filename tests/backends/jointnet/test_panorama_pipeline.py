@@ -167,17 +167,21 @@ def test_a_swapped_scheduler_runs(pipe, reference):
             assert np.isfinite(out.images).all() and out.images.std() > 0
             assert not np.array_equal(out.images, reference.images)
             np.testing.assert_array_equal(out.images, _run(pipe, seed=3, steps=3).images)  # seeded: repeatable
+        fast = _run(pipe, seed=3, steps=3, preset="fast")  # worldgen's fast tiling with the swapped solver
+        assert np.isfinite(fast.images).all() and not np.array_equal(fast.images, out.images)
     finally:
         pipe.scheduler = original
 
 
-def test_the_official_fixture_loads_as_published(fixture_dir):
+@pytest.mark.parametrize("model", ["model", "model_inpaint"])
+def test_the_official_fixture_loads_as_published(fixture_dir, model):
     from worldgen.backends.jointnet.loading import load_pair
     from worldgen.backends.jointnet.panorama_pipeline import JointNetPanoramaPipeline
 
-    pipe = JointNetPanoramaPipeline.from_jointnet_checkpoint(fixture_dir / "model", fixture_dir / "base")
+    pipe = JointNetPanoramaPipeline.from_jointnet_checkpoint(fixture_dir / model, fixture_dir / "base")
     pipe.set_progress_bar_config(disable=True)
-    pair = load_pair(fixture_dir / "model")
+    pair = load_pair(fixture_dir / model)
+    assert pipe.pair.has_masked_latent_input == (model == "model_inpaint")  # then it generates everywhere
     assert all(torch.equal(v, pair.jointnet.state_dict()[k]) for k, v in pipe.jointnet.state_dict().items())
     assert type(pipe.scheduler).__name__ == "DDIMScheduler"  # the published recipe
     out = pipe(PROMPT, height=32, width=128, num_inference_steps=2, output_type="np",
