@@ -15,7 +15,7 @@ Loading through ``DiffusionPipeline.from_pretrained``: diffusers finds a pipelin
 diffusers/transformers only in a module the caller has already imported (it never imports a module
 because a file names it). Importing this module therefore adds the class to the ``diffusers``
 namespace (``register_with_diffusers``); nothing runs because a downloaded file asks for it, and
-without the import diffusers fails with its own message naming the module to import.
+without the import diffusers stops with "module diffusers has no attribute JointNetPanoramaPipeline".
 """
 
 from __future__ import annotations
