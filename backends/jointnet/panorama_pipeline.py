@@ -77,16 +77,17 @@ class JointNetPanoramaPipeline(PromptEncoding, DiffusionPipeline):
     # ---- from an official checkpoint -----------------------------------------------------------
 
     @classmethod
-    def from_jointnet_checkpoint(cls, checkpoint_dir, base_dir=None, torch_dtype: Optional[torch.dtype] = None,
+    def from_jointnet_checkpoint(cls, checkpoint_dir, base_dir=None, dtype: Optional[torch.dtype] = None,
                                  device=None, scheduler: Optional[str] = "ddim") -> "JointNetPanoramaPipeline":
         """An official JointNet checkpoint (unet/ + jointnet/, diffusers 0.19 configs, .bin or
         .safetensors) and its SD 2.1-base folder (None: the checkpoint's own ``base/``), read by
         worldgen's loaders. ``scheduler``: a name from ``schedulers.SCHEDULERS``; the default "ddim"
-        is the published recipe (the base folder itself names PNDM); None keeps the base's."""
+        is the published recipe (the base folder itself names PNDM); None keeps the base's.
+        ``dtype`` is named as in current diffusers' ``from_pretrained`` (which deprecates ``torch_dtype``)."""
         from .loading import checkpoint_modality
         from .pipeline import load_jointnet
 
-        square = load_jointnet(checkpoint_dir, base_dir, device=device, dtype=torch_dtype, scheduler=scheduler)
+        square = load_jointnet(checkpoint_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler)
         return cls(vae=square.vae, text_encoder=square.text_encoder, tokenizer=square.tokenizer,
                    scheduler=square.scheduler, unet=square.jointnet.unet, jointnet=square.jointnet.jointnet,
                    modality=checkpoint_modality(Path(checkpoint_dir)))
