@@ -70,6 +70,17 @@ class JointNetPanoramaPipeline(PromptEncoding, DiffusionPipeline):
         return JointNetPair(self.unet, self.jointnet)
 
     @property
+    def guidance_scale(self) -> float:
+        """The running call's guidance scale (diffusers' step callbacks read it from the pipeline)."""
+        return getattr(self, "_guidance_scale", 7.5)
+
+    @property
+    def num_timesteps(self) -> int:
+        """The running call's number of scheduler steps (read by diffusers' step callbacks; more than
+        ``num_inference_steps`` for second-order solvers)."""
+        return getattr(self, "_num_timesteps", 0)
+
+    @property
     def window(self) -> int:
         """The window side in latent cells: the size the UNet was trained on (64 for SD 2.1-base)."""
         return int(self.unet.config.sample_size)
@@ -185,6 +196,8 @@ class JointNetPanoramaPipeline(PromptEncoding, DiffusionPipeline):
         check_output_type(output_type)
         self._check_call(height, width, num_inference_steps, num_images_per_prompt)
         do_cfg = guidance_scale > 1.0
+        self.scheduler.set_timesteps(num_inference_steps)  # again in the sampler; here to count the steps
+        self._guidance_scale, self._num_timesteps = guidance_scale, len(self.scheduler.timesteps)
         cond, uncond = self._embeddings(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, do_cfg,
                                         num_images_per_prompt)
         shape = (cond.shape[0], 2 * self.pair.in_channels, height // self.vae_scale_factor,

@@ -121,6 +121,7 @@ def test_callback_runs_once_per_step_and_can_replace_the_latents(pipe):
     seen = []
 
     def record(p, step, timestep, kwargs):
+        assert p is pipe and p.num_timesteps == 3 and p.guidance_scale == 7.5
         seen.append((step, int(timestep), tuple(kwargs["latents"].shape)))
         return {}
 
