@@ -44,6 +44,10 @@ Pipelines (``pipeline.py``, ``schedulers.py``, ``deepfloyd.py``)
   generator=None, latents=None, output_type="np", *, progress=None)`` -> ``.images`` (B,H,W,3) and
   ``.modality`` (B,H,W,3, decoded modality) in [0,1]; ``latents`` is the (B, 8, h, w) stack
   [RGB latent | modality latent]. ``pipe.save_pretrained(dir)`` writes the checkpoint.
+- ``JointNetPanoramaPipeline``: the tiled 360-degree panorama as a diffusers ``DiffusionPipeline``
+  (components vae, text_encoder, tokenizer, scheduler, unet, jointnet; ``save_pretrained`` /
+  ``DiffusionPipeline.from_pretrained``; ``from_jointnet_checkpoint(checkpoint_dir, base_dir=None)``);
+  returns ``JointNetPanoramaPipelineOutput`` (``images``, ``modality``). See docs/diffusers.md.
 - ``make_scheduler(name, base_config)``: "ddim" (default), "dpm++", "unipc", "euler", "euler-a",
   "ddpm", "pndm"; assign to ``pipe.scheduler``. ``SCHEDULERS``: the names.
 - ``DeepFloydJointNetPipeline``: pixel-space JointNet from an IF stage-I UNet (T5 text encoder);
@@ -78,6 +82,8 @@ _EXPORTS = {
     "load_jointnet": "pipeline",
     "JointNetPipeline": "pipeline",
     "JointNetPipelineOutput": "pipeline",
+    "JointNetPanoramaPipeline": "panorama_pipeline",
+    "JointNetPanoramaPipelineOutput": "panorama_output",
     "make_scheduler": "schedulers",
     "SCHEDULERS": "schedulers",
     "DeepFloydJointNetPipeline": "deepfloyd",

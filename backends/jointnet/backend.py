@@ -301,8 +301,6 @@ class JointNetBackend(LatentLayers, Backend):
         into [prompt, *region_prompts] (``worldgen.geometry.regions.regional_denoiser`` supplies it)."""
         import torch
 
-        from worldgen.numerics import float32_modules
-
         from worldgen.sampler.memory import offloaded
 
         pair, c = self.pipe.jointnet, self.channels
@@ -318,13 +316,7 @@ class JointNetBackend(LatentLayers, Backend):
             extra = tuple(windows.crop(m) for m in masked_inputs) if masked_inputs is not None else ()
             # Past the recipe's guidance fraction the sampler asks for the conditional half alone.
             negative_text = uncond if getattr(windows, "guided", True) else None
-            if x.dtype == pair.dtype:
-                eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, text, negative_text, guidance, *extra)
-            else:  # the sampler redoes a half-precision step that overflowed: run it in x's dtype
-                with float32_modules(pair):
-                    eps_rgb, eps_mod = pair.guided(x[:, :c], x[:, c:], t, text.to(x.dtype),
-                                                   None if negative_text is None else negative_text.to(x.dtype),
-                                                   guidance, *(e.to(x.dtype) for e in extra))
+            eps_rgb, eps_mod = guided_in_dtype(pair, x, t, text, negative_text, guidance, extra)
             return torch.cat([eps_rgb[:, :c], eps_mod[:, :c * (self.latent_layers - 1)]], dim=1)
 
         return denoise
@@ -367,3 +359,18 @@ class JointNetBackend(LatentLayers, Backend):
             raise UserInputError(f"the scene has no {self.modality!r} layer (it has: {have}), which {task} needs; "
                                  f"add one with `worldgen depth` or use a {', '.join(snapshot.modalities) or 'matching'} model")
         return snapshot.modalities[self.modality]
+
+
+def guided_in_dtype(pair, x, t, text, negative, guidance: float, extra: tuple = ()):
+    """``pair.guided`` on window latents ``x`` (N, 2C, h, w), RGB channels first. When the sampler
+    redoes a half-precision step that overflowed, ``x`` comes in float32: the pair then runs in
+    ``x``'s dtype, and so do the text embeddings and the mask inputs."""
+    from worldgen.numerics import float32_modules
+
+    c = pair.in_channels
+    if x.dtype == pair.dtype:
+        return pair.guided(x[:, :c], x[:, c:], t, text, negative, guidance, *extra)
+    with float32_modules(pair):
+        return pair.guided(x[:, :c], x[:, c:], t, text.to(x.dtype), None if negative is None else negative.to(x.dtype),
+                           guidance, *(e.to(x.dtype) for e in extra))
+

@@ -17,7 +17,9 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from diffusers import UNet2DConditionModel
+# ModelMixin is here for diffusers' pipeline loader: DiffusionPipeline.from_pretrained looks a
+# component's loadable base class up in the module that defines the component's class.
+from diffusers import ModelMixin, UNet2DConditionModel  # noqa: F401
 from diffusers.configuration_utils import register_to_config
 
 # The two config keys the format adds to those of UNet2DConditionModel.

@@ -174,3 +174,23 @@ def test_two_d_tiling_for_canvases_taller_than_a_window():
     ys = {y for _, _, windows in den.calls for _, y in windows}
     assert len(ys) >= 3 and max(ys) + 16 <= 40
     assert den.per_step() == [1, 1]
+
+
+def test_given_noise_generator_and_step_hook():
+    """What a diffusers pipeline hands the loop: its own starting noise and generator (the seed then
+    only places the windows), and a hook after every step whose return value the loop goes on with."""
+    recipe, shape = TilingRecipe(window=(8, 8)), (1, 4, 8, 32)
+    by_seed = TiledSampler(recipe).sample(Counting(), _ddim(), shape=shape, steps=3, seed=5)
+    generator = torch.Generator().manual_seed(5)
+    noise = torch.randn(shape, generator=generator)
+    given = TiledSampler(recipe).sample(Counting(), _ddim(), shape=shape, steps=3, seed=5, noise=noise,
+                                        generator=generator)
+    assert torch.equal(given, by_seed)  # the same draws as the seed's own generator makes
+    steps = []
+
+    def hook(i, t, latents):
+        steps.append(i)
+        return torch.zeros_like(latents) if i == 2 else latents
+
+    hooked = TiledSampler(recipe).sample(Counting(), _ddim(), shape=shape, steps=3, seed=5, on_step_end=hook)
+    assert steps == [0, 1, 2] and not hooked.any()

@@ -95,6 +95,8 @@ class Known:
 LAYOUT_CACHE_SIZE = 128
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, WindowBatch], torch.Tensor]
+# (step index, timestep, latents after the step) -> the latents the loop goes on with
+StepHook = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -120,19 +122,26 @@ class TiledSampler:
 
     def sample(self, denoise: Denoiser, scheduler, *, shape: tuple[int, ...], steps: int, seed: int,
                init: Optional[torch.Tensor] = None, strength: float = 1.0, known: Optional[Known] = None,
-               device=None, dtype=torch.float32, progress: Optional[ProgressCallback] = None) -> torch.Tensor:
+               device=None, dtype=torch.float32, progress: Optional[ProgressCallback] = None,
+               noise: Optional[torch.Tensor] = None, generator=None,
+               on_step_end: Optional[StepHook] = None) -> torch.Tensor:
         """Denoise a latent of ``shape`` (B, C, H, W) and return it.
 
         ``init`` with ``strength`` < 1 is SDEdit: start from ``init`` noised to the strength's
         timestep and run only the remaining steps. ``known`` content is re-noised to the current
         noise level after every step and blended in (the "replacement" method), so the model always
         sees the known part as it would look at that noise level.
+
+        ``noise`` is the starting noise (None: drawn from ``seed``); ``generator`` feeds the scheduler's
+        own noise (None: a CPU generator seeded with ``seed``, which also drew the starting noise);
+        ``seed`` always picks the windows' random offsets. ``on_step_end(i, t, latents)`` runs after
+        every step and returns the latents to go on with (diffusers' ``callback_on_step_end``).
         """
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength {strength} must be in (0, 1]")
         run = dict(denoise=denoise, scheduler=scheduler, shape=shape, steps=steps, seed=seed, init=init,
                    strength=strength, known=known, device=torch.device(device or "cpu"), dtype=dtype,
-                   progress=progress)
+                   progress=progress, noise=noise, generator=generator, on_step_end=on_step_end)
         if dtype == torch.float16:
             # float16 overflows where float32 does not: every step's prediction is checked, and a
             # faulty step is redone in float32 (each check waits for the GPU to finish the step).
@@ -150,26 +159,20 @@ class TiledSampler:
         return latents
 
     def _attempt(self, *, denoise, scheduler, shape, steps, seed, init, strength, known, device, dtype, progress,
+                 noise=None, generator=None, on_step_end=None,
                  guard: Optional[PrecisionGuard] = None, model_dtype=None):
         """One run of the loop. With ``guard``: per-step checks, returns the latents. Without: the model
         runs in ``model_dtype``; returns (latents, device bool "everything stayed finite")."""
-        generator = torch.Generator("cpu").manual_seed(int(seed))
+        if generator is None:
+            generator = torch.Generator("cpu").manual_seed(int(seed))
         offsets = np.random.default_rng([int(seed), 0x0FF5E7])  # separate stream: offsets never shift the noise
 
-        # The scheduler keeps its timesteps on the CPU (its step then reads them without waiting for
-        # the GPU); the model and the re-noising of known content get one device copy, made here.
-        scheduler.set_timesteps(steps)
-        order = getattr(scheduler, "order", 1)
-        start = 0
-        if strength < 1.0:
-            start = (steps - min(int(round(steps * strength)), steps)) * order
-            start = min(start, len(scheduler.timesteps) - 1)
-        timesteps = scheduler.timesteps[start:]
+        timesteps = _timesteps(scheduler, steps, strength)
         model_timesteps = timesteps.to(device)
-        if hasattr(scheduler, "set_begin_index"):
-            scheduler.set_begin_index(start)
 
-        noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, dtype=torch.float32)
+        noise = noise.to(device=device, dtype=dtype)
         if init is not None and strength < 1.0:
             latents = scheduler.add_noise(init.to(device, dtype), noise, model_timesteps[:1])
         else:
@@ -204,6 +207,8 @@ class TiledSampler:
             if known is not None:
                 t_next = model_timesteps[i + 1] if i + 1 < len(timesteps) else None
                 latents = self._blend_known(scheduler, latents, known, noise, t_next)
+            if on_step_end is not None:
+                latents = on_step_end(i, t, latents)
             self.stats.calls_per_step.append(calls)
             self.stats.windows_per_step.append(windows)
             report(progress, "denoise", i + 1, len(timesteps), f"{windows} windows in {calls} calls")
@@ -290,6 +295,21 @@ class TiledSampler:
         else:
             target = scheduler.add_noise(known.latents, noise, t.reshape(1))
         return known.keep * target + (1 - known.keep) * latents
+
+
+def _timesteps(scheduler, steps: int, strength: float) -> torch.Tensor:
+    """Set the scheduler up for ``steps`` and return the timesteps to run: all of them, or for
+    SDEdit (``strength`` < 1) the last ``strength`` share. They stay on the CPU (the scheduler's step
+    then reads them without waiting for the GPU); the caller makes one device copy for the model."""
+    scheduler.set_timesteps(steps)
+    order = getattr(scheduler, "order", 1)
+    start = 0
+    if strength < 1.0:
+        start = (steps - min(int(round(steps * strength)), steps)) * order
+        start = min(start, len(scheduler.timesteps) - 1)
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    return scheduler.timesteps[start:]
 
 
 def _free_cache(device: torch.device) -> None:

@@ -1,4 +1,9 @@
-"""Fixtures for the JointNet tests: the official-tiny checkpoint written by the original code."""
+"""Fixtures for the JointNet tests: the official-tiny checkpoint written by the original code, and a
+tiny JointNet checkpoint with its diffusers panorama pipeline, built once per module.
+
+The tiny UNet advertises ``sample_size`` 8 latent cells (64 px), so a 256x64 panorama already spans
+several windows and the wrap is exercised (the weights do not depend on that value).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The repo and shared/ sit side by side (/work/main and /work/shared; CI clones the same way).
 FIXTURE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "official-tiny"
+WINDOW = 8
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +41,19 @@ def store_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("WORLDGEN_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from worldgen.backends.jointnet.tiny import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", seed=0, sample_size=WINDOW)
+
+
+@pytest.fixture(scope="module")
+def pipe(checkpoint):
+    from worldgen.backends.jointnet.panorama_pipeline import JointNetPanoramaPipeline
+
+    pipeline = JointNetPanoramaPipeline.from_jointnet_checkpoint(checkpoint)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
