@@ -29,6 +29,8 @@ SETTINGS = SETTINGS + WORLD_SETTINGS
 # memory mode (worldgen.sampler.perf).
 PERF_SETTINGS = ("preset", "speed", "memory")
 SETTINGS = SETTINGS + PERF_SETTINGS
+# Issue 23: which of a checkpoint's modality branches to run ("depth,edges"; default: all it has).
+SETTINGS = SETTINGS + ("modality",)
 MEMORY_MODES = ("auto", "low", "high")
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -71,7 +73,9 @@ def load(settings: dict) -> "JointNetBackend":
         from .multimodal import MultiModalBackend
 
         return MultiModalBackend.from_settings(settings)
-    return JointNetBackend.from_settings(settings)
+    from .branches_backend import backend_class
+
+    return backend_class(settings).from_settings(settings)
 
 
 # The backend -----------------------------------------------------------------------------------------

@@ -126,6 +126,7 @@ def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modal
     The folder is assembled next to its destination and renamed into place, so a crash never
     leaves a half-written checkpoint under the final name.
     """
+    from .branch_files import write_metadata
     from .loading import save_pair
 
     directory = Path(directory).expanduser().absolute()
@@ -136,7 +137,8 @@ def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modal
     try:
         parts = build_tiny_base(seed, sample_size)
         _write_base(parts, staging / "base")
-        save_pair(build_tiny_pair(parts["unet"], inpaint=inpaint, seed=seed), staging, modality=modality)
+        save_pair(build_tiny_pair(parts["unet"], inpaint=inpaint, seed=seed), staging)
+        write_metadata(staging, [modality], family="sd")
         if directory.exists():
             directory.rmdir()  # empty, checked above
         os.replace(staging, directory)

@@ -59,7 +59,8 @@ def choose_backend(name: str, model: str | None):
 @click.option("--region", "regions", multiple=True, metavar="A:B[@E1:E2][*W]=PROMPT",
               help="A region prompt, repeatable: azimuth A..B degrees (optionally elevations E1..E2, weight W) "
                    "follows PROMPT, e.g. --region \"0:90=a lighthouse on a cliff\"; MASK.png=PROMPT for a mask.")
-@click.option("--modality", default="depth", show_default=True, help="Modality to generate with the RGB (depth, normal, ...).")
+@click.option("--modality", default=None,
+              help="Modalities to generate with the RGB, e.g. depth or depth,edges (default: all the model has).")
 @click.option("--scheduler", default=None, help="ddim, dpm++, unipc, euler (default: the preset's).")
 @click.option("--dtype", default=None,
               help="float32, float16 or bfloat16 (default: bfloat16 on GPUs that have it, else float16; float32 on CPU).")
@@ -89,7 +90,7 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     width, height = parse_size(size)
     sampling = resolve_sampling(preset, steps, scheduler)
     request = GenerateRequest(prompt=prompt, width=width, height=height, span_deg=span, seed=seed, steps=sampling.steps,
-                              guidance=guidance, negative_prompt=negative_prompt, modality=modality,
+                              guidance=guidance, negative_prompt=negative_prompt, modality=(modality or "depth").split(",")[0],
                               scheduler=scheduler, regions=[parse_region(text) for text in regions])
     output = output or Path(_slug(prompt) + ".glb")
     if output.suffix.lower() != ".glb":
@@ -104,17 +105,19 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
         from .serve import pano_on_server
 
         return pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
-                              negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
+                              negative_prompt=negative_prompt, modality=request.modality, scheduler=scheduler, seed=seed,
                               regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
 
     spec, fell_back = choose_backend(backend, model)
     if fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
     settings = sampling.settings_for(spec, {"model": model, "base": base, "extra_model": extra_model, "device": device,
-                                            "dtype": dtype, "scheduler": scheduler, "window_batch": window_batch})
+                                            "dtype": dtype, "scheduler": scheduler, "window_batch": window_batch,
+                                            "modality": modality if spec.name == "jointnet" else None})
     progress = progress_for(quiet)
     with phase("load"):
         instance = spec.load(settings)
+    request.modality = getattr(instance, "modality", None) or request.modality  # what the model makes
     scene = generate_world(spec.name, instance, request, scene_dir, seed,
                            export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
     note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)

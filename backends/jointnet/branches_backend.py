@@ -1,0 +1,81 @@
+"""The JointNet backend for a checkpoint with several modality branches (``branches.JointNetBranches``).
+
+Every task makes or keeps all the chosen modality layers in one pass: the modality layers travel
+through the shared task code as one stacked canvas, exactly as for ``MultiModalBackend`` (whose
+canvas handling this reuses). ``modality`` (a setting; CLI ``--modality depth,edges``) picks
+branches; default: all the checkpoint has.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from worldgen.errors import UserInputError
+
+from .backend import JointNetBackend, resolve_model
+from .multimodal import MultiModalBackend
+
+
+def backend_class(settings: dict) -> type:
+    """``BranchesBackend`` for a checkpoint of several modalities, else the plain backend (after
+    checking that a ``modality`` setting names the checkpoint's own)."""
+    from .branch_files import checkpoint_modalities, modality_indices
+
+    model_dir, _ = resolve_model(settings.get("model"), settings.get("base"))
+    available = checkpoint_modalities(model_dir)
+    modality_indices(available, settings.get("modality"))  # a modality the model lacks: one line, now
+    return BranchesBackend if len(available) > 1 else JointNetBackend
+
+
+class BranchesBackend(MultiModalBackend):
+    """RGB plus the chosen modality branches of one checkpoint."""
+
+    selection: Optional[str] = None
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "BranchesBackend":
+        import dataclasses
+
+        from worldgen.sampler import perf
+
+        from .branch_files import attach_branches, checkpoint_modalities, modality_indices
+
+        backend = JointNetBackend.from_settings.__func__(cls, settings)
+        available = checkpoint_modalities(backend.model_dir)
+        indices = modality_indices(available, settings.get("modality"))
+        pair = backend.pipe.jointnet
+        model = attach_branches(pair, backend.model_dir, pair.dtype, backend.device).select(indices)
+        for branch in model.branches:
+            if branch is not pair.jointnet:  # the pair's branch got the speed settings already
+                perf.speed_up(branch, dataclasses.replace(backend.speed, compile=False))
+        perf.speed_up(model, backend.speed)
+        backend.pipe.register_modules(jointnet=model)
+        backend.modalities = tuple(available[k] for k in indices)
+        backend.modality = backend.modalities[0]
+        backend.latent_layers = 1 + len(indices)
+        backend.selection = settings.get("modality")
+        return backend
+
+    def settings(self) -> dict:
+        own = JointNetBackend.settings(self)
+        return {**own, "modality": self.selection} if self.selection else own
+
+    def _check_modality(self, name: Optional[str]) -> None:
+        if name and name not in self.modalities:
+            raise UserInputError(f"this model generates {', '.join(self.modalities)}, not {name!r}; pass "
+                                 f"--modality {','.join(self.modalities)}")
+
+    def _masked_inputs(self, known_latents, keep, size):
+        """Masks (1, K, h, w) and masked latents (1, K*C, h, w) of the K stacked modality layers."""
+        import torch
+
+        c, (h, w), k = self.channels, size, self.latent_layers - 1
+        dtype = self.pipe.jointnet.dtype
+        if known_latents is None:
+            ones = torch.ones(1, 1, h, w, device=self.device, dtype=dtype)
+            zeros = torch.zeros(1, c, h, w, device=self.device, dtype=dtype)
+            return ones, zeros, ones.repeat(1, k, 1, 1), zeros.repeat(1, k, 1, 1)
+        keep = keep.to(self.device, dtype)
+        lat = known_latents.to(self.device, dtype)
+        mask_mods = torch.cat([1 - keep[:, j * c:j * c + 1] for j in range(1, k + 1)], dim=1)
+        return 1 - keep[:, :1], lat[:, :c] * keep[:, :1], mask_mods, lat[:, c:] * keep[:, c:]
