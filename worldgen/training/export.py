@@ -33,11 +33,17 @@ def _link_or_copy(src: str, dst: str) -> str:
 
 def export_model(pair, export_dir: Path, cfg: TrainConfig, step: int) -> Path:
     from ..backends.jointnet import save_pair
+    from ..backends.jointnet.branch_files import write_metadata
+    from .branch import save_with_new_branch
 
     export_dir = Path(export_dir)
     tmp = export_dir.parent / f".{export_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_pair(pair, tmp, modality=cfg.modality)
+    if cfg.stage == "branch":  # the model it grew from, as it was, plus the trained branch
+        save_with_new_branch(pair, cfg.base, tmp, cfg.modality)
+    else:
+        save_pair(pair, tmp)
+        write_metadata(tmp, [cfg.modality], family="sd")
     source = components_folder(cfg.base, cfg.components)
     for name in COMPONENTS:
         shutil.copytree(source / name, tmp / "base" / name, copy_function=_link_or_copy)

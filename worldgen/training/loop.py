@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..errors import UserInputError
 from ..progress import ProgressCallback, report
+from .branch import build_new_branch, trainable_new_parts
 from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
 from .config import TrainConfig
 from .export import export_model
@@ -75,12 +76,12 @@ def train(config: TrainConfig, progress: Optional[ProgressCallback] = None) -> T
     # 1. Networks: frozen VAE + text encoder, and the pair, with what trains marked.
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     components = load_components(components_folder(cfg.base, cfg.components), device, weight_dtype)
-    pair = build_pair(cfg.stage, cfg.base)
+    pair = build_new_branch(cfg.base, cfg.modality) if cfg.stage == "branch" else build_pair(cfg.stage, cfg.base)
     _check_latent_channels(components, pair)
     # One pipeline around the pair: it encodes captions in training exactly as at inference, and
     # renders the validation samples.
     pipeline = make_pipeline(components, pair)
-    trainable = set_trainable(pair, cfg.training_rgb)
+    trainable = trainable_new_parts(pair) if cfg.stage == "branch" else set_trainable(pair, cfg.training_rgb)
     if cfg.gradient_checkpointing:
         pair.unet.enable_gradient_checkpointing()
         pair.jointnet.enable_gradient_checkpointing()

@@ -106,6 +106,8 @@ def build_pair(stage: str, base: Path):
     from ..backends.jointnet import JointNetModel, JointNetPair, is_checkpoint_dir, load_pair
 
     base = Path(base)
+    if stage == "branch":
+        raise ValueError("the branch stage builds its model with training.branch.build_new_branch")
     if stage == "1":
         if not is_stable_diffusion_dir(base):
             hint = " (that is a JointNet checkpoint: use --stage 2 or --stage inpaint)" if is_checkpoint_dir(base) else ""

@@ -1,0 +1,74 @@
+"""`worldgen train --modality edges --from MODEL` (issue 23): a new branch beside a depth model.
+
+At initialisation the grown model predicts exactly what the depth model did; after training the RGB
+and depth branches' weights are those of the original files; the exported model makes RGB, depth
+and edges in one `pano` run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from worldgen.cli.main import cli
+
+
+def _tensors(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+
+
+@torch.no_grad()
+def test_new_branch_preserves_the_depth_model_at_initialisation(tiny_checkpoint, edges_installed):
+    from worldgen.backends.jointnet.branch_files import attach_branches
+    from worldgen.backends.jointnet.loading import load_pair
+    from worldgen.training.branch import build_new_branch
+
+    trained = build_new_branch(tiny_checkpoint, "edges")  # RGB + the new branch, as the run trains it
+    original = load_pair(tiny_checkpoint)
+    full = attach_branches(load_pair(tiny_checkpoint), tiny_checkpoint)
+    grown = type(full)(full.unet, [full.jointnet, trained.branches[0]], [None, trained.link(0)])
+    g = torch.Generator().manual_seed(0)
+    x_rgb, x_depth, x_edges = (torch.randn(2, 4, 8, 8, generator=g) for _ in range(3))
+    ctx, t = torch.randn(2, 77, 32, generator=g), torch.tensor(500)
+    eps_rgb, eps_depth = original(x_rgb, x_depth, t, ctx)
+    rgb, mods = grown(x_rgb, torch.cat([x_depth, x_edges], 1), t, ctx)
+    assert torch.equal(rgb, eps_rgb) and torch.equal(mods[:, :4], eps_depth)
+    # Alone beside the RGB branch, the new branch leaves the RGB prediction as the bare UNet's:
+    assert torch.equal(trained(x_rgb, x_edges, t, ctx)[0], original.unet(x_rgb, t, ctx).sample)
+    with pytest.raises(Exception, match="already generates 'depth'"):
+        build_new_branch(tiny_checkpoint, "depth")
+
+
+def test_train_from_adds_a_branch_and_pano_makes_every_layer(tmp_path, make_images, tiny_checkpoint,
+                                                              edges_installed):
+    data = tmp_path / "photos"
+    make_images(data, count=2, size=(32, 32))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, [
+        "train", "--modality", "edges", "--from", str(tiny_checkpoint), "--data", str(data), "--out", str(out),
+        "--steps", "2", "--resolution", "32", "--batch-size", "2", "--num-workers", "0", "--warmup-steps", "0",
+        "--validation-every", "0", "--validation-steps", "1", "--report-to", "none", "--lr", "1e-2"])
+    assert result.exit_code == 0, result.output
+    model = out / "model"
+    meta = json.loads((model / "worldgen.json").read_text())
+    assert meta == {"modality": "depth", "modalities": ["depth", "edges"], "family": "sd"}
+    for sub in ("unet", "jointnet"):  # RGB and depth branches: the original weights, bit for bit
+        before, after = _tensors(tiny_checkpoint / sub), _tensors(model / sub)
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    new = _tensors(model / "jointnet_edges")
+    assert any(new[k].abs().sum() > 0 for k in new if k.startswith("jointnet_mid_block"))  # it trained
+
+    world = tmp_path / "w.glb"
+    result = CliRunner().invoke(cli, ["pano", "a hill", "--model", str(model), "--size", "128x32", "--steps", "1",
+                                      "-o", str(world), "-q"])
+    assert result.exit_code == 0, result.output
+    layers = sorted(p.name for p in (tmp_path / "w" / "v1").glob("*.npy"))
+    assert layers == ["depth.npy", "edges.npy"]
+    assert np.isfinite(np.load(tmp_path / "w" / "v1" / "edges.npy")).all() and world.stat().st_size > 0
+    manifest = json.loads((tmp_path / "w" / "scene.json").read_text())
+    assert manifest["versions"][-1]["modality"] == "depth"
