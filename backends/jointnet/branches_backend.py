@@ -24,7 +24,13 @@ def backend_class(settings: dict) -> type:
     model_dir, _ = resolve_model(settings.get("model"), settings.get("base"))
     available = checkpoint_modalities(model_dir)
     modality_indices(available, settings.get("modality"))  # a modality the model lacks: one line, now
-    return BranchesBackend if len(available) > 1 else JointNetBackend
+    from worldgen.registry import get_registry
+
+    from .depth_layer import GEOMETRY_ROLES
+
+    # A model without a geometric layer needs its depth added (``generate`` below) to make a world.
+    geometric = any(get_registry().modality(name).geometry in GEOMETRY_ROLES for name in available)
+    return BranchesBackend if len(available) > 1 or not geometric else JointNetBackend
 
 
 class BranchesBackend(MultiModalBackend):
@@ -44,17 +50,45 @@ class BranchesBackend(MultiModalBackend):
         available = checkpoint_modalities(backend.model_dir)
         indices = modality_indices(available, settings.get("modality"))
         pair = backend.pipe.jointnet
-        model = attach_branches(pair, backend.model_dir, pair.dtype, backend.device).select(indices)
+        full = attach_branches(pair, backend.model_dir, pair.dtype, backend.device)
+        model = full.select(indices)
         for branch in model.branches:
             if branch is not pair.jointnet:  # the pair's branch got the speed settings already
                 perf.speed_up(branch, dataclasses.replace(backend.speed, compile=False))
         perf.speed_up(model, backend.speed)
-        backend.pipe.register_modules(jointnet=model)
-        backend.modalities = tuple(available[k] for k in indices)
-        backend.modality = backend.modalities[0]
-        backend.latent_layers = 1 + len(indices)
+        backend.full_model, backend.available = full, tuple(available)
+        backend._use(model, indices)
         backend.selection = settings.get("modality")
         return backend
+
+    def _use(self, model, indices) -> None:
+        """Run ``model`` (branches ``indices`` of the checkpoint) from now on."""
+        self.pipe.register_modules(jointnet=model)
+        self.modalities = tuple(self.available[k] for k in indices)
+        self.modality = self.modalities[0]
+        self.latent_layers = 1 + len(indices)
+
+    def generate(self, request, progress=None):
+        """The chosen layers; a world without a geometric one also gets depth (depth_layer.py)."""
+        from .depth_layer import add_depth, has_geometry
+
+        snapshot = super().generate(request, progress)
+        if has_geometry(snapshot):
+            return snapshot
+        return add_depth(snapshot, self, request.steps, request.seed, progress)
+
+    def estimate_depth(self, snapshot, steps: int, seed: int, progress=None):
+        """The checkpoint's depth branch estimates depth for the snapshot's image (RGB kept)."""
+        from .depth_layer import estimate_request, with_layers
+
+        running = self.pipe.jointnet, [self.available.index(n) for n in self.modalities]
+        depth = self.full_model.select([self.available.index("depth")])
+        self._use(depth, [self.available.index("depth")])
+        try:
+            result = self.estimate(estimate_request(snapshot, steps, seed), progress)
+        finally:
+            self._use(*running)
+        return with_layers(snapshot, {"depth": result.modalities["depth"]})
 
     def settings(self) -> dict:
         own = JointNetBackend.settings(self)

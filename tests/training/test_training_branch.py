@@ -72,3 +72,40 @@ def test_train_from_adds_a_branch_and_pano_makes_every_layer(tmp_path, make_imag
     assert np.isfinite(np.load(tmp_path / "w" / "v1" / "edges.npy")).all() and world.stat().st_size > 0
     manifest = json.loads((tmp_path / "w" / "scene.json").read_text())
     assert manifest["versions"][-1]["modality"] == "depth"
+
+
+def test_edges_world_gets_its_depth_and_depth_command_adds_one(tmp_path, tiny_checkpoint, edges_installed):
+    """`pano --modality edges` with a depth+edges model: the world gets depth from the model's own
+    depth branch (no exit 1 after writing the scene); `worldgen depth SCENE` adds depth as a version."""
+    from worldgen.backends.jointnet.branch_files import attach_branches, save_branches
+    from worldgen.backends.jointnet.loading import load_pair
+    from worldgen.layers import Snapshot
+    from worldgen.projection import CylindricalProjection
+    from worldgen.scene import Scene
+
+    model = tmp_path / "rgbde"
+    grown = attach_branches(load_pair(tiny_checkpoint), tiny_checkpoint).with_new_branch()
+    save_branches(grown, model, ["depth", "edges"], family="sd")
+    (model / "base").symlink_to(tiny_checkpoint / "base")
+    out = tmp_path / "e.glb"
+    result = CliRunner().invoke(cli, ["pano", "a hill", "--model", str(model), "--modality", "edges",
+                                      "--size", "128x32", "--steps", "1", "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "e" / "v1").glob("*.npy")) == ["depth.npy", "edges.npy"]
+    assert out.stat().st_size > 0
+
+    rng = np.random.default_rng(0)
+    image = rng.random((32, 128, 3)).astype(np.float32)
+    edges = rng.random((32, 128, 1)).astype(np.float32)
+    flat = Snapshot(image=image, modalities={"edges": edges}, projection=CylindricalProjection(128, 32, 360.0),
+                    prompt="a hill")
+    scene = Scene.create(tmp_path / "flat", flat, operation="import", prompt="a hill", seed=0, backend="none",
+                         backend_settings={}, modality="edges")
+    result = CliRunner().invoke(cli, ["depth", str(scene.path), "--model", str(tiny_checkpoint), "--steps", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    reopened = Scene.open(scene.path)
+    v2, v1 = reopened.load(2), reopened.load(1)
+    assert set(v2.modalities) == {"edges", "depth"} and set(v1.modalities) == {"edges"}
+    assert np.array_equal(v2.image, v1.image) and np.array_equal(v2.modalities["edges"], v1.modalities["edges"])
+    result = CliRunner().invoke(cli, ["depth", str(scene.path), "-o", str(tmp_path / "x"), "-q"])
+    assert result.exit_code == 1 and "drop -o" in result.output

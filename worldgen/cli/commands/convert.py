@@ -11,16 +11,17 @@ from ._taskcli import model_options, sampling_options
 
 
 @click.command()
-@click.argument("image_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="New scene folder (image + estimated modality).")
+@click.argument("image_file", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="New scene folder (image + estimated modality); not for a SCENE, which gets a new version.")
 @click.option("--span", type=float, default=None,
               help="Degrees the image spans; 360 wraps seamlessly (default: 360 if at least twice as wide as tall, "
                    "else 60).")
 @model_options
 @sampling_options(default_guidance=1.0, prompt_help="Optional caption of the image (guides the estimate).")
 def depth(image_file, output, span, **kw):
-    """Estimate the model's modality (depth) for IMAGE_FILE, a panorama or a single image.
+    """Estimate the model's modality (depth) for IMAGE_FILE, a panorama or a single image, or add a
+    depth layer to a SCENE folder as a new version (its RGB and other layers kept).
 
     The image is kept exactly; the modality is generated for it. Sizes must be multiples of 8.
 
@@ -32,6 +33,14 @@ def depth(image_file, output, span, **kw):
     from ...scene import read_image
     from ._taskcli import load_backend, new_scene_path, progress_of, record_params, task_fields, write_result
 
+    if image_file.is_dir():
+        from ...errors import UserInputError
+        from .depth import depth_for_scene
+
+        if output is not None:
+            raise UserInputError(f"{image_file} is a scene: its depth becomes a new version there; drop -o")
+
+        return depth_for_scene(image_file, kw)
     output = new_scene_path(output)
     image = read_image(image_file)
     h, w = image.shape[:2]
