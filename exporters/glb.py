@@ -412,6 +412,9 @@ def export_glb(snapshot, options: dict) -> bytes:
     if opts["quantize"]:  # required: a reader without it would misread int16 positions
         gltf.extensionsUsed = (gltf.extensionsUsed or []) + [_QUANTIZATION]
         gltf.extensionsRequired = [_QUANTIZATION]
+    from .variants import add_layer_variants  # layers without geometry (e.g. edges) as material variants
+
+    add_layer_variants(gltf, blob, snapshot, lambda im: _encode_texture(im, fmt, opts["jpeg_quality"], full and opts["uv16"]))
     return blob.glb()
 
 

@@ -72,6 +72,49 @@ def test_train_from_adds_a_branch_and_pano_makes_every_layer(tmp_path, make_imag
     assert np.isfinite(np.load(tmp_path / "w" / "v1" / "edges.npy")).all() and world.stat().st_size > 0
     manifest = json.loads((tmp_path / "w" / "scene.json").read_text())
     assert manifest["versions"][-1]["modality"] == "depth"
+    _check_layers_travel(world.read_bytes(), tmp_path / "w")
+
+
+def _validator():
+    """The Khronos validator harness of tests/exporters (loaded by path: conftests have no import name)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "exporters" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("exporters_kit", path)
+    kit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kit)
+    return kit
+
+
+def _check_layers_travel(glb: bytes, scene_dir):
+    """The edges layer is a texture and a material variant in the GLB and a property in the PLY."""
+    import os
+    import subprocess
+
+    from worldgen.exporters.ply import export_ply
+    from worldgen.scene import Scene
+
+    kit = _validator()
+    gltf = kit.glb_document(glb)
+    variants = [v["name"] for v in gltf.extensions["KHR_materials_variants"]["variants"]]
+    assert variants == ["rgb", "edges"] and "KHR_materials_variants" in gltf.extensionsUsed
+    assert [image.name for image in gltf.images] == ["panorama", "edges"]
+    terrain = next(m for m in gltf.meshes if m.name == "terrain").primitives[0]
+    mappings = terrain.extensions["KHR_materials_variants"]["mappings"]
+    edges_material = gltf.materials[mappings[1]["material"]]
+    assert gltf.textures[edges_material.pbrMetallicRoughness.baseColorTexture.index].source == 1
+    found, reason = kit.find_gltf_validator()
+    if found is None:
+        pytest.skip(reason)
+    node, package = found
+    env = dict(os.environ, WORLDGEN_VALIDATOR_PACKAGE=str(package))
+    proc = subprocess.run([node, "-e", kit._VALIDATE_JS], input=glb, capture_output=True, timeout=120, env=env)
+    issues = json.loads(proc.stdout)
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+
+    header = export_ply(Scene.open(scene_dir).load(), {})[:2000].split(b"end_header")[0].decode()
+    assert "property float edges" in header and "property float depth" not in header
 
 
 def test_edges_world_gets_its_depth_and_depth_command_adds_one(tmp_path, tiny_checkpoint, edges_installed):
