@@ -276,17 +276,22 @@ BASE_PARTS_SD = ("vae", "text_encoder", "tokenizer", "scheduler")
 BASE_PARTS_PIXEL = ("text_encoder", "tokenizer", "scheduler")
 
 
-def is_base_dir(path: Path, parts=BASE_PARTS_SD) -> bool:
+def is_base_dir(path: Path, parts=None) -> bool:
+    """A base folder with ``parts`` (None: those of its family, see families.py: SD or IF)."""
+    from .families import base_parts
+
     path = Path(path)
-    return path.is_dir() and all((path / part).is_dir() for part in parts)
+    return path.is_dir() and all((path / part).is_dir() for part in (parts or base_parts(path)))
 
 
-def check_base_dir(path: Path, parts=BASE_PARTS_SD) -> Path:
+def check_base_dir(path: Path, parts=None) -> Path:
+    from .families import BASE_HINT, base_family, base_parts
+
     path = Path(path)
-    missing = [part for part in parts if not (path / part).is_dir()]
+    missing = [part for part in (parts or base_parts(path)) if not (path / part).is_dir()]
     if not path.is_dir() or missing:
         raise ModelError(f"{path} is not a base model folder (missing {', '.join(missing) or 'the folder'}); "
-                         f"pass --base with a diffusers-layout copy of stabilityai/stable-diffusion-2-1-base")
+                         f"pass --base with {BASE_HINT[base_family(path) or 'sd']}")
     return path
 
 

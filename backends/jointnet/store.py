@@ -25,7 +25,7 @@ from typing import Optional
 from worldgen.atomic import atomic_write_text
 from worldgen.errors import ModelError, UserInputError
 
-from .loading import (BASE_PARTS_SD, BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
+from .loading import (BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
                       check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
                       weights_file)
 
@@ -409,7 +409,7 @@ def resolve_model(name_or_path, base=None, store: Optional[ModelStore] = None) -
         checkpoint = check_checkpoint_dir(entry.checkpoint_dir)
 
     if base is not None:
-        return checkpoint, check_base_dir(Path(base).expanduser().resolve(), BASE_PARTS_SD)
+        return checkpoint, check_base_dir(Path(base).expanduser().resolve())
     candidates = []
     if entry is not None and entry.base:
         candidates.append(Path(entry.base))
