@@ -19,10 +19,17 @@ from .multimodal import MultiModalBackend
 def backend_class(settings: dict) -> type:
     """``BranchesBackend`` for a checkpoint of several modalities, else the plain backend (after
     checking that a ``modality`` setting names the checkpoint's own)."""
-    from .branch_files import checkpoint_modalities, modality_indices
+    from .branch_files import checkpoint_family, checkpoint_modalities, modality_indices
 
     model_dir, _ = resolve_model(settings.get("model"), settings.get("base"))
     available = checkpoint_modalities(model_dir)
+    if checkpoint_family(model_dir) == "if":
+        from .if_backend import DeepFloydBackend
+
+        if len(available) > 1:
+            raise UserInputError(f"{model_dir}: several modality branches work on Stable Diffusion models only for now")
+        modality_indices(available, settings.get("modality"))
+        return DeepFloydBackend
     modality_indices(available, settings.get("modality"))  # a modality the model lacks: one line, now
     from worldgen.registry import get_registry
 

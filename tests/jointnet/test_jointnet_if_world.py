@@ -1,0 +1,115 @@
+"""DeepFloyd-IF as a base (issue 23): `models tiny --family if` to a 360-degree IF panorama GLB, the
+tiled pixel-space sampler's wrap, and parity with diffusers' IFPipeline on one window."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from worldgen.backend import GenerateRequest
+from worldgen.cli.main import cli
+
+
+@pytest.fixture(scope="module")
+def if_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("if") / "tiny-if"
+    result = CliRunner().invoke(cli, ["models", "tiny", str(folder), "--family", "if"])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backend(if_model):
+    from worldgen.backends.jointnet.if_backend import DeepFloydBackend
+
+    return DeepFloydBackend.from_settings({"model": str(if_model)})
+
+
+def test_tiny_if_model_is_an_if_model_by_its_files(if_model):
+    from worldgen.backends.jointnet.branch_files import checkpoint_family
+    from worldgen.backends.jointnet.families import base_family
+
+    assert not (if_model / "base" / "vae").exists()
+    assert base_family(if_model / "base") == "if" and checkpoint_family(if_model) == "if"
+    (if_model / "worldgen.json").rename(if_model / "meta.bak")  # without the metadata: from the UNet
+    try:
+        assert checkpoint_family(if_model) == "if"
+    finally:
+        (if_model / "meta.bak").rename(if_model / "worldgen.json")
+
+
+def test_if_panorama_world_from_the_command_line(if_model, tmp_path):
+    out = tmp_path / "if.glb"
+    result = CliRunner().invoke(cli, ["pano", "a hill", "--model", str(if_model), "--size", "96x16", "--steps", "2",
+                                      "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    version = json.loads((tmp_path / "if" / "scene.json").read_text())["versions"][-1]
+    assert version["backend"]["settings"]["model"] == str(if_model) and version["modality"] == "depth"
+    assert version["projection"]["span_deg"] == 360.0 and version["size"] == [96, 16]
+    depth = np.load(tmp_path / "if" / "v1" / "depth.npy")
+    assert depth.shape == (16, 96, 1) and np.isfinite(depth).all()
+    assert out.read_bytes()[:4] == b"glTF"
+
+
+def _smoothing(pair, scheduler):
+    """Noise predictions whose clean image is a blur of the window (replicate padding at its
+    borders), with a zero variance value: smooth windows, smooth wherever windows overlap."""
+    kernel = torch.ones(1, 1, 5, 5) / 25
+
+    def guided(x_rgb, x_mod, t, *args, **kwargs):
+        a = scheduler.alphas_cumprod[int(t)]
+        out = []
+        for x in (x_rgb, x_mod):
+            x0 = x / a.sqrt()
+            for _ in range(3):
+                x0 = F.conv2d(F.pad(x0, (2, 2, 2, 2), mode="replicate"), kernel.repeat(3, 1, 1, 1), groups=3)
+            out.append(torch.cat([(x - a.sqrt() * x0) / (1 - a).sqrt(), torch.zeros_like(x)], dim=1))
+        return tuple(out)
+
+    return guided
+
+
+def _jump_ratio(layer: np.ndarray) -> float:
+    jump = np.abs(layer[:, 0] - layer[:, -1]).mean()
+    return float(jump / np.median(np.abs(np.diff(layer, axis=1)).mean(axis=(0, 2))))
+
+
+def test_the_pixel_space_wrap_is_seamless_and_a_flat_span_is_not(backend, monkeypatch):
+    monkeypatch.setattr(backend.pipe.jointnet, "guided", _smoothing(backend.pipe.jointnet, backend.pipe.scheduler))
+    run = lambda span: backend.generate(GenerateRequest(prompt="a hill", width=96, height=16, span_deg=span,
+                                                        steps=8, seed=0, guidance=1.0))
+    full, flat = run(360.0), run(120.0)
+    assert _jump_ratio(full.image) < 2.0 and _jump_ratio(flat.image) > 3.0
+
+
+@torch.no_grad()
+def test_one_window_matches_diffusers_if_pipeline(backend):
+    """With the exchange at zero the RGB branch is the IF UNet: a canvas of one window, stepped with
+    the same noise, gives what diffusers' IFPipeline gives for the same UNet, text encoder and scheduler."""
+    from diffusers import IFPipeline
+
+    pair = backend.pipe.jointnet
+    saved = {k: v.clone() for k, v in pair.state_dict().items()}
+    for branch in (pair.unet, pair.jointnet):
+        branch.zero_exchange_()
+    try:
+        size, steps, seed = pair.unet.config.sample_size, 3, 7
+        ours = backend.generate(GenerateRequest(prompt="a hill", width=size, height=size, span_deg=60.0,
+                                                steps=steps, seed=seed, guidance=4.0))
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn((1, 12, size, size), generator=generator)  # what the tiled sampler draws first
+        reference = IFPipeline(tokenizer=backend.pipe.tokenizer, text_encoder=backend.pipe.text_encoder,
+                               unet=pair.unet, scheduler=backend._scheduler(None).scheduler, safety_checker=None,
+                               feature_extractor=None, watermarker=None, requires_safety_checker=False)
+        reference.prepare_intermediate_images = lambda *a, **k: noise[:, :6].reshape(2, 3, size, size)
+        images = reference(prompt="a hill", num_inference_steps=steps, guidance_scale=4.0, num_images_per_prompt=2,
+                           generator=generator, output_type="pt", clean_caption=False).images
+    finally:
+        pair.load_state_dict(saved)
+    expected = (images[0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()  # "pt" is the raw [-1, 1] output
+    assert np.abs(ours.image - expected).max() < 1e-4
