@@ -75,10 +75,29 @@ def _parameters(function) -> set:
     return set(inspect.signature(function).parameters)
 
 
+IF_SETTINGS = ("sr_model",)  # a stage-II folder (unet/, scheduler/); default: the checkpoint's stage2/
+
+
+def _stage2_dir(setting, model_dir):
+    from pathlib import Path
+
+    if setting:
+        folder = Path(setting).expanduser()
+        if not (folder / "unet").is_dir() or not (folder / "scheduler").is_dir():
+            raise UserInputError(f"{folder} is not an IF stage-II folder (unet/ and scheduler/); pass the "
+                                 f"diffusers layout of DeepFloyd/IF-II-M-v1.0")
+        return folder.resolve()
+    own = Path(model_dir) / "stage2"
+    return own if (own / "unet").is_dir() else None
+
+
 class DeepFloydBackend(JointNetBackend):
-    """The JointNet backend on a DeepFloyd-IF stage-I JointNet (pixel space)."""
+    """The JointNet backend on a DeepFloyd-IF stage-I JointNet (pixel space), with stage II when the
+    checkpoint has one (``stage2/``) or ``sr_model`` names one."""
 
     latent_layers = 4  # RGB, modality, then their variance channels
+    stage2 = None
+    stage2_dir = None
 
     @classmethod
     def from_settings(cls, settings: dict) -> "DeepFloydBackend":
@@ -87,7 +106,7 @@ class DeepFloydBackend(JointNetBackend):
         from .backend import SETTINGS, _check_perf_settings
         from .loading import checkpoint_modality
 
-        unknown = set(settings) - set(SETTINGS)
+        unknown = set(settings) - set(SETTINGS) - set(IF_SETTINGS)
         if unknown:
             raise UserInputError(f"unknown jointnet settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
         if settings.get("region_mode") or settings.get("extra_model"):
@@ -101,10 +120,47 @@ class DeepFloydBackend(JointNetBackend):
         if pipe.jointnet.has_masked_latent_input:
             raise UserInputError(f"{model_dir} is an IF inpainting JointNet; only IF generation models work for now")
         window_batch = settings.get("window_batch")
-        return cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
-                   device=device, dtype=dtype, scheduler=settings.get("scheduler"),
-                   window_batch=int(window_batch) if window_batch is not None else None,
-                   preset=sampling.preset, speed=settings.get("speed") or "off", memory=settings.get("memory"))
+        backend = cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
+                      device=device, dtype=dtype, scheduler=settings.get("scheduler"),
+                      window_batch=int(window_batch) if window_batch is not None else None,
+                      preset=sampling.preset, speed=settings.get("speed") or "off", memory=settings.get("memory"))
+        backend.stage2_dir = _stage2_dir(settings.get("sr_model"), model_dir)
+        if backend.stage2_dir is not None:
+            from .if_upscale import StageTwo
+
+            backend.stage2 = StageTwo.load(backend.stage2_dir, dtype, device)
+        return backend
+
+    def settings(self) -> dict:
+        own = super().settings()
+        return {**own, "sr_model": str(self.stage2_dir)} if self.stage2_dir is not None else own
+
+    # Stage II ---------------------------------------------------------------------------------
+    def generate(self, request, progress=None):
+        """Stage I on the tiled sampler, then (when the model has a stage II) tiled super-resolution."""
+        snapshot = super().generate(request, progress)
+        if self.stage2 is None:
+            return snapshot
+        return self.upscale(snapshot, request, progress)
+
+    def upscale(self, snapshot, request, progress=None):
+        from worldgen.layers import Snapshot
+        from worldgen.projection import CylindricalProjection
+
+        from .if_upscale import guided_upsample, super_resolve
+
+        factor = max(1, int(self.stage2.unet.config.sample_size) // self.window)
+        do_cfg = request.guidance > 1.0 and bool(request.prompt or request.negative_prompt)
+        text = self.pipe.encode_prompt(request.prompt, request.negative_prompt, do_cfg)
+        circular = snapshot.projection.full_circle
+        image = super_resolve(self.stage2, text, snapshot.image, factor=factor, steps=request.steps,
+                              seed=request.seed, guidance=request.guidance, circular=circular, device=self.device,
+                              dtype=self.pipe.jointnet.dtype, window_batch=self.window_batch, progress=progress)
+        layers = {name: guided_upsample(layer, image, circular, radius=2 * factor)
+                  for name, layer in snapshot.modalities.items()}
+        h, w = image.shape[:2]
+        return Snapshot(image=image, modalities=layers, projection=CylindricalProjection(w, h, snapshot.projection.span_deg),
+                        geometry=snapshot.geometry, prompt=snapshot.prompt)
 
     # Pixel space ------------------------------------------------------------------------------
     def _encode(self, job, circular: bool, progress):

@@ -156,10 +156,13 @@ def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modal
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
     try:
         if family == "if":
-            from .deepfloyd import build_tiny_if_components
+            from .deepfloyd import build_tiny_if_components, build_tiny_if_stage2
 
             parts = build_tiny_if_components(seed)
             _write_if_base(parts, staging / "base")
+            stage2 = build_tiny_if_stage2(seed)  # stage II (super-resolution), as DeepFloyd/IF-II-M is laid out
+            stage2["unet"].save_pretrained(staging / "stage2" / "unet", safe_serialization=True)
+            stage2["scheduler"].save_config(staging / "stage2" / "scheduler")
         elif family == "sd":
             parts = build_tiny_base(seed, sample_size)
             _write_base(parts, staging / "base")

@@ -50,9 +50,11 @@ def test_if_panorama_world_from_the_command_line(if_model, tmp_path):
     assert result.exit_code == 0, result.output
     version = json.loads((tmp_path / "if" / "scene.json").read_text())["versions"][-1]
     assert version["backend"]["settings"]["model"] == str(if_model) and version["modality"] == "depth"
-    assert version["projection"]["span_deg"] == 360.0 and version["size"] == [96, 16]
+    assert version["projection"]["span_deg"] == 360.0
+    assert version["size"] == [384, 64]  # stage I at 96x16, stage II (the model's stage2/) 4x that
+    assert version["backend"]["settings"]["sr_model"] == str((if_model / "stage2").resolve())
     depth = np.load(tmp_path / "if" / "v1" / "depth.npy")
-    assert depth.shape == (16, 96, 1) and np.isfinite(depth).all()
+    assert depth.shape == (64, 384, 1) and np.isfinite(depth).all()
     assert out.read_bytes()[:4] == b"glTF"
 
 
@@ -81,18 +83,48 @@ def _jump_ratio(layer: np.ndarray) -> float:
 
 def test_the_pixel_space_wrap_is_seamless_and_a_flat_span_is_not(backend, monkeypatch):
     monkeypatch.setattr(backend.pipe.jointnet, "guided", _smoothing(backend.pipe.jointnet, backend.pipe.scheduler))
+    monkeypatch.setattr(backend, "stage2", None)  # stage I alone (stage II: the next test)
     run = lambda span: backend.generate(GenerateRequest(prompt="a hill", width=96, height=16, span_deg=span,
                                                         steps=8, seed=0, guidance=1.0))
     full, flat = run(360.0), run(120.0)
     assert _jump_ratio(full.image) < 2.0 and _jump_ratio(flat.image) > 3.0
 
 
+def test_stage_two_keeps_the_wrap_seamless(backend):
+    """Tiled super-resolution and the guided modality upsampling close the seam of a full circle and
+    leave the two ends of a partial span unrelated."""
+    from types import SimpleNamespace
+
+    from worldgen.backends.jointnet.if_upscale import StageTwo, guided_upsample, super_resolve
+
+    scheduler = backend.stage2.scheduler
+    smooth = _smoothing(None, scheduler)
+
+    def unet(model_in, t, encoder_hidden_states=None, class_labels=None):
+        return SimpleNamespace(sample=smooth(model_in[:, :3], model_in[:, :3], t)[0])
+
+    unet.config = backend.stage2.unet.config
+    fake = StageTwo(unet, scheduler, backend.stage2.noising_scheduler)
+    rng = np.random.default_rng(0)
+    columns = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    low = (0.5 + 0.3 * np.sin(columns)[None, :, None] * np.ones((8, 1, 3))).astype(np.float32)
+    text = (torch.zeros(1, 77, 32), None)
+    run = lambda circular: super_resolve(fake, text, low + 0.01 * rng.standard_normal(low.shape).astype(np.float32),
+                                         factor=4, steps=6, seed=0, guidance=1.0, circular=circular,
+                                         device=torch.device("cpu"), dtype=torch.float32)
+    full, flat = run(True), run(False)
+    assert full.shape == (32, 128, 3) and _jump_ratio(full) < 2.0 and _jump_ratio(flat) > 3.0
+    depth = guided_upsample(low[..., :1], full, circular=True, radius=8)
+    assert depth.shape == (32, 128, 1) and _jump_ratio(depth) < 2.0
+
+
 @torch.no_grad()
-def test_one_window_matches_diffusers_if_pipeline(backend):
+def test_one_window_matches_diffusers_if_pipeline(backend, monkeypatch):
     """With the exchange at zero the RGB branch is the IF UNet: a canvas of one window, stepped with
     the same noise, gives what diffusers' IFPipeline gives for the same UNet, text encoder and scheduler."""
     from diffusers import IFPipeline
 
+    monkeypatch.setattr(backend, "stage2", None)  # stage I is what IFPipeline computes
     pair = backend.pipe.jointnet
     saved = {k: v.clone() for k, v in pair.state_dict().items()}
     for branch in (pair.unet, pair.jointnet):
