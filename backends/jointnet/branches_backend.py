@@ -84,6 +84,37 @@ class BranchesBackend(MultiModalBackend):
             return snapshot
         return add_depth(snapshot, self, request.steps, request.seed, progress)
 
+    # Tasks on a scene keep its layers that this model does not make (e.g. an estimated depth) ----
+    def refine(self, request, snapshot, progress=None):
+        result = super().refine(request, snapshot, progress)
+        return self._with_kept_layers(snapshot, result, request, progress, resized=True)
+
+    def outpaint(self, request, snapshot, progress=None):
+        return self._with_kept_layers(snapshot, super().outpaint(request, snapshot, progress), request, progress)
+
+    def paint(self, request, snapshot, progress=None):
+        return self._with_kept_layers(snapshot, super().paint(request, snapshot, progress), request, progress)
+
+    def edit(self, request, snapshot, progress=None):
+        return self._with_kept_layers(snapshot, super().edit(request, snapshot, progress), request, progress)
+
+    def _with_kept_layers(self, before, after, request, progress, resized: bool = False):
+        """``after`` plus ``before``'s other layers where the canvas is the same (``resized``: the same
+        view at another size, as a refine makes it); a canvas that changed otherwise (outpainting)
+        gets its depth anew."""
+        from worldgen.sampler.canvas import resize_nearest
+
+        from .depth_layer import add_depth, has_geometry, with_layers
+
+        others = {k: v for k, v in before.modalities.items() if k not in after.modalities}
+        if others and (after.size == before.size or resized):
+            w, h = after.size
+            after = with_layers(after, {k: v if v.shape[:2] == (h, w) else resize_nearest(v, w, h)
+                                        for k, v in others.items()})
+        if has_geometry(after) or not has_geometry(before):
+            return after
+        return add_depth(after, self, request.steps, request.seed, progress)
+
     def estimate_depth(self, snapshot, steps: int, seed: int, progress=None):
         """The checkpoint's depth branch estimates depth for the snapshot's image (RGB kept)."""
         from .depth_layer import estimate_request, with_layers

@@ -124,6 +124,7 @@ def test_edges_world_gets_its_depth_and_depth_command_adds_one(tmp_path, tiny_ch
     from worldgen.backends.jointnet.loading import load_pair
     from worldgen.layers import Snapshot
     from worldgen.projection import CylindricalProjection
+    from worldgen.sampler.canvas import resize_nearest
     from worldgen.scene import Scene
 
     model = tmp_path / "rgbde"
@@ -136,6 +137,14 @@ def test_edges_world_gets_its_depth_and_depth_command_adds_one(tmp_path, tiny_ch
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "e" / "v1").glob("*.npy")) == ["depth.npy", "edges.npy"]
     assert out.stat().st_size > 0
+    # A refine runs the edges branch the scene was made with and keeps the depth layer it does not make.
+    result = CliRunner().invoke(cli, ["refine", str(tmp_path / "e"), "--steps", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    world = Scene.open(tmp_path / "e")
+    refined, first = world.load(2), world.load(1)
+    assert refined.size == (256, 64)  # refine doubles the size by default; the kept layer follows
+    assert np.array_equal(refined.modalities["depth"], resize_nearest(first.modalities["depth"], 256, 64))
+    assert refined.modalities["edges"].shape == (64, 256, 1)
 
     rng = np.random.default_rng(0)
     image = rng.random((32, 128, 3)).astype(np.float32)

@@ -76,7 +76,7 @@ def load_backend(kwargs: dict, scene=None):
     from ...registry import get_registry
 
     model, base = kwargs.get("model"), kwargs.get("base")
-    extra_model = None  # a scene made with two checkpoints (three modalities) keeps using both
+    extra_model = modality = None  # a scene made with two checkpoints (three modalities) keeps using both
     if model is None and scene is not None:
         record = scene.record().get("backend", {})
         if record.get("name") == "jointnet":
@@ -84,9 +84,10 @@ def load_backend(kwargs: dict, scene=None):
             model = recorded.get("model")
             base = base or recorded.get("base")
             extra_model = recorded.get("extra_model")
+            modality = recorded.get("modality")  # the branches a several-modality model ran (issue 23)
     settings = {"model": model, "base": base, "device": kwargs.get("device"), "dtype": kwargs.get("dtype"),
                 "scheduler": kwargs.get("scheduler"), "window_batch": kwargs.get("window_batch"),
-                "extra_model": extra_model}
+                "extra_model": extra_model, "modality": modality}
     return get_registry().backend("jointnet").load({k: v for k, v in settings.items() if v is not None})
 
 
