@@ -42,11 +42,14 @@ def read_metadata(checkpoint_dir: Path) -> dict:
 
 def checkpoint_modalities(checkpoint_dir: Path) -> list[str]:
     """Every modality the checkpoint generates, the official branch's first."""
-    first = checkpoint_modality(checkpoint_dir)
+    first = checkpoint_modality(checkpoint_dir)  # a registered --modality renames the first branch
     listed = read_metadata(checkpoint_dir).get("modalities") or [first]
-    if not isinstance(listed, list) or not all(isinstance(n, str) and n.strip() for n in listed) or listed[0] != first:
-        raise ModelError(f"{Path(checkpoint_dir) / WORLDGEN_META}: 'modalities' must list names, starting with "
-                         f"{first!r}; fix or delete the file")
+    if not isinstance(listed, list) or not all(isinstance(n, str) and n.strip() for n in listed):
+        raise ModelError(f"{Path(checkpoint_dir) / WORLDGEN_META}: 'modalities' must list names like "
+                         f"[\"depth\", \"edges\"]; fix or delete the file")
+    listed = [first, *listed[1:]]
+    if len(set(listed)) != len(listed):
+        raise ModelError(f"{checkpoint_dir}: modality {first!r} is named twice; register it with another --modality")
     for name in listed[1:]:
         if not (branch_dir(checkpoint_dir, name) / CONFIG_NAME).is_file():
             raise ModelError(f"{checkpoint_dir} lists modality {name!r} but has no jointnet_{name}/; "

@@ -251,7 +251,13 @@ def save_pair(pair, checkpoint_dir: Path, modality: Optional[str] = None) -> Pat
 # ---- which modality a checkpoint carries ---------------------------------------------------------------
 
 def checkpoint_modality(checkpoint_dir: Path) -> str:
-    """The modality name recorded in ``worldgen.json``; official checkpoints (no file) carry depth."""
+    """The modality a checkpoint's first branch makes: what `worldgen models add --modality` registered
+    for it (a flag overrides), else ``worldgen.json``'s, else depth (official checkpoints)."""
+    from .store import registered_modality
+
+    registered = registered_modality(checkpoint_dir)
+    if registered:
+        return registered
     meta_path = Path(checkpoint_dir) / WORLDGEN_META
     if not meta_path.exists():
         return DEFAULT_MODALITY

@@ -371,6 +371,16 @@ def converted_weights(checkpoint_dir, dtype: str, store: Optional[ModelStore] = 
     return None
 
 
+def registered_modality(checkpoint_dir) -> Optional[str]:
+    """The modality registered for ``checkpoint_dir`` with `worldgen models add`, or None."""
+    checkpoint_dir = Path(checkpoint_dir).resolve()
+    try:
+        entries = ModelStore().entries()
+    except ModelError:
+        return None
+    return next((e.modality for e in entries if e.modality and Path(e.path).resolve() == checkpoint_dir), None)
+
+
 def _is_inpaint(checkpoint: Path) -> bool:
     from .loading import read_json
 

@@ -93,3 +93,13 @@ def test_pano_reads_the_model_modality(tmp_path, store_home):
     result = runner.invoke(cli, ["pano", "a hill", "--model", str(ck), "--modality", "depth", "--size", "256x64",
                                  "--steps", "1", "-o", str(tmp_path / "d.glb"), "-q"])
     assert result.exit_code == 1 and "generates normal" in result.output and "Traceback" not in result.output
+
+
+def test_a_registered_modality_overrides_the_files(fixture_dir, store_home):
+    from worldgen.backends.jointnet.loading import checkpoint_modality
+
+    assert checkpoint_modality(fixture_dir / "model") == "depth"  # official: no worldgen.json
+    _ok(CliRunner().invoke(cli, ["models", "add", str(fixture_dir / "model"), "--name", "n", "--no-convert",
+                                 "--base", str(fixture_dir / "base"), "--modality", "normal"]))
+    assert checkpoint_modality(fixture_dir / "model") == "normal"
+    assert checkpoint_modalities(fixture_dir / "model") == ["normal"]
