@@ -138,10 +138,13 @@ class DeepFloydBackend(JointNetBackend):
     # Stage II ---------------------------------------------------------------------------------
     def generate(self, request, progress=None):
         """Stage I on the tiled sampler, then (when the model has a stage II) tiled super-resolution."""
+        from .depth_layer import add_depth, has_geometry
+
         snapshot = super().generate(request, progress)
-        if self.stage2 is None:
-            return snapshot
-        return self.upscale(snapshot, request, progress)
+        if self.stage2 is not None:
+            snapshot = self.upscale(snapshot, request, progress)
+        # A modality without geometry (e.g. edges) still makes a world: depth from another model.
+        return snapshot if has_geometry(snapshot) else add_depth(snapshot, None, request.steps, request.seed, progress)
 
     def upscale(self, snapshot, request, progress=None):
         from worldgen.layers import Snapshot

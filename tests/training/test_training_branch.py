@@ -161,3 +161,27 @@ def test_edges_world_gets_its_depth_and_depth_command_adds_one(tmp_path, tiny_ch
     assert np.array_equal(v2.image, v1.image) and np.array_equal(v2.modalities["edges"], v1.modalities["edges"])
     result = CliRunner().invoke(cli, ["depth", str(scene.path), "-o", str(tmp_path / "x"), "-q"])
     assert result.exit_code == 1 and "drop -o" in result.output
+
+
+def test_stage_one_on_an_if_base_trains_in_pixel_space(tmp_path, make_images, make_depth_files):
+    """`train --base IF_BASE`: a pixel-space JointNet (no VAE) whose export makes an IF world."""
+    from worldgen.backends.jointnet.branch_files import checkpoint_family
+
+    tiny = tmp_path / "tiny-if"
+    assert CliRunner().invoke(cli, ["models", "tiny", str(tiny), "--family", "if"]).exit_code == 0
+    data = tmp_path / "photos"
+    make_depth_files(make_images(data, count=2, size=(24, 24)))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, [
+        "train", "--modality", "depth", "--base", str(tiny / "base"), "--data", str(data), "--out", str(out),
+        "--steps", "2", "--resolution", "16", "--batch-size", "2", "--num-workers", "0", "--warmup-steps", "0",
+        "--validation-every", "0", "--validation-steps", "1", "--report-to", "none"])
+    assert result.exit_code == 0, result.output
+    model = out / "model"
+    assert checkpoint_family(model) == "if" and not (model / "base" / "vae").exists()
+    assert (out / "samples" / "step-00000002.png").is_file()
+    world = tmp_path / "w.glb"
+    result = CliRunner().invoke(cli, ["pano", "a hill", "--model", str(model), "--size", "64x16", "--steps", "1",
+                                      "-o", str(world), "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "w" / "scene.json").read_text())["versions"][-1]["size"] == [64, 16]

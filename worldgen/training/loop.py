@@ -31,8 +31,8 @@ from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, r
 from .config import TrainConfig
 from .export import export_model
 from .masks import masked_latents, random_masks
-from .models import (build_pair, components_folder, encode_images, encode_text, load_components, make_pipeline,
-                     set_trainable)
+from .models import (build_pair, components_folder, encode_images, encode_text, latent_channels, load_components,
+                     make_pipeline, set_trainable)
 
 LOG_NAME = "train_log.jsonl"
 # Settings a resumed run must share with the run it continues (others, like --steps, may change).
@@ -269,8 +269,8 @@ def _scalar_config(cfg: TrainConfig) -> dict:
 
 
 def _check_latent_channels(components, pair) -> None:
-    if components.vae.config.latent_channels != pair.in_channels:
-        raise UserInputError(f"the VAE in {components.folder} makes {components.vae.config.latent_channels}-channel "
+    if latent_channels(components) != pair.in_channels:
+        raise UserInputError(f"the base in {components.folder} makes {latent_channels(components)}-channel "
                              f"latents but the JointNet takes {pair.in_channels}; use the base model's own components")
 
 
