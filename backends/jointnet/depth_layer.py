@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from worldgen.errors import ModelError
+from worldgen.errors import ModelError, UserInputError
 
 GEOMETRY_ROLES = ("distance", "disparity", "normals")
 
@@ -87,6 +87,6 @@ def _plugin_estimate(image):
                          "depth model (`worldgen models add ... --default`) or pass --modality depth")
     try:
         return spec.estimator(image)
-    except ModelError as exc:
-        raise ModelError(f"this world has no depth or normal layer, and the depth estimator failed ({exc}); "
-                         f"register a depth model (`worldgen models add ... --default`)") from None
+    except (ModelError, UserInputError) as exc:  # e.g. no estimator weights named or installed
+        raise ModelError(f"this world has no depth or normal layer and the depth estimator cannot run ({exc}); "
+                         f"pass --model with a depth model or register one (`worldgen models add ... --default`)") from None

@@ -145,3 +145,15 @@ def test_one_window_matches_diffusers_if_pipeline(backend, monkeypatch):
         pair.load_state_dict(saved)
     expected = (images[0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()  # "pt" is the raw [-1, 1] output
     assert np.abs(ours.image - expected).max() < 1e-4
+
+
+def test_models_add_takes_an_if_base(if_model, store_home, tmp_path):
+    """An IF base has no vae/: `models add --base` accepts it by its family, and a wrong base is one line."""
+    runner = CliRunner()
+    result = runner.invoke(cli, ["models", "add", str(if_model), "--name", "tif", "--base", str(if_model / "base")])
+    assert result.exit_code == 0, result.output
+    assert "tif\tdepth\tgenerate" in runner.invoke(cli, ["models", "list"]).output
+    empty = tmp_path / "empty-base"
+    empty.mkdir()
+    result = runner.invoke(cli, ["models", "add", str(if_model), "--name", "bad", "--base", str(empty)])
+    assert result.exit_code == 1 and "missing vae" in result.output and "Traceback" not in result.output
