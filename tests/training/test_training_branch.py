@@ -185,3 +185,20 @@ def test_stage_one_on_an_if_base_trains_in_pixel_space(tmp_path, make_images, ma
                                       "-o", str(world), "-q"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "w" / "scene.json").read_text())["versions"][-1]["size"] == [64, 16]
+
+
+def test_an_edges_only_model_gets_depth_from_the_registered_depth_model(tmp_path, tiny_checkpoint, edges_installed,
+                                                                         monkeypatch):
+    """No depth branch in the model: the registered default depth model estimates it (RGB kept)."""
+    monkeypatch.setenv("WORLDGEN_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    edges = tmp_path / "edges-only"
+    assert runner.invoke(cli, ["models", "tiny", str(edges), "--modality", "edges"]).exit_code == 0
+    result = runner.invoke(cli, ["pano", "a hill", "--model", str(edges), "--size", "128x32", "--steps", "1",
+                                 "-o", str(tmp_path / "x.glb"), "-q"])  # nothing to estimate depth with yet
+    assert result.exit_code == 1 and "no depth or normal layer" in result.output and not (tmp_path / "x").exists()
+    assert runner.invoke(cli, ["models", "add", str(tiny_checkpoint), "--name", "rgbd", "--default"]).exit_code == 0
+    result = runner.invoke(cli, ["pano", "a hill", "--model", str(edges), "--size", "128x32", "--steps", "1",
+                                 "-o", str(tmp_path / "e.glb"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "e" / "v1").glob("*.npy")) == ["depth.npy", "edges.npy"]
