@@ -123,6 +123,8 @@ class DeepFloydBackend(JointNetBackend):
         backend = cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
                       device=device, dtype=dtype, scheduler=settings.get("scheduler"),
                       window_batch=int(window_batch) if window_batch is not None else None,
+                      # Plain PyTorch unless asked: the fused-QKV and CUDA-graph paths were measured on SD's
+                      # attention only, not on IF's added-KV attention.
                       preset=sampling.preset, speed=settings.get("speed") or "off", memory=settings.get("memory"))
         backend.stage2_dir = _stage2_dir(settings.get("sr_model"), model_dir)
         if backend.stage2_dir is not None:
