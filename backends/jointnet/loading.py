@@ -291,13 +291,14 @@ def is_base_dir(path: Path, parts=None) -> bool:
 
 
 def check_base_dir(path: Path, parts=None) -> Path:
-    from .families import BASE_HINT, base_family, base_parts
+    from .families import BASE_HINT, PARTS, base_family, base_parts
 
     path = Path(path)
     missing = [part for part in (parts or base_parts(path)) if not (path / part).is_dir()]
     if not path.is_dir() or missing:
+        wanted = next((f for f, p in PARTS.items() if parts and tuple(parts) == p), None) or base_family(path) or "sd"
         raise ModelError(f"{path} is not a base model folder (missing {', '.join(missing) or 'the folder'}); "
-                         f"pass --base with {BASE_HINT[base_family(path) or 'sd']}")
+                         f"pass --base with {BASE_HINT[wanted]}")
     return path
 
 
@@ -363,7 +364,7 @@ def load_sd_base(base_dir: Path, dtype=None, scheduler: Optional[str] = None, de
 
     from worldgen.phases import phase
 
-    base_dir = check_base_dir(Path(base_dir))
+    base_dir = check_base_dir(Path(base_dir), BASE_PARTS_SD)
     with phase("load vae"):
         vae = load_model_folder(AutoencoderKL, base_dir / "vae", "base vae", dtype, device=device)
     with phase("load text encoder"):

@@ -21,8 +21,6 @@ import torch
 
 from ..errors import ModelError, UserInputError
 
-BASE_PARTS = ("vae", "text_encoder", "tokenizer", "scheduler")
-
 
 @dataclass
 class Components:

@@ -10,6 +10,7 @@ they are; the version the command started from is never changed.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 
 def depth_for_scene(scene_dir: Path, kw: dict, from_version=None) -> None:
@@ -22,13 +23,13 @@ def depth_for_scene(scene_dir: Path, kw: dict, from_version=None) -> None:
     snapshot = scene.load(from_version)
     backend = _depth_backend(kw, scene)
     result = add_depth(snapshot, backend, kw["steps"], kw["seed"], progress_of(kw["quiet"]))
-    request = _Negative(kw["negative_prompt"])
+    request = SimpleNamespace(negative_prompt=kw["negative_prompt"])  # all write_result reads of a request
     previous = scene.record(from_version) if from_version else scene.record()
     settings = backend.settings() if backend is not None else previous.get("backend", {}).get("settings", {})
     scene_after, version = write_result(scene.path, scene, result, _Recorded(backend, previous, settings),
                                         "depth", request, kw["seed"],
                                         record_params(steps=kw["steps"], from_version=from_version,
-                                                      source="depth model" if backend is not None else "estimator"),
+                                                      source="model" if backend is not None else "registered model or estimator"),
                                         glb=kw["glb"])
     note(f"added a depth layer: {scene_after.path}/ version {version}", kw["quiet"])
 
@@ -37,10 +38,16 @@ def _depth_backend(kw: dict, scene):
     """A JointNet backend that makes depth, or None (then the registered model or the estimator)."""
     from ...backends.jointnet.branch_files import checkpoint_modalities
     from ...backends.jointnet.store import resolve_model
+    from ...errors import UserInputError
     from ...registry import get_registry
 
     model = kw.get("model")
-    if model is None:
+    if model is not None:
+        checkpoint, _ = resolve_model(model, kw.get("base"))
+        if "depth" not in checkpoint_modalities(checkpoint):
+            raise UserInputError(f"--model {model} makes {', '.join(checkpoint_modalities(checkpoint))}, not depth; "
+                                 f"pass a depth model")
+    else:
         record = scene.record().get("backend", {})
         if record.get("name") != "jointnet":
             return None
@@ -53,11 +60,6 @@ def _depth_backend(kw: dict, scene):
     settings = {"model": model, "base": kw.get("base"), "device": kw.get("device"), "dtype": kw.get("dtype"),
                 "scheduler": kw.get("scheduler"), "modality": "depth"}
     return get_registry().backend("jointnet").load({k: v for k, v in settings.items() if v is not None})
-
-
-class _Negative:
-    def __init__(self, negative_prompt: str):
-        self.negative_prompt = negative_prompt
 
 
 class _Recorded:
