@@ -157,3 +157,23 @@ def test_models_add_takes_an_if_base(if_model, store_home, tmp_path):
     empty.mkdir()
     result = runner.invoke(cli, ["models", "add", str(if_model), "--name", "bad", "--base", str(empty)])
     assert result.exit_code == 1 and "missing vae" in result.output and "Traceback" not in result.output
+
+
+def test_scene_tasks_run_on_an_if_model(backend, monkeypatch):
+    """estimate, paint, refine and outpaint on the IF backend keep what they are told to keep, exactly."""
+    from worldgen.sampler.requests import EstimateRequest, OutpaintRequest, PaintRequest, RefineRequest
+
+    monkeypatch.setattr(backend, "stage2", None)
+    rng = np.random.default_rng(0)
+    image = rng.random((16, 48, 3)).astype(np.float32)
+    estimated = backend.estimate(EstimateRequest(image=image, span_deg=120.0, steps=2, guidance=1.0), None)
+    assert np.array_equal(estimated.image, image) and estimated.modalities["depth"].shape == (16, 48, 1)
+    painted = backend.paint(PaintRequest(steps=2), estimated, None)
+    assert np.array_equal(painted.modalities["depth"], estimated.modalities["depth"])
+    assert not np.array_equal(painted.image, image)
+    refined = backend.refine(RefineRequest(steps=2, scale=2.0, keep="image"), estimated, None)
+    assert refined.size == (96, 32) and refined.modalities["depth"].shape == (32, 96, 1)
+    wider = backend.outpaint(OutpaintRequest(steps=2, span_deg=240.0), estimated, None)
+    assert wider.size[0] == 96 and wider.projection.span_deg == 240.0
+    x = (96 - 48) // 2
+    assert np.array_equal(wider.image[:, x:x + 48], image)  # the known part is kept bit for bit
