@@ -42,6 +42,7 @@ from ._common import choice, option_names, read_options, world_for
 from ._gltf import (CLAMP, LINEAR, LINEAR_MIPMAP_LINEAR, QUANTIZATION, REPEAT, UNLIT, Blob, material as new_material,
                     primitive, quantize_positions)
 from ._grid_mesh import triangulate
+from .variants import add_layer_variants
 
 DEFAULTS = {
     "step": 1,  # 1 = one vertex per pixel; n = every n-th pixel in both directions
@@ -202,7 +203,11 @@ def export_glb(snapshot, options: dict) -> bytes:
     lift = np.float32((world.ground_height or world.settings.eye_height) if origin == "ground" else 0.0)
     gltf = _GlbWriter(world, opts, origin, lift, texture_bytes, mime)
     _add_world(gltf, world, grid, tris, opts)
-    return gltf.finish(world)
+    gltf.finish(world)
+    # Layers without geometry (e.g. edges) travel as textures behind KHR_materials_variants.
+    wrap = snapshot.projection.full_circle and opts["uv16"]
+    add_layer_variants(gltf.gltf, gltf.blob, snapshot, lambda im: _encode_texture(im, fmt, opts["jpeg_quality"], wrap))
+    return gltf.blob.glb()
 
 
 def _glb_options(options: dict) -> tuple[dict, str, str]:
@@ -288,8 +293,8 @@ class _GlbWriter:
         self.gltf.meshes.append(Mesh(name=name.split("-")[0], primitives=[prim]))
         self.nodes.append(Node(name=name, mesh=len(self.gltf.meshes) - 1, extras=extras, **transform))
 
-    def finish(self, world) -> bytes:
-        """Add the eye camera and the scene, declare the extensions used, and return the GLB bytes."""
+    def finish(self, world) -> None:
+        """Add the eye camera and the scene, and declare the extensions used."""
         from pygltflib import Camera, Node, Perspective, Scene
 
         gltf = self.gltf
@@ -305,7 +310,6 @@ class _GlbWriter:
         if self.opts["quantize"]:  # required: a reader without it would misread int16 positions
             gltf.extensionsUsed = (gltf.extensionsUsed or []) + [QUANTIZATION]
             gltf.extensionsRequired = [QUANTIZATION]
-        return self.blob.glb()
 
 
 def _add_world(out: _GlbWriter, world, grid, tris, opts: dict) -> None:

@@ -32,6 +32,22 @@ def world_points(snapshot, opts: dict, exporter: str = "ply"):
     return points, np.asarray(world.colors[keep], dtype=np.float32), world.normals[keep], world
 
 
+def layer_columns(snapshot, world, opts: dict) -> list[tuple[str, np.ndarray]]:
+    """One float property per channel of each layer without geometry (e.g. ``edges``), per kept point
+    in the order of ``world_points``: the world's other layers travel with its points."""
+    from .variants import extra_layer_names
+
+    step = int(opts["step"])
+    keep = np.ones(world.sky.shape, dtype=bool) if opts["sky"] else ~world.sky
+    columns = []
+    for name in extra_layer_names(snapshot):
+        layer = np.asarray(snapshot.modalities[name], dtype=np.float32)[::step, ::step][keep]
+        channels = layer.shape[-1]
+        columns += [(name if channels == 1 else f"{name}_{c}", np.ascontiguousarray(layer[:, c]))
+                    for c in range(channels)]
+    return columns
+
+
 def voxel_downsample(points, colors, normals, voxel: float):
     """open3d voxel downsampling; returns float32 arrays (normals renormalised)."""
     import open3d as o3d
@@ -57,6 +73,8 @@ def export_ply(snapshot, options: dict) -> bytes:
     if opts["normals"]:
         columns += [("nx", normals[:, 0]), ("ny", normals[:, 1]), ("nz", normals[:, 2])]
     columns += [("red", rgb[:, 0]), ("green", rgb[:, 1]), ("blue", rgb[:, 2])]
+    if opts["voxel_size"] == 0:  # merged voxels have no one pixel to take a layer's value from
+        columns += layer_columns(snapshot, world, opts)
     meta = world.metadata()
     comments = ("worldgen point cloud: y up, metres, camera at the origin" if opts["origin"] == "camera"
                 else "worldgen point cloud: y up, metres, ground at y = 0",

@@ -92,7 +92,7 @@ class WorldPipeline:
     # Text -> world ----------------------------------------------------------------------------
     def __call__(self, prompt: str, *, width: int = 2048, height: int = 512, span: float = 360.0, seed: int = 0,
                  preset: Optional[str] = None, steps: Optional[int] = None, guidance: float = 7.5,
-                 negative_prompt: str = "", modality: str = "depth", scheduler: Optional[str] = None,
+                 negative_prompt: str = "", modality: Optional[str] = None, scheduler: Optional[str] = None,
                  regions: Sequence = (), progress=None) -> World:
         """A world from ``prompt``, in memory (``save`` it, or ``export`` it). ``preset``: "published"
         (default; DDIM 50) or "fast" (DPM-Solver++ 14); ``steps``/``scheduler`` override the preset's.
@@ -105,7 +105,7 @@ class WorldPipeline:
     @staticmethod
     def request(prompt: str, *, width: int = 2048, height: int = 512, span: float = 360.0, seed: int = 0,
                 preset: Optional[str] = None, steps: Optional[int] = None, guidance: float = 7.5,
-                negative_prompt: str = "", modality: str = "depth", scheduler: Optional[str] = None,
+                negative_prompt: str = "", modality: Optional[str] = None, scheduler: Optional[str] = None,
                 regions: Sequence = ()):
         """The checked backend-level request (``GenerateRequest``) for these arguments; every value
         error is raised here, before any model loads. The preset travels in the request."""
@@ -116,14 +116,17 @@ class WorldPipeline:
         sampling = resolve_sampling(preset, steps, scheduler)
         return GenerateRequest(prompt=prompt, width=width, height=height, span_deg=span, seed=seed,
                                steps=sampling.steps, guidance=guidance, negative_prompt=negative_prompt,
-                               modality=modality, scheduler=scheduler, preset=sampling.preset.name,
+                               modality=(modality or "depth").split(",")[0], scheduler=scheduler,
+                               preset=sampling.preset.name,
                                regions=[parse_region(r) if isinstance(r, str) else r for r in regions])
 
     def generate(self, request, progress=None) -> World:
         """A world for a ready ``GenerateRequest`` (what batch jobs and the server hand over)."""
         from .world.generate import make_world
 
-        return make_world(self.name, self.backend, request, progress)
+        backend = self.backend
+        request.modality = getattr(backend, "modality", None) or request.modality  # what the model makes
+        return make_world(self.name, backend, request, progress)
 
     def make(self, request, glb: Optional[Path], scene_dir: Path, progress=None) -> World:
         """Generate, save the scene at ``scene_dir`` and export its GLB (what `worldgen pano` writes)."""

@@ -54,8 +54,21 @@ Pipelines (``pipeline.py``, ``schedulers.py``, ``deepfloyd.py``)
   ``DeepFloydJointNetPipeline.from_if_unet(unet, text_encoder, tokenizer, scheduler)``;
   ``build_tiny_if_components(seed)`` for tests.
 
+N modality branches and what a checkpoint is (``branches.py``, ``branch_files.py``, ``families.py``)
+- ``JointNetBranches(unet, branches, links)``: one RGB branch and N modality branches; each added
+  branch has its own zero-initialised ``RGBLink`` (the official ``jointnet/`` branch uses the RGB
+  branch's own exchange layers, so a two-branch checkpoint is the N = 1 case, computed identically).
+  Same call as the pair with the modality side stacked on channels; ``from_pair``, ``with_new_branch``,
+  ``select``. ``save_branches``/``attach_branches`` write/read added branches (``jointnet_<name>/``).
+- ``checkpoint_modalities(dir)``, ``checkpoint_family(dir)`` ("sd" or "if"): from ``worldgen.json``,
+  else depth / the RGB branch's channels; ``base_family(folder)``: "sd" (has vae/), "if" (T5, no vae).
+
+DeepFloyd-IF panoramas (``if_backend.py``, ``if_upscale.py``)
+- ``DeepFloydBackend``: the tiled sampler in pixel space with IF's learned-variance scheduler, then
+  tiled stage-II super-resolution when the checkpoint has ``stage2/`` (or ``sr_model`` names one).
+
 Tiny checkpoints and the model store (``tiny.py``, ``store.py``)
-- ``write_tiny_checkpoint(dir, seed=0, inpaint=False, modality="depth") -> Path``: a random tiny
+- ``write_tiny_checkpoint(dir, seed=0, inpaint=False, modality="depth", family="sd") -> Path``: a random tiny
   checkpoint in the official layout with its own ``base/`` (exchange non-zero, so it is exercised).
 - ``resolve_model(name_or_path, base=None) -> (checkpoint_dir, base_dir)``: a folder, or a name
   registered with ``worldgen models add``; raises ``ModelError`` naming the fix when no base is known.
@@ -89,6 +102,14 @@ _EXPORTS = {
     "DeepFloydJointNetPipeline": "deepfloyd",
     "build_tiny_if_components": "deepfloyd",
     "write_tiny_checkpoint": "tiny",
+    "JointNetBranches": "branches",
+    "RGBLink": "branches",
+    "save_branches": "branch_files",
+    "attach_branches": "branch_files",
+    "checkpoint_modalities": "branch_files",
+    "checkpoint_family": "branch_files",
+    "base_family": "families",
+    "DeepFloydBackend": "if_backend",
     "resolve_model": "store",
     "default_model": "store",
     "resolve": "store",

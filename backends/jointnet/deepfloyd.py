@@ -63,6 +63,17 @@ def build_tiny_if_components(seed: int = 0) -> dict:
     }
 
 
+def build_tiny_if_stage2(seed: int = 0) -> dict:
+    """A tiny IF stage-II UNet (6 input channels: noisy image + upscaled stage-I image; the noise
+    level of the latter as a timestep class label), 4x the tiny stage I's size, with IF's scheduler."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    torch.manual_seed(seed + 2)
+    config = {**TINY_IF_UNET, "sample_size": 4 * TINY_IF_UNET["sample_size"], "in_channels": 6,
+              "class_embed_type": "timestep"}
+    return {"unet": UNet2DConditionModel(**config).eval(), "scheduler": DDPMScheduler(**IF_SCHEDULER)}
+
+
 class DeepFloydJointNetPipeline(PromptEncoding, DiffusionPipeline):
     """Text to RGB + modality in pixel space; ``jointnet`` is the JointNetPair of two IF UNets."""
 

@@ -251,7 +251,13 @@ def save_pair(pair, checkpoint_dir: Path, modality: Optional[str] = None) -> Pat
 # ---- which modality a checkpoint carries ---------------------------------------------------------------
 
 def checkpoint_modality(checkpoint_dir: Path) -> str:
-    """The modality name recorded in ``worldgen.json``; official checkpoints (no file) carry depth."""
+    """The modality a checkpoint's first branch makes: what `worldgen models add --modality` registered
+    for it (a flag overrides), else ``worldgen.json``'s, else depth (official checkpoints)."""
+    from .store import registered_modality
+
+    registered = registered_modality(checkpoint_dir)
+    if registered:
+        return registered
     meta_path = Path(checkpoint_dir) / WORLDGEN_META
     if not meta_path.exists():
         return DEFAULT_MODALITY
@@ -276,17 +282,23 @@ BASE_PARTS_SD = ("vae", "text_encoder", "tokenizer", "scheduler")
 BASE_PARTS_PIXEL = ("text_encoder", "tokenizer", "scheduler")
 
 
-def is_base_dir(path: Path, parts=BASE_PARTS_SD) -> bool:
+def is_base_dir(path: Path, parts=None) -> bool:
+    """A base folder with ``parts`` (None: those of its family, see families.py: SD or IF)."""
+    from .families import base_parts
+
     path = Path(path)
-    return path.is_dir() and all((path / part).is_dir() for part in parts)
+    return path.is_dir() and all((path / part).is_dir() for part in (parts or base_parts(path)))
 
 
-def check_base_dir(path: Path, parts=BASE_PARTS_SD) -> Path:
+def check_base_dir(path: Path, parts=None) -> Path:
+    from .families import BASE_HINT, PARTS, base_family, base_parts
+
     path = Path(path)
-    missing = [part for part in parts if not (path / part).is_dir()]
+    missing = [part for part in (parts or base_parts(path)) if not (path / part).is_dir()]
     if not path.is_dir() or missing:
+        wanted = next((f for f, p in PARTS.items() if parts and tuple(parts) == p), None) or base_family(path) or "sd"
         raise ModelError(f"{path} is not a base model folder (missing {', '.join(missing) or 'the folder'}); "
-                         f"pass --base with a diffusers-layout copy of stabilityai/stable-diffusion-2-1-base")
+                         f"pass --base with {BASE_HINT[wanted]}")
     return path
 
 
@@ -352,7 +364,7 @@ def load_sd_base(base_dir: Path, dtype=None, scheduler: Optional[str] = None, de
 
     from worldgen.phases import phase
 
-    base_dir = check_base_dir(Path(base_dir))
+    base_dir = check_base_dir(Path(base_dir), BASE_PARTS_SD)
     with phase("load vae"):
         vae = load_model_folder(AutoencoderKL, base_dir / "vae", "base vae", dtype, device=device)
     with phase("load text encoder"):

@@ -20,6 +20,8 @@ SETTINGS = SETTINGS + WORLD_SETTINGS
 # memory mode (worldgen.sampler.perf, worldgen.sampler.memory).
 PERF_SETTINGS = ("preset", "speed", "memory")
 SETTINGS = SETTINGS + PERF_SETTINGS
+# Issue 23: which of a checkpoint's modality branches to run ("depth,edges"; default: all it has).
+SETTINGS = SETTINGS + ("modality",)
 MEMORY_MODES = ("auto", "low", "high")
 DTYPES = ("float32", "float16", "bfloat16")
 

@@ -34,9 +34,9 @@ def load(settings: dict):
         from .multimodal import MultiModalBackend
 
         return MultiModalBackend.from_settings(settings)
-    from .backend import JointNetBackend
+    from .branches_backend import backend_class
 
-    return JointNetBackend.from_settings(settings)
+    return backend_class(settings).from_settings(settings)
 
 
 SPEC = BackendSpec(

@@ -25,7 +25,7 @@ from worldgen.errors import ModelError, UserInputError
 from worldgen.paths import model_store_root as store_root
 
 from .archives import find_checkpoint, safe_extract
-from .loading import (BASE_PARTS_SD, BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
+from .loading import (BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
                       check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
                       weights_file)
 
@@ -278,6 +278,16 @@ def converted_weights(checkpoint_dir, dtype: str, store: Optional[ModelStore] = 
     return None
 
 
+def registered_modality(checkpoint_dir) -> Optional[str]:
+    """The modality registered for ``checkpoint_dir`` with `worldgen models add`, or None."""
+    checkpoint_dir = Path(checkpoint_dir).resolve()
+    try:
+        entries = ModelStore().entries()
+    except ModelError:
+        return None
+    return next((e.modality for e in entries if e.modality and Path(e.path).resolve() == checkpoint_dir), None)
+
+
 def _is_inpaint(checkpoint: Path) -> bool:
     from .loading import read_json
 
@@ -316,7 +326,7 @@ def resolve_model(name_or_path, base=None, store: Optional[ModelStore] = None) -
         checkpoint = check_checkpoint_dir(entry.checkpoint_dir)
 
     if base is not None:
-        return checkpoint, check_base_dir(Path(base).expanduser().resolve(), BASE_PARTS_SD)
+        return checkpoint, check_base_dir(Path(base).expanduser().resolve())
     candidates = []
     if entry is not None and entry.base:
         candidates.append(Path(entry.base))

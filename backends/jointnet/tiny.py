@@ -119,13 +119,34 @@ def _write_base(parts: dict, base: Path) -> None:
     (base / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
 
+def _write_if_base(parts: dict, base: Path) -> None:
+    """An IF stage-I base as DeepFloyd/IF-I-M-v1.0 is laid out: no vae/, a T5 text_encoder/."""
+    from diffusers import __version__ as diffusers_version
+
+    from .loading import quiet_loading
+
+    parts["unet"].save_pretrained(base / "unet", safe_serialization=True)
+    with quiet_loading():
+        parts["text_encoder"].save_pretrained(base / "text_encoder", safe_serialization=True)
+    parts["tokenizer"].save_pretrained(base / "tokenizer")
+    parts["scheduler"].save_config(base / "scheduler")
+    index = {"_class_name": "IFPipeline", "_diffusers_version": diffusers_version,
+             "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["transformers", "T5EncoderModel"],
+             "tokenizer": ["transformers", "T5Tokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+             "feature_extractor": [None, None], "safety_checker": [None, None], "watermarker": [None, None],
+             "requires_safety_checker": False}
+    (base / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
 def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modality: str = "depth",
-                          sample_size: int = TINY_UNET["sample_size"]) -> Path:
+                          sample_size: int = TINY_UNET["sample_size"], family: str = "sd") -> Path:
     """Write a tiny checkpoint + base to ``directory`` (must not exist or be empty); returns it.
 
+    ``family`` "if" makes a pixel-space DeepFloyd-IF model (IF-shaped UNet, T5, IF's scheduler).
     The folder is assembled next to its destination and renamed into place, so a crash never
     leaves a half-written checkpoint under the final name.
     """
+    from .branch_files import write_metadata
     from .loading import save_pair
 
     directory = Path(directory).expanduser().absolute()
@@ -134,9 +155,21 @@ def write_tiny_checkpoint(directory, seed: int = 0, inpaint: bool = False, modal
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
     try:
-        parts = build_tiny_base(seed, sample_size)
-        _write_base(parts, staging / "base")
-        save_pair(build_tiny_pair(parts["unet"], inpaint=inpaint, seed=seed), staging, modality=modality)
+        if family == "if":
+            from .deepfloyd import build_tiny_if_components, build_tiny_if_stage2
+
+            parts = build_tiny_if_components(seed)
+            _write_if_base(parts, staging / "base")
+            stage2 = build_tiny_if_stage2(seed)  # stage II (super-resolution), as DeepFloyd/IF-II-M is laid out
+            stage2["unet"].save_pretrained(staging / "stage2" / "unet", safe_serialization=True)
+            stage2["scheduler"].save_config(staging / "stage2" / "scheduler")
+        elif family == "sd":
+            parts = build_tiny_base(seed, sample_size)
+            _write_base(parts, staging / "base")
+        else:
+            raise UserInputError(f"family {family!r} is not sd or if")
+        save_pair(build_tiny_pair(parts["unet"], inpaint=inpaint, seed=seed), staging)
+        write_metadata(staging, [modality], family=family)
         if directory.exists():
             directory.rmdir()  # empty, checked above
         os.replace(staging, directory)

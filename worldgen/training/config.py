@@ -14,7 +14,7 @@ from typing import Optional
 
 from ..errors import UserInputError
 
-STAGES = ("1", "2", "inpaint")
+STAGES = ("1", "2", "inpaint", "branch")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OPTIMIZERS = ("auto", "adamw", "adamw8bit")
 REPORT_TO = ("auto", "tensorboard", "none")
@@ -28,6 +28,9 @@ STAGE_DEFAULTS = {
     "1": {"lr": 1e-4, "text_dropout": 0.15, "train_rgb": False},
     "2": {"lr": 1e-5, "text_dropout": 0.5, "train_rgb": True},
     "inpaint": {"lr": 1e-5, "text_dropout": 0.15, "train_rgb": True},
+    # Branch (`--from MODEL`): a new modality branch beside a trained model, trained like stage 1
+    # (only the new branch and its connections move; see training/branch.py).
+    "branch": {"lr": 1e-4, "text_dropout": 0.15, "train_rgb": False},
 }
 
 
@@ -131,6 +134,8 @@ class TrainConfig:
             raise bad("--ema-decay must be in (0, 1), e.g. 0.9999")
         if self.num_workers < 0 or self.shuffle_buffer < 1:
             raise bad("--num-workers must be >= 0 and --shuffle-buffer >= 1")
+        if self.stage == "branch" and self.train_rgb:
+            raise bad("--from trains only the new branch; drop --train-rgb")
         if not self.base.is_dir():
             raise bad(f"--base {self.base} is not a folder; give a diffusers Stable Diffusion folder "
                       "(stage 1) or a JointNet checkpoint (stage 2, inpaint)")

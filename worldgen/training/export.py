@@ -19,7 +19,6 @@ from ..scene.atomic import atomic_write_text
 from .config import TrainConfig
 from .models import components_folder
 
-COMPONENTS = ("vae", "text_encoder", "tokenizer", "scheduler")
 TRAINING_INFO = "training.json"
 
 
@@ -33,13 +32,20 @@ def _link_or_copy(src: str, dst: str) -> str:
 
 def export_model(pair, export_dir: Path, cfg: TrainConfig, step: int) -> Path:
     from ..backends.jointnet import save_pair
+    from ..backends.jointnet.branch_files import write_metadata
+    from ..backends.jointnet.families import base_family, base_parts
+    from .branch import save_with_new_branch
 
     export_dir = Path(export_dir)
     tmp = export_dir.parent / f".{export_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_pair(pair, tmp, modality=cfg.modality)
+    if cfg.stage == "branch":  # the model it grew from, as it was, plus the trained branch
+        save_with_new_branch(pair, cfg.base, tmp, cfg.modality)
+    else:
+        save_pair(pair, tmp)
+        write_metadata(tmp, [cfg.modality], family=base_family(components_folder(cfg.base, cfg.components)) or "sd")
     source = components_folder(cfg.base, cfg.components)
-    for name in COMPONENTS:
+    for name in base_parts(source):  # IF bases have no vae/
         shutil.copytree(source / name, tmp / "base" / name, copy_function=_link_or_copy)
     info = {"modality": cfg.modality, "stage": cfg.stage, "step": step, "base": str(cfg.base),
             "components": str(source), "config": cfg.to_json()}

@@ -1,9 +1,10 @@
 """The networks a run trains and the frozen ones it uses, built from the ``--base`` folder.
 
-Stage 1 starts from a diffusers Stable Diffusion folder: its UNet is copied into both branches of
-a ``JointNetPair`` with zero exchange layers. (Pixel-space bases such as DeepFloyd IF are refused
-for now: ``JointNetPipeline``, which renders the validation samples and every worldgen command
-uses, is latent-only.) Stage 2 and the inpaint stage start from a JointNet checkpoint; the inpaint stage gives
+Stage 1 starts from a diffusers Stable Diffusion or DeepFloyd-IF stage-I folder: its UNet is copied
+into both branches of a ``JointNetPair`` with zero exchange layers. An IF base (no VAE, T5 text
+encoder; see ``backends/jointnet/families.py``) trains in pixel space: the images and the encoded
+modality ARE the denoised tensors, and validation samples come from ``DeepFloydJointNetPipeline``.
+Stage 2 and the inpaint stage start from a JointNet checkpoint; the inpaint stage gives
 each branch the masked-latent input (zero-initialised, so the model starts as the one given).
 The VAE, text encoder, tokenizer and noise schedule come from ``--components``, from the
 checkpoint's own ``base/`` folder, or from the base folder itself.
@@ -19,8 +20,6 @@ from typing import Optional
 import torch
 
 from ..errors import ModelError, UserInputError
-
-BASE_PARTS = ("vae", "text_encoder", "tokenizer", "scheduler")
 
 
 @dataclass
@@ -49,15 +48,17 @@ def is_stable_diffusion_dir(folder: Path) -> bool:
 def components_folder(base: Path, components: Optional[Path]) -> Path:
     """Where the VAE/text encoder/tokenizer/scheduler are: --components, else BASE/base/ (a
     checkpoint that carries its base, as worldgen's exports do), else BASE itself."""
+    from ..backends.jointnet.families import base_parts
+
     if components is not None:
         folder = Path(components)
-        missing = [d for d in BASE_PARTS if not (folder / d).is_dir()]
+        missing = [d for d in base_parts(folder) if not (folder / d).is_dir()]
         if missing:
-            raise UserInputError(f"--components {folder} has no {', '.join(missing)}/; give a diffusers Stable Diffusion folder "
-                                 "(pixel-space bases such as IF are not supported)")
+            raise UserInputError(f"--components {folder} has no {', '.join(missing)}/; give a diffusers Stable Diffusion "
+                                 "or DeepFloyd-IF stage-I folder")
         return folder
     for folder in (Path(base) / "base", Path(base)):
-        if all((folder / d).is_dir() for d in BASE_PARTS):
+        if all((folder / d).is_dir() for d in base_parts(folder)):
             return folder
     raise UserInputError(
         f"{base} has no vae/, text_encoder/, tokenizer/ and scheduler/ (nor a base/ folder with them); pass "
@@ -69,8 +70,11 @@ def load_components(folder: Path, device, dtype: torch.dtype = torch.float32) ->
     """Frozen VAE and text encoder on ``device`` (in ``dtype`` where that is safe) plus tokenizer and schedules."""
     from diffusers import DDPMScheduler
 
+    from ..backends.jointnet.families import base_family
     from ..backends.jointnet.loading import load_sd_base
 
+    if base_family(folder) == "if":
+        return _pixel_components(Path(folder), device, dtype)
     parts = load_sd_base(Path(folder), scheduler="ddim")
     vae = parts["vae"]
     # bf16 has float32's range, so the VAE may run in it (measured on an H200: encoding a 512 px
@@ -85,6 +89,23 @@ def load_components(folder: Path, device, dtype: torch.dtype = torch.float32) ->
     return Components(Path(folder), vae, text_encoder, parts["tokenizer"], noise_scheduler, parts["scheduler"])
 
 
+def _pixel_components(folder: Path, device, dtype: torch.dtype) -> Components:
+    """An IF stage-I base: no VAE; T5 text encoder; IF's own schedule for noise and for samples."""
+    from diffusers import DDPMScheduler
+
+    from ..backends.jointnet.loading import load_base_scheduler, load_text_encoder, load_tokenizer
+
+    text_encoder = _placed(load_text_encoder(folder / "text_encoder"), device, dtype).requires_grad_(False).eval()
+    scheduler = load_base_scheduler(folder / "scheduler")
+    return Components(folder, None, text_encoder, load_tokenizer(folder / "tokenizer"),
+                      DDPMScheduler.from_config(scheduler.config), scheduler)
+
+
+def latent_channels(components: Components) -> int:
+    """Channels of what the branches denoise: the VAE's latents, or RGB pixels (IF)."""
+    return components.vae.config.latent_channels if components.vae is not None else 3
+
+
 def _placed(module, device, dtype: torch.dtype):
     """``module`` on ``device`` in ``dtype``, converting only what differs (diffusers warns on every dtype cast)."""
     module = module.to(device)
@@ -92,9 +113,13 @@ def _placed(module, device, dtype: torch.dtype):
 
 
 def make_pipeline(components: Components, pair):
-    """A ``JointNetPipeline`` around the pair being trained (shares its weights; nothing is copied)."""
-    from ..backends.jointnet import JointNetPipeline
+    """A ``JointNetPipeline`` (IF: ``DeepFloydJointNetPipeline``) around the pair being trained
+    (shares its weights; nothing is copied)."""
+    from ..backends.jointnet import DeepFloydJointNetPipeline, JointNetPipeline
 
+    if components.vae is None:
+        return DeepFloydJointNetPipeline(tokenizer=components.tokenizer, text_encoder=components.text_encoder,
+                                         scheduler=components.sample_scheduler, jointnet=pair)
     return JointNetPipeline(vae=components.vae, text_encoder=components.text_encoder, tokenizer=components.tokenizer,
                             scheduler=components.sample_scheduler, jointnet=pair)
 
@@ -106,6 +131,8 @@ def build_pair(stage: str, base: Path):
     from ..backends.jointnet import JointNetModel, JointNetPair, is_checkpoint_dir, load_pair
 
     base = Path(base)
+    if stage == "branch":
+        raise ValueError("the branch stage builds its model with training.branch.build_new_branch")
     if stage == "1":
         if not is_stable_diffusion_dir(base):
             hint = " (that is a JointNet checkpoint: use --stage 2 or --stage inpaint)" if is_checkpoint_dir(base) else ""
@@ -164,8 +191,10 @@ def encode_text(pipeline, captions: list[str]) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_images(components: Components, pixels: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] -> scaled latents, the whole batch in one VAE call."""
+    """Images in [-1, 1] -> scaled latents, the whole batch in one VAE call (IF: the pixels themselves)."""
     vae = components.vae
+    if vae is None:
+        return pixels.float()
     latents = vae.encode(pixels.to(vae.dtype)).latent_dist.sample()
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     return ((latents - shift) * vae.config.scaling_factor).float()

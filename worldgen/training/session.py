@@ -11,7 +11,9 @@ import torch
 from ..errors import UserInputError
 from ..progress import ProgressCallback
 from .config import TrainConfig
-from .models import build_pair, components_folder, load_components, make_pipeline, set_trainable
+from .branch import build_new_branch, trainable_new_parts
+from .models import (build_pair, components_folder, latent_channels, load_components, make_pipeline,
+                     set_trainable)
 
 
 @dataclass
@@ -57,12 +59,12 @@ def start_session(cfg: TrainConfig, progress: Optional[ProgressCallback]) -> Ses
     # Networks: frozen VAE + text encoder, and the pair, with what trains marked.
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     components = load_components(components_folder(cfg.base, cfg.components), device, weight_dtype)
-    pair = build_pair(cfg.stage, cfg.base)
+    pair = build_new_branch(cfg.base, cfg.modality) if cfg.stage == "branch" else build_pair(cfg.stage, cfg.base)
     _check_latent_channels(components, pair)
     # One pipeline around the pair: it encodes captions in training exactly as at inference, and
     # renders the validation samples.
     pipeline = make_pipeline(components, pair)
-    trainable = set_trainable(pair, cfg.training_rgb)
+    trainable = trainable_new_parts(pair) if cfg.stage == "branch" else set_trainable(pair, cfg.training_rgb)
     if cfg.gradient_checkpointing:
         pair.unet.enable_gradient_checkpointing()
         pair.jointnet.enable_gradient_checkpointing()
@@ -103,8 +105,8 @@ def scalar_config(cfg: TrainConfig) -> dict:
 
 
 def _check_latent_channels(components, pair) -> None:
-    if components.vae.config.latent_channels != pair.in_channels:
-        raise UserInputError(f"the VAE in {components.folder} makes {components.vae.config.latent_channels}-channel "
+    if latent_channels(components) != pair.in_channels:
+        raise UserInputError(f"the base in {components.folder} makes {latent_channels(components)}-channel "
                              f"latents but the JointNet takes {pair.in_channels}; use the base model's own components")
 
 

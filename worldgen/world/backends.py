@@ -65,7 +65,8 @@ def scene_model_settings(settings: dict, scene=None) -> dict:
         record = scene.record().get("backend", {})
         if record.get("name") == "jointnet":
             recorded = record.get("settings", {})
-            for key in ("model", "base", "extra_model"):
+            # the modality selection: the branches a several-modality model ran (issue 23)
+            for key in ("model", "base", "extra_model", "modality"):
                 if recorded.get(key) is not None and key not in settings:
                     settings[key] = recorded[key]
     return settings

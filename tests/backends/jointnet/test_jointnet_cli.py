@@ -26,7 +26,7 @@ def test_models_tiny_add_list_default(runner, store_home, tmp_path, fixture_dir)
     _ok(runner.invoke(cli, ["models", "tiny", str(ck), "--inpaint", "--modality", "normal"]))
     assert (ck / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert (ck / "base" / "vae" / "config.json").is_file()
-    assert json.loads((ck / "worldgen.json").read_text()) == {"modality": "normal"}
+    assert json.loads((ck / "worldgen.json").read_text()) == {"modality": "normal", "family": "sd"}
     result = runner.invoke(cli, ["models", "tiny", str(ck)])
     assert result.exit_code == 1 and "not empty" in result.output
 

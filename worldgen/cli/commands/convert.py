@@ -10,16 +10,17 @@ from ..options import model_options, note, sampling_options
 
 
 @click.command()
-@click.argument("image_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="New scene folder (image + estimated modality).")
+@click.argument("image_file", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="New scene folder (image + estimated modality); not for a SCENE, which gets a new version.")
 @click.option("--span", type=float, default=None,
               help="Degrees the image spans; 360 wraps seamlessly (default: 360 if at least twice as wide as tall, "
                    "else 60).")
 @model_options
 @sampling_options(default_guidance=1.0, prompt_help="Optional caption of the image (guides the estimate).")
 def depth(image_file, output, span, **kw):
-    """Estimate the model's modality (depth) for IMAGE_FILE, a panorama or a single image.
+    """Estimate the model's modality (depth) for IMAGE_FILE, a panorama or a single image, or add a
+    depth layer to a SCENE folder as a new version (its RGB and other layers kept).
 
     The image is kept exactly; the modality is generated for it. Sizes must be multiples of 8.
 
@@ -31,6 +32,16 @@ def depth(image_file, output, span, **kw):
     from ..options import task_options, task_pipeline
     from ..progress import progress_for
 
+    if image_file.is_dir():  # a scene: its depth becomes a new version there
+        from ...errors import UserInputError
+        from ...world.depth_layer import add_depth_version
+
+        if output is not None:
+            raise UserInputError(f"{image_file} is a scene: its depth becomes a new version there; drop -o")
+        scene, version = add_depth_version(image_file, kw, steps=kw["steps"], seed=kw["seed"],
+                                           negative_prompt=kw["negative_prompt"], glb=kw["glb"],
+                                           progress=progress_for(kw["quiet"]))
+        return note(f"added a depth layer: {scene.path}/ version {version}", kw["quiet"])
     output = new_scene_path(output)
     pipe = task_pipeline(kw)
     world = pipe.depth(image_file, span=span, output=output, glb=kw["glb"], progress=progress_for(kw["quiet"]),

@@ -110,7 +110,9 @@ def default(name, clear):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--inpaint", is_flag=True, help="With masked-latent input, like rgbd_inpaint_sd21b.")
 @click.option("--modality", default="depth", show_default=True, callback=_check_modality)
-def tiny(directory, seed, inpaint, modality):
+@click.option("--family", type=click.Choice(["sd", "if"]), default="sd", show_default=True,
+              help="Base model: sd (Stable Diffusion, latent space) or if (DeepFloyd-IF, pixel space).")
+def tiny(directory, seed, inpaint, modality, family):
     """Write a tiny random checkpoint with its own base to DIRECTORY (for tests and demos).
 
     The result works with `worldgen pano --model DIRECTORY` without --base; its pictures are noise.
@@ -119,7 +121,7 @@ def tiny(directory, seed, inpaint, modality):
     from worldgen.output_paths import check_output_path
 
     check_output_path(directory, what="DIRECTORY", folder=True)
-    click.echo(str(write_tiny_checkpoint(directory, seed=seed, inpaint=inpaint, modality=modality)))
+    click.echo(str(write_tiny_checkpoint(directory, seed=seed, inpaint=inpaint, modality=modality, family=family)))
 
 
 commands = [models]

@@ -31,7 +31,8 @@ from ..timing import verbose_option, timed_command
 @click.option("--region", "regions", multiple=True, metavar="A:B[@E1:E2][*W]=PROMPT",
               help="A region prompt, repeatable: azimuth A..B degrees (optionally elevations E1..E2, weight W) "
                    "follows PROMPT, e.g. --region \"0:90=a lighthouse on a cliff\"; MASK.png=PROMPT for a mask.")
-@click.option("--modality", default="depth", show_default=True, help="Modality to generate with the RGB (depth, normal, ...).")
+@click.option("--modality", default=None,
+              help="Modalities to generate with the RGB, e.g. depth or depth,edges (default: all the model has).")
 @click.option("--scheduler", default=None, help="ddim, dpm++, unipc, euler (default: the preset's).")
 @click.option("--dtype", default=None,
               help="float32, float16 or bfloat16 (default: bfloat16 on GPUs that have it, else float16; float32 on CPU).")
@@ -65,7 +66,8 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
                               negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
                               regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
     pipe = WorldPipeline.from_pretrained(model or "auto", backend=backend, base=base, extra_model=extra_model,
-                                         device=device, dtype=dtype, scheduler=scheduler, window_batch=window_batch)
+                                         device=device, dtype=dtype, scheduler=scheduler, window_batch=window_batch,
+                                         modality=modality)
     if pipe.fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
     request = pipe.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,

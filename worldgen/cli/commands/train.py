@@ -36,10 +36,25 @@ def _estimator_option(values: tuple[str, ...]) -> dict:
 _dir = click.Path(file_okay=False, path_type=Path)
 
 
+def _from_model(name: str, components, stage: str):
+    """(checkpoint, components folder, "branch") for --from: the VAE and text encoder come from the
+    model's registered or bundled base unless --components names them."""
+    from ...errors import UserInputError
+    from ...backends.jointnet.store import resolve_model
+
+    if stage != "1":
+        raise UserInputError("--from trains a new branch; drop --stage")
+    checkpoint, base_dir = resolve_model(name, None if components is None else str(components))
+    return checkpoint, components or base_dir, "branch"
+
+
 @click.command("train")
 @click.option("--modality", required=True, help="Modality plugin to learn (see `worldgen plugins`), e.g. depth, normal, edges.")
-@click.option("--base", required=True, type=_dir,
+@click.option("--base", default=None, type=_dir,
               help="Stage 1: a diffusers Stable Diffusion (or IF) folder. Stage 2/inpaint: a JointNet checkpoint.")
+@click.option("--from", "from_model", default=None, metavar="MODEL",
+              help="Add the modality as a new branch to this JointNet (a folder or registered name): only the new "
+                   "branch and its connections train; the model's other outputs stay as they were.")
 @click.option("--data", required=True, type=_dir,
               help="Images with captions (NAME.txt or metadata.jsonl), optionally NAME.<modality>.npy/.png.")
 @click.option("--out", required=True, type=_dir, help="Run folder: checkpoints/, samples/, logs/, and the final model/.")
@@ -83,7 +98,7 @@ _dir = click.Path(file_okay=False, path_type=Path)
               help="Option for the modality's estimator, repeatable, e.g. model=Intel/dpt-hybrid-midas.")
 @seed_option
 @quiet_option
-def train(modality, base, data, out, stage, steps, resolution, batch_size, lr, resume, components,
+def train(modality, base, from_model, data, out, stage, steps, resolution, batch_size, lr, resume, components,
           gradient_accumulation, warmup_steps, text_dropout, noise_offset, train_rgb, mixed_precision,
           gradient_checkpointing, optimizer, ema, ema_decay, checkpoint_every, keep_checkpoints, validation_every,
           validation_prompt, validation_seed, validation_steps, log_every, report_to, streaming, shuffle_buffer,
@@ -100,6 +115,10 @@ def train(modality, base, data, out, stage, steps, resolution, batch_size, lr, r
     from ..progress import progress_for
 
     check_output_path(out, what="--out", folder=True)  # never inside a scene folder, never a device
+    if (base is None) == (from_model is None):
+        raise click.UsageError("give --base (train a model) or --from MODEL (add a branch to one), not both")
+    if from_model is not None:
+        base, components, stage = _from_model(from_model, components, stage)
     config = TrainConfig(
         modality=modality, base=base, data=data, out=out, stage=stage, components=components, steps=steps,
         resolution=resolution, batch_size=batch_size, gradient_accumulation=gradient_accumulation, lr=lr,
