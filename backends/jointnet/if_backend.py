@@ -195,10 +195,11 @@ class DeepFloydBackend(JointNetBackend):
     def _plan_vae_batch(self, images: int) -> None:
         """No autoencoder: nothing to plan."""
 
-    def _scheduler(self, name: Optional[str]):
+    def _scheduler(self, name: Optional[str], preset=None):
         from .schedulers import make_scheduler
 
-        # IF's own scheduler (DDPM, learned variance range) unless one is named.
+        # IF's own scheduler (DDPM, learned variance range) unless one is named: a preset's solver
+        # is chosen for latent-space SD, so ``preset`` does not change it.
         inner = make_scheduler(name or self.scheduler_name, self.pipe.scheduler.config)
         return LearnedVarianceSteps(inner, images=2)
 
