@@ -21,25 +21,34 @@ from .validation import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_SIDE_PX, check, check_
 
 @dataclass
 class GenerateRequest:
-    """Text to panorama."""
+    """Text to panorama. ``preset`` (a ``worldgen.sampler.presets`` name) is this request's sampling
+    recipe: its windows, guidance schedule and solver; None keeps the backend's. ``steps`` None: the
+    preset's step count (published 50, fast 14)."""
 
     prompt: str
     width: int = 2048
     height: int = 512
     span_deg: float = 360.0
     seed: int = 0
-    steps: int = 50
+    steps: Optional[int] = None
     guidance: float = 7.5
     negative_prompt: str = ""
     modality: str = "depth"
     scheduler: Optional[str] = None
     regions: list = field(default_factory=list)
+    preset: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.prompt = check_prompt(self.prompt)
         self.negative_prompt = check_prompt(self.negative_prompt, required=False, label="the negative prompt")
         check_size(self.width, self.height)
         self.span_deg = check_span(self.span_deg)
+        if self.preset is not None or self.steps is None:
+            from .sampler.presets import get_preset
+
+            chosen = get_preset(self.preset)  # a bad name is a one-line UserInputError
+            self.preset = chosen.name if self.preset is not None else None
+            self.steps = chosen.steps if self.steps is None else self.steps
         self.steps = check("steps", self.steps)
         self.guidance = check("guidance", self.guidance)
         self.seed = check_seed(self.seed)

@@ -316,7 +316,7 @@ class JointNetBackend(Backend):
 
                 weights = latent_condition_weights(job.regions, w, h, job.span_deg, device=self.device)
                 denoise = regional_denoiser(denoise, weights, self.region_mode)
-            preset = self.preset
+            preset = self._preset(options)
             stride = preset.stride_cells(self.window)
             recipe = TilingRecipe(window=(self.window, self.window), stride=(stride, stride), circular=circular,
                                   global_fraction=preset.global_fraction if job.whole_window else 0.0,
@@ -326,7 +326,7 @@ class JointNetBackend(Backend):
             sampler = TiledSampler(recipe, window_batch=planned)
             with perf.kernels(self.speed), phase("sample"):
                 latents = sampler.sample(
-                    denoise, self._scheduler(options.scheduler), shape=(1, c * self.latent_layers, h, w),
+                    denoise, self._scheduler(options.scheduler, preset), shape=(1, c * self.latent_layers, h, w),
                     steps=options.steps,
                     seed=options.seed, init=known_latents, strength=job.strength,
                     known=Known(known_latents, keep) if keep is not None and bool(keep.any()) else None,
@@ -406,12 +406,20 @@ class JointNetBackend(Backend):
 
         return denoise
 
-    def _scheduler(self, name: Optional[str]):
+    def _preset(self, options):
+        """The request's preset when it names one (``GenerateRequest.preset``), else the loaded one."""
+        from worldgen.sampler.presets import get_preset
+
+        named = getattr(options, "preset", None)
+        return get_preset(named) if named else self.preset
+
+    def _scheduler(self, name: Optional[str], preset=None):
         from .schedulers import make_scheduler
 
         # The preset's solver unless one was named: the published recipe is DDIM, as the original
         # forces it, even though the SD 2.1-base folder names PNDMScheduler.
-        return make_scheduler(name or self.scheduler_name or self.preset.scheduler, self.pipe.scheduler.config)
+        preset = preset or self.preset
+        return make_scheduler(name or self.scheduler_name or preset.scheduler, self.pipe.scheduler.config)
 
     def _plan_window_batch(self, denoise) -> Optional[int]:
         """Windows per model call that fit in the GPU memory free now (None off CUDA: all of them)."""
