@@ -31,8 +31,8 @@ def test_presets_switch_per_job_on_the_resident_model(tiny_server):
     health = client.health()
     assert health["backend"] == "jointnet" and health["preset"] == "fast"
     assert health["workers"] == [{"device": "cpu", "busy": False}]
-    fast = _wait(client, client.submit({"prompt": "a small island", "size": "256x64", "name": "fast"}))
-    published = _wait(client, client.submit({"prompt": "a small island", "size": "256x64", "steps": 2,
+    fast = _wait(client, client.submit({"prompt": "a small island", "size": [256, 64], "name": "fast"}))
+    published = _wait(client, client.submit({"prompt": "a small island", "size": [256, 64], "steps": 2,
                                              "preset": "published", "name": "published"}))
     assert fast["state"] == published["state"] == "done", (fast, published)
     fast_record = Scene.open(tiny_server.out / "fast").record()
@@ -64,8 +64,8 @@ def test_pano_server_gives_what_a_local_run_gives(tiny_server, tiny_checkpoint, 
 
 def test_sigterm_during_a_job_leaves_no_half_written_world(tiny_server):
     client = Client(tiny_server.url)
-    long = client.submit({"prompt": "a long valley", "size": "256x64", "steps": 1000, "name": "long"})
-    queued = [client.submit({"prompt": "a lake", "size": "256x64", "steps": 2, "name": f"queued-{i}"})
+    long = client.submit({"prompt": "a long valley", "size": [256, 64], "steps": 1000, "name": "long"})
+    queued = [client.submit({"prompt": "a lake", "size": [256, 64], "steps": 2, "name": f"queued-{i}"})
               for i in range(2)]
     deadline = time.monotonic() + WAIT_S
     job = long
