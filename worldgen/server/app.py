@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import UserInputError, WorldgenError
 from . import API_PREFIX
 from .jobs import TERMINAL, QueueFull, ServerStopping
-from .outputs import NameTaken, open_file
+from .outputs import LinkRefused, NameTaken, open_file
 from .schema import JOB_SCHEMA, request_schema, decode_json
 from .service import MAX_WAIT_S, UnknownJob, WorldService
 
@@ -171,8 +171,9 @@ def create_app(get_service: Callable[[], WorldService], on_error: Optional[Calla
         parts = service().file(_job_id(job_id), path)
         try:
             fd = open_file(service().root.path, parts)
-        except OSError:
-            raise HttpError(410, f"{path[:120]} is gone from the server's output root") from None
+        except (OSError, LinkRefused):
+            raise HttpError(410, f"{path[:120]} is gone from the server's output root (a link put in its place is "
+                                 f"never followed)") from None
         size = os.fstat(fd).st_size
         suffix = os.path.splitext(parts[-1])[1].lower()
         return StreamingResponse(_read(fd), media_type=CONTENT_TYPES.get(suffix, "application/octet-stream"),

@@ -69,6 +69,7 @@ def serve(host, port, token_file, client_timeout, out, backend, model, base, ext
     if not check_bind(host, token):
         note(f"serving on {host}, beyond this machine: every request must carry the token", quiet)
     root = OutputRoot(out)
+    root.clean_staging()  # before loading: a symlinked OUT/.serve is refused at once, not after minutes
     spec, fell_back = choose_backend(backend, model)
     if fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
