@@ -193,6 +193,8 @@ async def _stream(current: WorldService, changes: Changes, job, since: int):
             yield f"id: {since}\nevent: job\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
             if payload["state"] in TERMINAL:
                 return
+        elif job.state in TERMINAL:  # a reconnect after the end: nothing newer will ever come
+            return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             yield "event: reconnect\ndata: {}\n\n"  # the stream's time is up: reconnect with Last-Event-ID
