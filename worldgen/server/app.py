@@ -109,8 +109,17 @@ def create_app(get_service: Callable[[], WorldService], on_error: Optional[Calla
         return current
 
     _error_handlers(app, on_error)
-    job_reply = {"description": "The job", "content": {"application/json": {"schema": JOB_SCHEMA}}}
+    _info_routes(app, service)
+    _job_routes(app, service, changes, body_timeout)
+    _stream_routes(app, service, changes)
+    _openapi_with_request_model(app)
+    return app
 
+
+JOB_REPLY = {"description": "The job", "content": {"application/json": {"schema": JOB_SCHEMA}}}
+
+
+def _info_routes(app: FastAPI, service: Callable[[], WorldService]) -> None:
     @app.get(API_PREFIX + "/health", summary="The server, its backend, workers and queue")
     async def health():
         return _json(service().health())
@@ -123,8 +132,10 @@ def create_app(get_service: Callable[[], WorldService], on_error: Optional[Calla
     async def jobs():
         return _json({"jobs": service().jobs()})
 
+
+def _job_routes(app: FastAPI, service: Callable[[], WorldService], changes: Changes, body_timeout: float) -> None:
     @app.post(API_PREFIX + "/jobs", status_code=202, summary="Submit a job (?dry_run=true: only check it)",
-              responses={202: job_reply},
+              responses={202: JOB_REPLY},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": "#/components/schemas/WorldRequest"}}}}})
     async def submit(request: Request):
@@ -138,7 +149,7 @@ def create_app(get_service: Callable[[], WorldService], on_error: Optional[Calla
         return _json(job, 202, {"Location": f"{API_PREFIX}/jobs/{job['id']}"})
 
     @app.get(API_PREFIX + "/jobs/{job_id}", summary="A job; with ?since=R&wait=S, wait up to S s for a "
-                                                    "revision above R", responses={200: job_reply})
+                                                    "revision above R", responses={200: JOB_REPLY})
     async def status(job_id: str, request: Request):
         query = _query(request, ("since", "wait"))
         since = _number(query, "since", int, 0, 2**62)
@@ -149,6 +160,12 @@ def create_app(get_service: Callable[[], WorldService], on_error: Optional[Calla
             await changes.wait(lambda: job.revision > since or current.board.closed, min(wait, MAX_WAIT_S))
         return _json(current.describe(job))
 
+    @app.delete(API_PREFIX + "/jobs/{job_id}", summary="Cancel a job (queued: at once; running: at its next step)")
+    async def cancel(job_id: str):
+        return _json(service().cancel(_job_id(job_id)))
+
+
+def _stream_routes(app: FastAPI, service: Callable[[], WorldService], changes: Changes) -> None:
     @app.get(API_PREFIX + "/jobs/{job_id}/events", summary="The job as server-sent events, one per change",
              response_class=StreamingResponse)
     async def events(job_id: str, request: Request):
@@ -162,10 +179,6 @@ def create_app(get_service: Callable[[], WorldService], on_error: Optional[Calla
         return StreamingResponse(_stream(current, changes, job, -1 if since is None else since),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
-    @app.delete(API_PREFIX + "/jobs/{job_id}", summary="Cancel a job (queued: at once; running: at its next step)")
-    async def cancel(job_id: str):
-        return _json(service().cancel(_job_id(job_id)))
-
     @app.get(API_PREFIX + "/jobs/{job_id}/files/{path:path}", summary="A file of a finished world")
     async def file(job_id: str, path: str):
         parts = service().file(_job_id(job_id), path)
@@ -178,9 +191,6 @@ def create_app(get_service: Callable[[], WorldService], on_error: Optional[Calla
         suffix = os.path.splitext(parts[-1])[1].lower()
         return StreamingResponse(_read(fd), media_type=CONTENT_TYPES.get(suffix, "application/octet-stream"),
                                  headers={"Content-Length": str(size)})
-
-    _openapi_with_request_model(app)
-    return app
 
 
 async def _stream(current: WorldService, changes: Changes, job, since: int):
