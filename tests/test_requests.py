@@ -41,6 +41,10 @@ def test_regions_from_text_and_objects():
 
 def test_sizes_from_cli_text():
     assert size_from_text("2048x512") == [2048, 512]
+    request = WorldRequest.from_text_fields({"prompt": "a bay", "size": "256x64", "regions": ["0:90=a pier"]})
+    assert request.size == (256, 64) and request.regions[0].azimuth == [0.0, 90.0]
+    with pytest.raises(UserInputError, match="multiple of 8"):
+        WorldRequest.from_text_fields({"prompt": "a bay", "size": "250x64"})
     with pytest.raises(UserInputError, match="WIDTHxHEIGHT"):
         size_from_text("big")
 

@@ -85,21 +85,17 @@ def _text(label: str, required: bool):
     return _field(validate, schema)
 
 
-def _named(label: str, regex: re.Pattern, example: str, nullable: bool = True):
+def _named(label: str, regex: re.Pattern, longest: int, example: str, nullable: bool = True):
     def validate(value):
         if value is None and nullable:
             return None
         if not isinstance(value, str) or not regex.fullmatch(value):
-            raise UserInputError(f"{label} {str(value)[:60]!r} must be 1-{_longest(regex)} letters, digits, '.', "
+            raise UserInputError(f"{label} {str(value)[:60]!r} must be 1-{longest} letters, digits, '.', "
                                  f"'_' or '-', starting with a letter or digit, e.g. {example!r}")
         return value
 
     return _field(validate, {"type": ["string", "null"] if nullable else "string",
                              "pattern": f"^{regex.pattern}{END}"})
-
-
-def _longest(regex: re.Pattern) -> int:
-    return int(regex.pattern.rsplit(",", 1)[1].split("}")[0]) + 1
 
 
 # Size: [WIDTH, HEIGHT] ------------------------------------------------------------------------------
@@ -229,13 +225,13 @@ class WorldRequest(BaseModel):
     steps: _ruled("steps", "steps", nullable=True) = Field(None, description="Default: the preset's (published 50, "
                                                                             "fast 14).")
     guidance: _ruled("guidance", "guidance") = 7.5
-    modality: _named("modality", MODALITY_RE, "depth", nullable=False) = "depth"
-    scheduler: _named("scheduler", MODALITY_RE, "ddim") = Field(
+    modality: _named("modality", MODALITY_RE, 64, "depth", nullable=False) = "depth"
+    scheduler: _named("scheduler", MODALITY_RE, 64, "ddim") = Field(
         None, description="ddim, dpm++, unipc, euler, euler-a, ddpm, pndm; default: the preset's. The loaded "
                           "backend checks the name when the job runs.")
     regions: _field(_validate_regions, {"type": ["array", "null"], "maxItems": MAX_REGIONS,
                                         "items": RegionRequest.model_json_schema()}) = ()
-    name: _named("name", NAME_RE, "fjord") = Field(None, description="The scene folder's name; default: a slug of "
+    name: _named("name", NAME_RE, 100, "fjord") = Field(None, description="The scene folder's name; default: a slug of "
                                                                      "the prompt and the job id.")
     dir: _field(lambda v: _dir(v), {"type": ["string", "null"], "pattern": f"^{_DIR_RE.pattern}{END}"}) = Field(
         None, description=f"A folder under the output root: NAME/NAME/... (at most {MAX_DIR_DEPTH} parts).")
@@ -244,6 +240,17 @@ class WorldRequest(BaseModel):
     def parse(cls, body: Any, where: str = "request") -> "WorldRequest":
         """``body`` (decoded JSON) checked; ``UserInputError`` with one line naming the fix."""
         return parse_model(cls, body, where)
+
+    @classmethod
+    def from_text_fields(cls, fields: dict, where: str = "request") -> "WorldRequest":
+        """For the CLI, JOBS files and recipes: ``fields`` as the request takes them, except that
+        ``size`` may be "2048x512" and ``regions`` may hold --region text ("0:90=a lighthouse")."""
+        fields = dict(fields)
+        if isinstance(fields.get("size"), str):
+            fields["size"] = size_from_text(fields["size"], f"{where}: size")
+        if isinstance(fields.get("regions"), (list, tuple)):
+            fields["regions"] = [region_from_text(r) if isinstance(r, str) else r for r in fields["regions"]]
+        return cls.parse(fields, where)
 
     def folder(self) -> tuple[str, ...]:
         return tuple(self.dir.split("/")) if self.dir else ()
