@@ -65,7 +65,7 @@ def test_two_devices_two_workers_loaded_once_each(tmp_path):
                                 OutputRoot(tmp_path / "out"))
     service.start()
     try:
-        ids = [service.submit({"prompt": f"a hill {i}", "size": "256x64", "name": f"hill-{i}"})["id"]
+        ids = [service.submit({"prompt": f"a hill {i}", "size": [256, 64], "name": f"hill-{i}"})["id"]
                for i in range(4)]
         jobs = _wait_all(service, ids)
     finally:
@@ -84,7 +84,7 @@ def test_one_worker_runs_one_job_at_a_time(tmp_path):
     service = WorldService.load(_spec(loads, barrier, running), {}, [None], OutputRoot(tmp_path / "out"))
     service.start()
     try:
-        ids = [service.submit({"prompt": "a dune", "size": "256x64"})["id"] for _ in range(3)]
+        ids = [service.submit({"prompt": "a dune", "size": [256, 64]})["id"] for _ in range(3)]
         jobs = _wait_all(service, ids)
     finally:
         service.stop(timeout=30)
@@ -126,14 +126,17 @@ def test_submit_after_stop_is_refused(tmp_path):
 
 def test_hosts_urls_and_listed_files_are_checked():
     from worldgen.server.client import _check_member, normalize_url
-    from worldgen.server.http import check_host, is_loopback
+    from worldgen.server.http import check_bind, is_loopback
     from worldgen.errors import WorldgenError
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.com", ""))
-    with pytest.raises(UserInputError, match="--allow-remote"):
-        check_host("0.0.0.0", allow_remote=False)
-    assert check_host("0.0.0.0", allow_remote=True) is False
+    with pytest.raises(UserInputError, match="needs a token"):
+        check_bind("0.0.0.0", token=None)
+    with pytest.raises(UserInputError, match="at least 16"):
+        check_bind("0.0.0.0", token="short")
+    assert check_bind("0.0.0.0", token="x" * 32) is False
+    assert check_bind("127.0.0.1", token=None) is True
     assert normalize_url("127.0.0.1:8765/") == "http://127.0.0.1:8765"
     for bad in ("https://127.0.0.1:8765", "ftp://x", "http://", "http://127.0.0.1:99999"):
         with pytest.raises(UserInputError):

@@ -1,11 +1,14 @@
 """`worldgen serve`: a local HTTP API that keeps models loaded and makes worlds from a queue.
 
-- ``schema``: the job request (its checks are the CLI's and batch's own, see ``parse_job``) and the
-  JSON Schema served at ``GET /v1/schema``.
+- ``schema``: the job request (``worldgen.requests.WorldRequest``, the model its published JSON
+  Schema is generated from) as a ``JobSpec``, and the job status schema.
 - ``outputs``: the output root: where a job may write, staging, and publishing a finished world.
 - ``jobs``: job records, the queue, and one worker thread per loaded backend (one per device).
 - ``service``: loads the backends once and ties queue, workers and output root together.
-- ``http``: the HTTP front (standard library ``http.server``), routes and error replies.
+- ``worlds``: the one place the server calls generation code (load a backend, make a world).
+- ``app``: the routes (FastAPI): jobs, server-sent events, files, one-line JSON errors.
+- ``guard``: Host/Origin/token checks, time limits per request, a deadline for headers.
+- ``http``: binds the socket and runs the app with uvicorn.
 - ``client``: what `worldgen pano --server URL` uses (standard library only: never imports torch).
 
 Library code here never prints; the CLI (``worldgen.cli.commands.serve``) does. See docs/server.md.

@@ -10,7 +10,10 @@ folder is removed, so nothing half-made reaches the output root.
 from __future__ import annotations
 
 import gc
+import hashlib
+import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -59,6 +62,7 @@ class Job:
     finished: Optional[float] = None
     device: Optional[str] = None
     files: tuple[str, ...] = ()
+    digests: dict = field(default_factory=dict)  # file -> sha256, so a client can check a local copy
     revision: int = 0
     cancel_requested: bool = False
 
@@ -72,6 +76,7 @@ class Job:
                 "error": self.error, "name": self.target.name, "dir": prefix.rstrip("/"),
                 "scene": prefix + self.target.name, "glb": prefix + self.target.glb.name,
                 "files": list(self.files), "path": str(self.target.folder), "identities": self._identities(),
+                "sha256": dict(self.digests),
                 "backend": self.backend, "device": self.device,
                 "request": self.spec.record(), "created": self.created, "started": self.started,
                 "finished": self.finished}
@@ -97,12 +102,24 @@ class JobBoard:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: deque[Job] = deque()
         self._closed = False
+        self._listeners: list[Callable[[], None]] = []
         self.max_queued = max_queued
         self.keep_finished = keep_finished
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` is called (under the board's lock: it must only schedule work) on every
+        change, so the HTTP front's event loop can wake its waiters without a thread each."""
+        with self._cond:
+            self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        self._cond.notify_all()
+        for listener in self._listeners:
+            listener()
 
     def add(self, job: Job) -> None:
         with self._cond:
@@ -113,7 +130,7 @@ class JobBoard:
             self._jobs[job.id] = job
             self._queue.append(job)
             self._forget_old()
-            self._cond.notify_all()
+            self._changed()
 
     def _forget_old(self) -> None:
         finished = [job_id for job_id, job in self._jobs.items() if job.state in TERMINAL]
@@ -153,7 +170,7 @@ class JobBoard:
             for key, value in changes.items():
                 setattr(job, key, value)
             job.revision += 1
-            self._cond.notify_all()
+            self._changed()
 
     def take(self, device: Optional[str]) -> Optional[Job]:
         """The next queued job, now running on ``device``; None once the board is closed."""
@@ -164,7 +181,7 @@ class JobBoard:
             job = self._queue.popleft()
             job.state, job.started, job.device = "running", time.time(), device
             job.revision += 1
-            self._cond.notify_all()
+            self._changed()
             return job
 
     def cancel(self, job: Job) -> None:
@@ -176,17 +193,18 @@ class JobBoard:
             elif job.state == "running":
                 job.cancel_requested = True
                 job.revision += 1
-                self._cond.notify_all()
+                self._changed()
 
-    def finish(self, job: Job, state: str, error: Optional[str] = None, files: tuple[str, ...] = ()) -> None:
+    def finish(self, job: Job, state: str, error: Optional[str] = None, files: tuple[str, ...] = (),
+               digests: Optional[dict] = None) -> None:
         with self._cond:
-            job.files = tuple(files)
+            job.files, job.digests = tuple(files), dict(digests or {})
             self._end(job, state, error)
 
     def _end(self, job: Job, state: str, error: Optional[str]) -> None:
         job.state, job.error, job.finished = state, error, time.time()
         job.revision += 1
-        self._cond.notify_all()
+        self._changed()
 
     def close(self) -> list[Job]:
         """Stop taking jobs: cancel the queued ones, ask running ones to stop. Returns the cancelled."""
@@ -199,7 +217,7 @@ class JobBoard:
             for job in self._jobs.values():
                 if job.state == "running":
                     job.cancel_requested = True
-            self._cond.notify_all()
+            self._changed()
             return cancelled
 
 
@@ -235,19 +253,16 @@ class Worker(threading.Thread):
 
     def _run(self, job: Job) -> None:
         from ..batch import one_line
-        from ..export_files import export_to_file
-        from ..world import generate_world
+        from .worlds import make_world
 
-        staging, files, detail = None, (), ""
+        staging, files, digests, detail = None, (), {}, ""
         try:
             staging = self.root.staging(job.id)
             scene_tmp, glb_tmp = staging / job.target.name, staging / job.target.glb.name
-            request = job.spec.request
-            use_preset(self.instance, job.spec.preset)
-            generate_world(self.backend_name, self.instance, request, scene_tmp, request.seed,
-                           export=lambda snapshot: export_to_file(snapshot, "glb", glb_tmp),
-                           progress=self._progress(job))
+            make_world(self.backend_name, self.instance, job.spec.request, scene_tmp, glb_tmp, self._progress(job))
+            digests = {relative: file_digest(staging / relative) for relative in _staged_files(staging)}
             files = self.root.publish(job.target, scene_tmp, glb_tmp)
+            digests = {relative: digests[relative] for relative in files if relative in digests}
             state, error = "done", None
         except JobCancelled:
             state, error = "cancelled", "cancelled while it ran; nothing was written"
@@ -260,7 +275,7 @@ class Worker(threading.Thread):
                 shutil.rmtree(staging, ignore_errors=True)
             # Free the name before the job reads as ended, so a client may reuse it at once.
             self.root.release(job.target)
-        self.board.finish(job, state, error, files=files)
+        self.board.finish(job, state, error, files=files, digests=digests)
         self._event(state, job, detail)
 
     def _progress(self, job: Job):
@@ -272,14 +287,21 @@ class Worker(threading.Thread):
         return progress
 
 
-def use_preset(instance, name: str) -> None:
-    """Give a loaded backend the job's sampling preset. JointNet keeps its preset as ``preset``
-    (read on every run), so a resident model switches recipes without reloading; backends without
-    presets ignore it, as `worldgen pano` does."""
-    if hasattr(instance, "preset"):
-        from ..sampler.presets import get_preset
+def _staged_files(staging) -> list[str]:
+    """The regular files of a world still in staging (links are never followed nor listed)."""
+    found = []
+    for folder, _dirs, names, dir_fd in os.fwalk(staging):
+        for name in names:
+            if stat.S_ISREG(os.lstat(name, dir_fd=dir_fd).st_mode):
+                found.append(os.path.relpath(os.path.join(folder, name), staging).replace(os.sep, "/"))
+    return found
 
-        instance.preset = get_preset(name)
+
+def file_digest(path) -> str:
+    """sha256 of a file: what a client checks a same-machine copy against (a hostile server that
+    cannot read a file cannot name its digest)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def free_memory() -> None:

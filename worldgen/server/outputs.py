@@ -6,15 +6,23 @@ symlinks must stay inside ROOT, checked when the job is submitted and again when
 A world is made in ``ROOT/.serve/tmp/JOB/`` and moved into place GLB first, scene folder last (as
 `worldgen batch` does), so a scene.json in ROOT always has its GLB, and an interrupted or failed
 job leaves nothing in ROOT but its staging folder, which the next start-up removes.
+
+Links inside the root are never followed when the server cleans, creates, publishes or serves:
+folders are walked one component at a time from the root's own descriptor with ``O_NOFOLLOW``
+(``open_dir``), so a symlink swapped in for ``.serve``, ``DIR`` or ``NAME/v1`` is refused, not
+followed out of the root.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
 from ..errors import UserInputError
 
@@ -25,12 +33,57 @@ class NameTaken(UserInputError):
     """The world's scene folder or GLB exists already, or a queued job will write it."""
 
 
+class LinkRefused(UserInputError):
+    """A path inside the output root is a symlink (or not a folder) where the server needs a folder."""
+
+
+NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+@contextmanager
+def open_dir(root: Path, parts: Sequence[str], create: bool = False) -> Iterator[int]:
+    """A descriptor of ROOT/PARTS reached without following any link (each part opened with
+    O_NOFOLLOW relative to the previous one); ``create`` makes missing folders on the way."""
+    fd = os.open(root, NOFOLLOW_DIR)
+    try:
+        for index, part in enumerate(parts):
+            if create:
+                try:
+                    os.mkdir(part, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, NOFOLLOW_DIR, dir_fd=fd)
+            except (NotADirectoryError, OSError) as exc:
+                if isinstance(exc, FileNotFoundError) and not create:
+                    raise
+                where = "/".join(parts[:index + 1])
+                raise LinkRefused(f"{where} in the server's output root is a symlink or a file, not a folder; the "
+                                  f"server never follows links there: remove it or pick another dir") from None
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_file(root: Path, parts: Sequence[str]) -> int:
+    """A read descriptor of the regular file ROOT/PARTS, reached without following any link."""
+    with open_dir(root, parts[:-1]) as folder:
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LinkRefused(f"{'/'.join(parts)} is not a regular file")
+    return fd
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a job's world goes: ``folder`` (absolute, inside the root) and the world's name."""
 
     folder: Path
     name: str
+    parts: tuple[str, ...] = ()  # ``folder`` relative to the root, walked without following links
 
     @property
     def scene(self) -> Path:
@@ -59,13 +112,20 @@ class OutputRoot:
         return self.path / STATE_DIR / "tmp"
 
     def staging(self, job_id: str) -> Path:
-        folder = self.staging_root / job_id
-        folder.mkdir(parents=True, exist_ok=False)
-        return folder
+        with open_dir(self.path, (STATE_DIR, "tmp"), create=True) as fd:
+            os.mkdir(job_id, dir_fd=fd)
+        return self.staging_root / job_id
 
     def clean_staging(self) -> None:
-        """Remove what interrupted jobs left (only ever inside ROOT/.serve/tmp)."""
-        shutil.rmtree(self.staging_root, ignore_errors=True)
+        """Remove what interrupted jobs left (only ever inside ROOT/.serve/tmp, never through a
+        link: a symlinked ``.serve`` or ``tmp`` is refused with ``LinkRefused``)."""
+        try:
+            with open_dir(self.path, (STATE_DIR, "tmp")) as fd:
+                for entry in os.listdir(fd):
+                    shutil.rmtree(entry, dir_fd=fd, ignore_errors=True) if _is_dir(fd, entry) else \
+                        os.unlink(entry, dir_fd=fd)
+        except FileNotFoundError:
+            pass
 
     # Targets ----------------------------------------------------------------------------------
     def inside(self, folder: Path) -> Path:
@@ -79,7 +139,7 @@ class OutputRoot:
 
     def reserve(self, parts: tuple[str, ...], name: str) -> Target:
         """Claim DIR/NAME for one job; ``NameTaken`` if it exists or another job holds it."""
-        target = Target(self.inside(self.path.joinpath(*parts)), name)
+        target = Target(self.inside(self.path.joinpath(*parts)), name, tuple(parts))
         for existing in target.folder.parents:
             if existing == self.path:
                 break
@@ -103,27 +163,37 @@ class OutputRoot:
 
     def publish(self, target: Target, scene_tmp: Path, glb_tmp: Path) -> list[str]:
         """Move a finished world from staging into place; returns its files relative to DIR."""
-        with self.publish_lock:
-            target.folder.mkdir(parents=True, exist_ok=True)
-            if self.inside(target.folder) != target.folder:  # a symlink appeared since the job was submitted
-                raise UserInputError(f"{target.folder} changed while the job ran; pick another dir")
+        with self.publish_lock, open_dir(self.path, target.parts, create=True) as fd:
             for path in (target.scene, target.glb):
-                if os.path.lexists(path):
+                if _exists(fd, path.name):
                     raise NameTaken(f"{path.relative_to(self.path)} appeared while the job ran; pick another name")
-            os.replace(glb_tmp, target.glb)  # GLB first: a scene in the root always has its GLB
-            os.rename(scene_tmp, target.scene)
-        return world_files(target)
+            # GLB first: a scene in the root always has its GLB. Both moves land in the folder's
+            # descriptor, so a link swapped in above it cannot redirect them.
+            os.replace(glb_tmp, target.glb.name, dst_dir_fd=fd)
+            os.rename(scene_tmp, target.scene.name, dst_dir_fd=fd)
+            return world_files(fd, target)
 
 
-def world_files(target: Target) -> list[str]:
+def _exists(fd: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=fd)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _is_dir(fd: int, name: str) -> bool:
+    return stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode)
+
+
+def world_files(fd: int, target: Target) -> list[str]:
     """Every regular file of the world (scene folder and GLB) relative to its folder, sorted; the
-    server serves exactly these, so a URL can never name anything else."""
+    server serves exactly these, so a URL can never name anything else. ``fd``: the folder."""
     files = []
-    for folder, dirs, names in os.walk(target.scene):  # os.walk does not follow symlinked folders
+    for folder, _dirs, names, dir_fd in os.fwalk(target.name, dir_fd=fd):  # fwalk never follows links
         for name in names:
-            path = Path(folder) / name
-            if path.is_file() and not path.is_symlink():
-                files.append(path.relative_to(target.folder).as_posix())
+            if stat.S_ISREG(os.lstat(name, dir_fd=dir_fd).st_mode):
+                files.append(f"{folder}/{name}")
     return sorted(files) + [target.glb.name]
 
 

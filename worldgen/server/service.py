@@ -19,6 +19,7 @@ from ..sampler.presets import DEFAULT_PRESET, get_preset
 from .jobs import MAX_QUEUED, EventCallback, Job, JobBoard, Worker
 from .outputs import OutputRoot
 from .schema import parse_job
+from .worlds import load_backend
 
 MAX_WAIT_S = 30.0  # longest a status request may wait for a change
 
@@ -51,7 +52,7 @@ class WorldService:
         instances = []
         for device in devices:
             device_settings = dict(settings, **({"device": device} if device is not None else {}))
-            instances.append((device, spec.load(device_settings)))
+            instances.append((device, load_backend(spec, device_settings)))
         return cls(spec.name, instances, root, load_seconds=time.perf_counter() - started, **kwargs)
 
     # Life cycle -------------------------------------------------------------------------------
@@ -75,6 +76,10 @@ class WorldService:
         return running
 
     # Requests ---------------------------------------------------------------------------------
+    def check(self, body: Any) -> dict:
+        """The request as the server would run it (defaults filled in), without queueing it."""
+        return parse_job(body, job_id="0" * 12, default_preset=self.default_preset).record()
+
     def submit(self, body: Any) -> dict:
         job_id = secrets.token_hex(6)
         spec = parse_job(body, job_id=job_id, default_preset=self.default_preset)
@@ -114,14 +119,15 @@ class WorldService:
     def jobs(self) -> list[dict]:
         return [{"id": job.id, "state": job.state, "name": job.target.name} for job in self.board.jobs()]
 
-    def file(self, job_id: str, relative: str) -> Path:
-        """A finished job's file, only if it is one the job lists (so no URL reaches anything else)."""
+    def file(self, job_id: str, relative: str) -> tuple[str, ...]:
+        """A finished job's file as parts under the output root, only if it is one the job lists
+        (so no URL reaches anything else); open it with ``outputs.open_file`` (no links followed)."""
         job = self.job(job_id)
         if job.state != "done":
             raise UserInputError(f"job {job.id} is {job.state}, not done; its files appear when it is")
         if relative not in job.files:
             raise UnknownJob(f"job {job.id} has no file {relative[:120]!r}; its status lists them under files")
-        return job.target.folder / relative
+        return (*job.target.parts, *relative.split("/"))
 
     def health(self) -> dict:
         try:  # paths and dtypes as text, as a scene's manifest keeps them

@@ -22,11 +22,14 @@ SERVER_SIDE_OPTIONS = ("backend", "model", "base", "extra_model", "dtype", "wind
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; only loopback addresses unless --allow-remote.")
+              help="Address to listen on. Any address but loopback needs a token (WORLDGEN_SERVE_TOKEN or --token-file).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None,
               help="Port (default 8765; 0 takes any free port, and the printed URL says which).")
-@click.option("--allow-remote", is_flag=True,
-              help="Allow a non-loopback --host. There is no authentication: anyone who reaches it can make worlds.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A file holding the token every request must send (Authorization: Bearer TOKEN); default: the "
+                   "WORLDGEN_SERVE_TOKEN environment variable, if set.")
+@click.option("--client-timeout", type=click.FloatRange(0.5, 600), default=20.0, show_default=True,
+              help="Seconds a client has to send a request's headers, and again its body.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Output root: every world is written under it (requests can name folders inside it only).")
 @click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
@@ -46,8 +49,8 @@ SERVER_SIDE_OPTIONS = ("backend", "model", "base", "extra_model", "dtype", "wind
 @click.option("--max-queued", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Jobs that may wait; more are refused (429) until some finish.")
 @quiet_option
-def serve(host, port, allow_remote, out, backend, model, base, extra_model, dtype, window_batch, devices, preset,
-          max_queued, quiet):
+def serve(host, port, token_file, client_timeout, out, backend, model, base, extra_model, dtype, window_batch,
+          devices, preset, max_queued, quiet):
     """Load a model once and make worlds from a queue over HTTP on 127.0.0.1.
 
     \b
@@ -57,24 +60,25 @@ def serve(host, port, allow_remote, out, backend, model, base, extra_model, dtyp
     the running one stops at its next step, and nothing half-written is left in OUT.
     """
     from ...server import DEFAULT_PORT
-    from ...server.http import check_host, make_server
+    from ...server.http import check_bind, make_server
     from ...server.outputs import OutputRoot
     from ...server.service import WorldService
     from ...world.backends import REAL_WEIGHTS_HINT, choose_backend
 
-    if not check_host(host, allow_remote):
-        click.echo(f"worldgen: warning: serving on {host}, beyond this machine, without authentication: anyone "
-                   f"who reaches it can make worlds and fill {out}", err=True)
+    token = _token(token_file)
+    if not check_bind(host, token):
+        note(f"serving on {host}, beyond this machine: every request must carry the token", quiet)
     root = OutputRoot(out)
+    root.clean_staging()  # before loading: a symlinked OUT/.serve is refused at once, not after minutes
     spec, fell_back = choose_backend(backend, model)
     if fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
     settings = {k: v for k, v in {"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
                                   "window_batch": window_batch}.items() if v is not None}
     if preset != "published" and spec.name == "jointnet":
-        settings["preset"] = preset
-    httpd = make_server(None, host, DEFAULT_PORT if port is None else port, allow_remote=allow_remote,
-                        on_error=None if quiet else lambda text: click.echo(text, err=True))
+        settings["preset"] = preset  # the loaded default; each job still passes its own preset
+    httpd = make_server(None, host, DEFAULT_PORT if port is None else port, token=token,
+                        client_timeout=client_timeout, on_error=None if quiet else lambda text: click.echo(text, err=True))
     try:
         workers = _devices(spec.name, devices)
         note(f"loading {spec.name} once on {', '.join(d or 'the default device' for d in workers)}", quiet)
@@ -82,9 +86,7 @@ def serve(host, port, allow_remote, out, backend, model, base, extra_model, dtyp
                                     on_event=None if quiet else _log_event)
         httpd.service = service
         service.start()
-        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                  name="worldgen-http", daemon=True)
-        thread.start()
+        httpd.start()
         click.echo(httpd.url)  # stdout, one line: what scripts (and the benchmark) read
         note(f"serving {spec.name} at {httpd.url} (loaded in {service.load_seconds:.1f} s); worlds go to "
              f"{root.path}; stop with Ctrl-C", quiet)
@@ -98,6 +100,24 @@ def serve(host, port, allow_remote, out, backend, model, base, extra_model, dtyp
     finally:
         httpd.server_close()
     note("stopped", quiet)
+
+
+def _token(token_file):
+    """The server's token: --token-file's first line, else WORLDGEN_SERVE_TOKEN, else None."""
+    import os
+
+    from ...errors import UserInputError
+    from ...server.http import TOKEN_ENV
+
+    if token_file is None:
+        return os.environ.get(TOKEN_ENV) or None
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"cannot read --token-file {token_file} ({exc}); give a text file with the token") from None
+    if not token:
+        raise UserInputError(f"--token-file {token_file} is empty; put the token on its first line")
+    return token
 
 
 def _devices(backend: str, devices) -> list:
@@ -151,8 +171,11 @@ def pano_on_server(server: str, prompt: str, *, size: str, span: float, preset: 
                                  f"from `worldgen pano --server`")
     if scene_dir.exists() and (not scene_dir.is_dir() or any(scene_dir.iterdir())):
         raise UserInputError(f"{scene_dir} exists and is not an empty folder; pick another -o name")
-    payload = {"prompt": prompt, "size": size, "span": span, "guidance": guidance, "negative": negative_prompt,
-               "modality": modality, "seed": seed, "regions": list(regions)}
+    from ...requests import region_from_text, size_from_text
+
+    payload = {"prompt": prompt, "size": size_from_text(size, "--size"), "span": span, "guidance": guidance,
+               "negative": negative_prompt, "modality": modality, "seed": seed,
+               "regions": [region_from_text(text) for text in regions]}
     if scheduler is not None:
         payload["scheduler"] = scheduler
     if "steps" in explicit:  # pano has filled in its preset's steps; the server fills in its own
