@@ -177,7 +177,7 @@ class RegionRequest(BaseModel):
     feather: _ruled("feather", "region feather", nullable=True) = None
 
     def to_region(self):
-        from .regions import Region
+        from .geometry.regions import Region
 
         extra = {} if self.feather is None else {"feather": self.feather}
         return Region(prompt=self.prompt, azimuth=tuple(self.azimuth),
@@ -187,7 +187,7 @@ class RegionRequest(BaseModel):
 def region_from_text(text: str) -> dict:
     """``--region`` text ("A:B[@E1:E2][*W]=PROMPT") as a request's region object (masks refused:
     a request never names files)."""
-    from .regions import parse_region
+    from .geometry.regions import parse_region
 
     record = parse_region(text, allow_masks=False).to_record()
     return {key: record[key] for key in ("prompt", "azimuth", "elevation", "weight", "feather") if key in record}

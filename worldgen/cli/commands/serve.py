@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Optional
 
 import click
 
@@ -155,7 +156,7 @@ def _log_event(kind: str, job, detail: str) -> None:
 
 
 def pano_on_server(server: str, prompt: str, *, size: str, span: float, preset: str, steps, guidance: float,
-                   negative_prompt: str, modality: str, scheduler, seed: int, regions, output: Path, scene_dir: Path,
+                   negative_prompt: str, modality: Optional[str], scheduler, seed: int, regions, output: Path, scene_dir: Path,
                    quiet: bool) -> None:
     """`worldgen pano ... --server URL`: the same request, made by the server, downloaded to -o."""
     from ...errors import UserInputError
@@ -174,10 +175,10 @@ def pano_on_server(server: str, prompt: str, *, size: str, span: float, preset: 
     from ...requests import region_from_text, size_from_text
 
     payload = {"prompt": prompt, "size": size_from_text(size, "--size"), "span": span, "guidance": guidance,
-               "negative": negative_prompt, "modality": modality, "seed": seed,
-               "regions": [region_from_text(text) for text in regions]}
-    if scheduler is not None:
-        payload["scheduler"] = scheduler
+               "negative": negative_prompt, "seed": seed, "regions": [region_from_text(text) for text in regions]}
+    for key, value in (("scheduler", scheduler), ("modality", modality)):  # unset: the server's model decides
+        if value is not None:
+            payload[key] = value
     if "steps" in explicit:  # pano has filled in its preset's steps; the server fills in its own
         payload["steps"] = steps
     if "preset" in explicit:  # otherwise the server's own default (`worldgen serve --preset`)
