@@ -39,7 +39,9 @@ import numpy as np
 
 from worldgen.specs import ExporterSpec
 
+from ._collider import collider_material, collider_mesh  # issue 22: collider closed at the spawn point, hidden
 from ._common import choice, option_names, read_options, world_for
+from ._far_plane import fit_far_plane  # issue 22: the sky inside a 1000 m far plane
 from ._grid_mesh import triangulate
 
 DEFAULTS = {
@@ -319,6 +321,7 @@ def export_glb(snapshot, options: dict) -> bytes:
         raise UserInputError("glb option jpeg_quality must be between 1 and 100")
     if opts["max_texel"] <= 0 or opts["max_parallax"] <= 0 or not 1 <= opts["max_level"] <= 10:
         raise UserInputError("glb options need max_texel > 0, max_parallax > 0 and max_level between 1 and 10")
+    opts = fit_far_plane(snapshot, opts, SKY_SEGMENTS)
 
     # The texture encodes in a second thread (zlib and libjpeg release the GIL) while numpy meshes.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -394,10 +397,11 @@ def export_glb(snapshot, options: dict) -> bytes:
         add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, material("sky", True))
 
     if opts["collider"]:
-        collider = _collider(world, opts["collider_step"], opts["cut_threshold"])
+        collider = collider_mesh(world, opts["collider_step"], opts["cut_threshold"])
         if collider is not None:
             # "-colonly" is Godot's import hint for a collision-only node; extras say so to others.
-            add("collider-colonly", collider[0], collider[1], None, None, None, extras={"collider": True})
+            add("collider-colonly", collider[0], collider[1], None, None, collider_material(gltf),
+                extras={"collider": True})
 
     vfov = math.radians(min(max(world.projection.vfov_deg, 10.0), 120.0))
     gltf.cameras.append(Camera(type="perspective", name="eye", perspective=Perspective(
@@ -433,19 +437,6 @@ def _toward_eye(points: np.ndarray) -> np.ndarray:
     """Unit normals pointing back along each point's ray to the eye (for surfaces seen head-on)."""
     n = -points.astype(np.float32)
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
-
-
-def _collider(world, step: int, threshold: float):
-    """(positions, faces) of a decimated, untextured terrain whose 360-degree seam shares its
-    vertices (watertight there), or None when nothing is left."""
-    dist = world.distance[::step, ::step]
-    sky = world.sky[::step, ::step]
-    pts = world.points[::step, ::step].reshape(-1, 3)
-    # The last kept column and column 0 are at most one step apart, so joining them is right.
-    tris = triangulate(dist, sky, threshold, "shared" if world.wraps else "none", want_sky=False)
-    if not len(tris.terrain):
-        return None
-    return pts[tris.terrain_vertices], tris.terrain
 
 
 def _version() -> str:

@@ -167,3 +167,16 @@ def test_threejs_renders_quantized_positions_like_the_float_file(kit, three_page
         ints = render(browser, url, "quantized.glb", eye + offset, yaw, "color").astype(float)
         assert not is_void(ints).any()
         assert np.abs(floats - ints).mean() < 0.5, np.abs(floats - ints).mean()
+
+
+def test_threejs_does_not_draw_the_collider(kit, three_page, world_2k):
+    """Issue 22: ``-O collider=true`` used to have no material, so three.js drew it in black over the
+    terrain; its invisible material must leave every view as it was, on and off the eye."""
+    browser, url, root = three_page
+    snapshot, data = world_2k
+    (root / "collider.glb").write_bytes(get_registry().exporter("glb").export(snapshot, {"collider": True}))
+    eye = np.asarray(kit.glb_document(data).nodes[-1].translation)
+    for offset, yaw in [((0.0, 0.0, 0.0), EYE_YAWS[1]), OFF_EYE[2]]:
+        plain = render(browser, url, "world.glb", eye + offset, yaw, "color").astype(float)
+        with_collider = render(browser, url, "collider.glb", eye + offset, yaw, "color").astype(float)
+        assert np.abs(plain - with_collider).mean() < 0.5, np.abs(plain - with_collider).mean()
