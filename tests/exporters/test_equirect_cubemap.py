@@ -90,7 +90,7 @@ def test_cubemap_faces_follow_the_opengl_convention(kit):
 def test_export_command_writes_the_companion_files(kit, tmp_path):
     from click.testing import CliRunner
 
-    from worldgen.cli.main import main
+    from worldgen.cli.main import cli as main
     from worldgen.scene import Scene
 
     Scene.create(tmp_path / "room", kit.room_snapshot(128, 32), operation="test", prompt="room", seed=0,
