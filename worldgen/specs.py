@@ -19,7 +19,7 @@ GROUP_MODALITIES = "worldgen.modalities"
 GROUP_EXPORTERS = "worldgen.exporters"
 
 GEOMETRY_ROLES = ("distance", "disparity", "normals", "none")
-BACKEND_TASKS = ("generate", "refine", "outpaint", "estimate", "paint", "edit")
+BACKEND_TASKS = ("generate", "refine", "outpaint", "estimate", "paint", "edit", "sphere", "layers")
 
 
 def _check_name(name: Any) -> None:

@@ -31,8 +31,9 @@ class BandSource:
     """A cylindrical band: ``colors`` (H, W, 3), ``distance`` (H, W) horizontal metres, ``sky`` (H, W)."""
 
     def __init__(self, projection: CylindricalProjection, colors: np.ndarray, distance: np.ndarray,
-                 sky: np.ndarray) -> None:
+                 sky: np.ndarray, world=None) -> None:
         self.projection = projection
+        self.world = world  # the WorldGeometry it came from (settings, world_scale), when built from a snapshot
         self.colors = np.asarray(colors, dtype=np.float32)
         self.distance = np.where(sky, np.inf, np.asarray(distance, dtype=np.float32)).astype(np.float32)
 
@@ -41,7 +42,7 @@ class BandSource:
         from ..geometry import build_world
 
         world = build_world(snapshot, overrides=overrides)
-        return cls(snapshot.projection, world.colors, world.distance, world.sky)
+        return cls(snapshot.projection, world.colors, world.distance, world.sky, world)
 
     def lookup(self, rays: np.ndarray) -> Lookup:
         proj = self.projection

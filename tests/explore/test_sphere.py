@@ -1,0 +1,97 @@
+"""Issue 22: ``worldgen sphere`` completes the band to 360 x 180 degrees by joint RGB-D inpainting of
+perspective cap views (tiny JointNet models): the right masks reach the model, known pixels stay exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldgen.explore.sphere import SphereRequest, cap_cameras, complete_sphere
+from worldgen.reproject import rays as R
+from worldgen.reproject.sources import BandSource, render_equirect
+
+from .conftest import EditSpy, assert_kept
+
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def completed(inpaint_backend):
+    from .conftest import ROOM
+
+    band = ROOM.room_snapshot(128, 32)
+    spy = EditSpy(inpaint_backend)
+    result = complete_sphere(spy, band, SphereRequest(prompt="a room", steps=STEPS, view_size=64))
+    return band, spy, result
+
+
+def test_the_band_is_untouched_and_its_pixels_are_exact_in_the_sphere(completed):
+    band, _, result = completed
+    assert np.array_equal(result.image, band.image)
+    assert np.array_equal(result.modalities["depth"], band.modalities["depth"])
+    sphere = result.sphere
+    assert sphere.image.shape == (64, 128, 3) and sphere.known.all()  # both caps filled
+    band_only = render_equirect(BandSource.from_snapshot(band), 128)
+    k = band_only.known
+    assert k.mean() > 0.3 and not k[0].any() and not k[-1].any()
+    assert np.array_equal(sphere.image[k], band_only.color[k])
+    assert np.array_equal(sphere.distance[k], band_only.distance[k])
+
+
+def test_each_cap_view_is_inpainted_jointly_on_exactly_its_unknown_pixels(completed, inpaint_backend):
+    band, spy, _ = completed
+    assert len(spy.calls) == 2 and inpaint_backend.has_masked_input
+    source = BandSource.from_snapshot(band)
+    for call, (name, camera) in zip(spy.calls, cap_cameras(band, 12.0)):
+        expected = ~source.lookup(R.perspective_rays(camera, 64, 64)).known
+        assert np.array_equal(call["mask"], expected), name
+        assert call["layers"] == "both" and call["method"] == "auto"
+        assert 0.2 < expected.mean() < 0.9  # a hole in the middle, the band around it
+        assert expected[32, 32] and not expected[0, 32]
+        assert_kept(call)
+        # The band's depth reaches the model as disparity in its own scale: the wall (4 m) in the
+        # down view's ring, converted with the perpendicular distance.
+        assert call["view"].modalities["depth"].max() <= 1.0
+
+
+def test_the_caps_show_the_inpainted_views_not_a_stretched_row(completed):
+    _, spy, result = completed
+    top = result.sphere.image[0]
+    assert top.std(axis=0).max() > 1e-3  # the zenith row varies (the old mesh stretched one colour)
+    # The zenith row is what the up view shows around its centre.
+    assert np.allclose(top.mean(axis=0), spy.calls[0]["result"].image[28:36, 28:36].reshape(-1, 3).mean(axis=0),
+                       atol=0.15)
+
+
+def test_a_generation_checkpoint_fills_the_caps_by_blending(generate_backend, room):
+    band = room(128, 32)
+    spy = EditSpy(generate_backend)
+    result = complete_sphere(spy, band, SphereRequest(steps=STEPS, view_size=64))
+    assert not generate_backend.has_masked_input
+    assert result.sphere.known.all() and len(spy.calls) == 2
+    for call in spy.calls:
+        assert_kept(call)
+
+
+def test_the_sphere_is_a_layer_of_the_version(completed, tmp_path):
+    from worldgen.scene import Scene
+
+    band, _, result = completed
+    scene = Scene.create(tmp_path / "room", band, operation="pano", prompt="room", seed=0, backend="test",
+                         backend_settings={}, modality="depth")
+    scene.add_version(result, operation="sphere")
+    record = scene.record()
+    assert record["sphere"]["projection"] == {"type": "equirectangular", "width": 128, "height": 64}
+    loaded = Scene.open(tmp_path / "room").load()
+    assert np.array_equal(loaded.sphere.distance, result.sphere.distance)
+    assert np.abs(loaded.sphere.image - result.sphere.image).max() <= 0.5 / 255 + 1e-6
+    assert Scene.open(tmp_path / "room").load(1).sphere is None
+
+
+def test_bad_requests_name_the_fix():
+    from worldgen.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="multiple of 8"):
+        SphereRequest(view_size=60)
+    with pytest.raises(UserInputError, match="overlap"):
+        SphereRequest(overlap_deg=80)
