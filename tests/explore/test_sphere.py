@@ -95,3 +95,26 @@ def test_bad_requests_name_the_fix():
         SphereRequest(view_size=60)
     with pytest.raises(UserInputError, match="overlap"):
         SphereRequest(overlap_deg=80)
+
+
+def test_sphere_command_writes_a_version_and_equirect_export_has_no_hole(tiny_models, room, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from worldgen.cli.main import cli
+    from worldgen.scene import Scene
+
+    Scene.create(tmp_path / "room", room(128, 32), operation="pano", prompt="a room", seed=0, backend="test",
+                 backend_settings={}, modality="depth")
+    result = CliRunner().invoke(cli, ["sphere", str(tmp_path / "room"), "--model", str(tiny_models["inpaint"]),
+                                      "--steps", "2", "--view-size", "64", "-q"])
+    assert result.exit_code == 0, result.output
+    scene = Scene.open(tmp_path / "room")
+    assert scene.current == 2 and scene.record()["operation"] == "sphere"
+    assert scene.record()["params"]["projection"] == "equirectangular"
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "room"), "-f", "equirect", "-q"])
+    assert result.exit_code == 0, result.output
+    image = Image.open(tmp_path / "room.equirect.png")
+    assert image.mode == "RGB" and image.size == (128, 64)  # nothing transparent: the whole sphere is known
+    bad = CliRunner().invoke(cli, ["sphere", str(tmp_path / "room"), "--view-size", "60"])
+    assert bad.exit_code != 0 and "multiple of 8" in bad.output
