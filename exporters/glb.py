@@ -39,6 +39,7 @@ import numpy as np
 
 from worldgen.specs import ExporterSpec
 
+from ._background import background_material, background_mesh  # issue 22: the layer behind depth cuts
 from ._collider import collider_material, collider_mesh  # issue 22: collider closed at the spawn point, hidden
 from ._common import choice, option_names, read_options, world_for
 from ._far_plane import fit_far_plane  # issue 22: the sky inside a 1000 m far plane
@@ -387,8 +388,14 @@ def export_glb(snapshot, options: dict) -> bytes:
             if disc is not None:
                 add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2], terrain_mat)
 
+    layer = getattr(snapshot, "background", None)  # issue 22: background layers replace the skirts at cuts
+    if layer is not None:
+        mesh = background_mesh(snapshot, world, opts["cut_threshold"])
+        if mesh is not None:
+            add("background", *mesh[:2], None, mesh[2], background_material(gltf, blob, snapshot, world, opts["unlit"]))
     if opts["backdrop"]:
-        skirt = _skirts(flat_pos, flat_uv, flat_dist, sky.reshape(-1), tris.cut, tris.horizon)
+        cut = tris.cut if layer is None else tris.cut[:0]
+        skirt = _skirts(flat_pos, flat_uv, flat_dist, sky.reshape(-1), cut, tris.horizon)
         if skirt is not None:
             add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if want_normals else None, skirt[2], terrain_mat)
 

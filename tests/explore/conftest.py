@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ def _exporter_scenes():
     path = Path(__file__).resolve().parents[1] / "exporters" / "conftest.py"
     spec = importlib.util.spec_from_file_location("explore_room_scenes", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its ``kit`` fixture returns itself through sys.modules
     spec.loader.exec_module(module)
     return module
 
@@ -83,3 +85,7 @@ def assert_kept(call: dict) -> None:
     assert np.array_equal(result.image[keep], view.image[keep])
     for name, layer in view.modalities.items():
         assert np.array_equal(result.modalities[name][keep], layer[keep])
+
+
+kit = ROOM.kit  # the exporter tests' helpers (GLB reading) and the Khronos validator, as fixtures here
+gltf_validator = ROOM.gltf_validator

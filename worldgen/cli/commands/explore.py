@@ -75,4 +75,31 @@ def sphere(scene_dir, width, view_size, overlap_deg, from_version, **kw):
          kw["quiet"])
 
 
-commands = [sphere]
+@click.command()
+@click.argument("scene_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--radius", type=int, default=0,
+              help="How many pixels behind each depth cut to fill (default: 1/64 of the width).")
+@click.option("--threshold", type=float, default=0.1, show_default=True,
+              help="Relative jump in distance that makes a depth cut (0.1 = 10 %).")
+@click.option("--version", "from_version", type=int, default=None, help="Scene version to start from (default: latest).")
+@model_options
+@sampling_options(prompt_help="What the hidden background should show (default: the scene's prompt).")
+def layers(scene_dir, radius, threshold, from_version, **kw):
+    """Inpaint what the eye could not see behind every depth cut of SCENE_DIR, as background layers
+    of a new version (the GLB then shows them off the eye instead of stretched skirts)."""
+    from ...explore.background import LayersRequest, complete_layers
+    from ...scene import Scene
+    from ._taskcli import progress_of, task_fields
+
+    scene = Scene.open(scene_dir)
+    snapshot = scene.load(from_version)
+    request = LayersRequest(**task_fields(kw), radius=radius, threshold=threshold)
+    backend = explore_backend(kw, scene, "layers")
+    result = complete_layers(backend, snapshot, request, progress_of(kw["quiet"]))
+    hidden = int(result.background.mask.sum())
+    scene, version = _write(scene, result, backend, "layers", request, kw,
+                            dict(radius=radius, threshold=threshold, hidden_pixels=hidden, from_version=from_version))
+    note(f"background behind {hidden} pixels: {scene.path}/ version {version}", kw["quiet"])
+
+
+commands = [sphere, layers]
