@@ -66,6 +66,9 @@ class EditSpy:
         self.calls: list[dict] = []
         self.modality = backend.modality
 
+    def __getattr__(self, name):  # every other task goes to the backend itself
+        return getattr(self.backend, name)
+
     def edit(self, request, snapshot, progress=None):
         result = self.backend.edit(request, snapshot, progress)
         self.calls.append({"mask": request.mask.copy(), "layers": request.layers, "view": snapshot, "result": result,

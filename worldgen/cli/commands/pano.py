@@ -71,8 +71,12 @@ def choose_backend(name: str, model: str | None):
               help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
                    "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")
 @verbose_option
+@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Grow the world around this photo (resampled into the panorama, its depth estimated).")
+@click.option("--fov", type=float, default=None, help="--image's horizontal field of view in degrees (default: EXIF).")
 def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
-         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False):
+         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False,
+         image=None, fov=None):
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
     click.get_current_context().with_resource(timed_command(verbose))  # --verbose: phase times on exit
     from ...backend import GenerateRequest
@@ -100,6 +104,8 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
                              f"`worldgen refine {scene_dir}`")
     check_output_path(output, what="-o")
     check_output_path(scene_dir, what="scene folder", folder=True)
+    if server and image is not None:
+        raise UserInputError("--image runs on this machine; leave out --server")
     if server:  # the server loads and runs the model; the checks above are the same either way
         from .serve import pano_on_server
 
@@ -115,8 +121,14 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     progress = progress_for(quiet)
     with phase("load"):
         instance = spec.load(settings)
-    scene = generate_world(spec.name, instance, request, scene_dir, seed,
-                           export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
+    if image is not None:  # issue 22: worldgen.explore grows the world around the photo
+        from ...explore.photo_scene import photo_world
+
+        scene = photo_world(spec.name, instance, request, image, fov, scene_dir, seed,
+                            export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
+    else:
+        scene = generate_world(spec.name, instance, request, scene_dir, seed,
+                               export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
     note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
 
 
