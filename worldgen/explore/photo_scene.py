@@ -16,11 +16,11 @@ def photo_world(backend_name: str, backend, request, photo_path: Path, fov: Opti
     from ..scene import Scene, read_image
     from .photo import photo_fov, world_from_photo
 
+    photo = read_image(photo_path)
     hfov = photo_fov(photo_path, fov)
     if not all(callable(getattr(backend, task, None)) for task in ("estimate", "edit")) or backend_name == "procedural":
         raise UserInputError("--image needs a JointNet model (it estimates the photo's depth and inpaints around it); "
                              "pass --model or install one with `worldgen models add`")
-    photo = read_image(photo_path)
     settings = InpaintSettings(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
                                guidance=request.guidance, seed=request.seed, scheduler=request.scheduler)
     snapshot = world_from_photo(backend, photo, hfov, request.width, request.height, request.span_deg, settings,
@@ -32,3 +32,23 @@ def photo_world(backend_name: str, backend, request, photo_path: Path, fov: Opti
                                  "photo": str(photo_path), "fov": hfov})
     export(snapshot)
     return scene
+
+
+def outpaint_photo(backend, photo, photo_path: Path, hfov: float, request, progress=None):
+    """``worldgen outpaint --photo``: the canvas ``request.canvas`` gives for the photo (span, size),
+    made tall enough for the photo's footprint unless ``--height`` was given, grown around the photo."""
+    import math
+
+    from ..explore.inpaint import InpaintSettings
+    from .photo import world_from_photo
+
+    h, w = photo.shape[:2]
+    width, height, _, _, span = request.canvas(w, h, hfov)
+    if request.height is None:  # the photo's rows at its centre column, on this canvas's cylinder
+        focal_ratio = (width / math.radians(span)) / (w / 2 / math.tan(math.radians(hfov) / 2))
+        height = max(height, int(math.ceil(h * focal_ratio / 8)) * 8)
+    settings = InpaintSettings(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
+                               guidance=request.guidance, seed=request.seed, scheduler=request.scheduler,
+                               method=request.method)
+    del photo_path  # recorded by the command
+    return world_from_photo(backend, photo, hfov, width, height, span, settings, progress)

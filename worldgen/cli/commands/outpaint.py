@@ -20,7 +20,7 @@ from ._taskcli import model_options, sampling_options
 @click.option("--version", "from_version", type=int, default=None, help="Scene version to start from (default: latest).")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Make a panorama around this photo (it stays untouched in its region); needs -o.")
-@click.option("--fov", type=float, default=60.0, show_default=True, help="Horizontal field of view of --photo, degrees.")
+@click.option("--fov", type=float, default=None, help="Horizontal field of view of --photo, degrees (default: EXIF).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="New scene folder for --photo.")
 @model_options
@@ -52,14 +52,22 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
         if not kw.get("prompt"):
             raise UserInputError("--photo needs --prompt describing the world around it")
         output = new_scene_path(output)
+        from ...explore.photo import photo_fov
+
         image = read_image(photo)
+        fov = photo_fov(photo, fov)
         snapshot = Snapshot(image=image, modalities={},
                             projection=CylindricalProjection(image.shape[1], image.shape[0], fov))
         span = 360.0 if span is None else span
     request = OutpaintRequest(**task_fields(kw), span_deg=span, height=height, x=x)
     request.canvas(*snapshot.size, snapshot.projection.span_deg)  # size errors before the model loads
     backend = load_backend(kw, scene)
-    result = backend.outpaint(request, snapshot, progress_of(kw["quiet"]))
+    if photo is None:
+        result = backend.outpaint(request, snapshot, progress_of(kw["quiet"]))
+    else:  # issue 22: resampled into the cylinder, depth estimated, colours matched (worldgen.explore)
+        from ...explore.photo_scene import outpaint_photo
+
+        result = outpaint_photo(backend, image, photo, fov, request, progress_of(kw["quiet"]))
     operation = "outpaint" if photo is None else "outpaint-photo"
     scene, version = write_result(output, scene, result, backend, operation, request, kw["seed"],
                                   record_params(span_deg=result.projection.span_deg, height=result.size[1], x=x,
