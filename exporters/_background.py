@@ -16,10 +16,10 @@ import numpy as np
 MATERIAL_NAME = "background"
 
 
-def background_arrays(snapshot, world):
+def background_arrays(snapshot, world, threshold: float = 0.1):
     """(distance, colours, include) on the world's grid: the layer's metres and colours where its
     mask is, the band's on the one-pixel ring around it; ``include`` marks both."""
-    from scipy.ndimage import binary_dilation
+    from scipy.ndimage import binary_dilation, grey_erosion
 
     from worldgen.geometry import disparity_to_distance, sky_mask
 
@@ -29,7 +29,14 @@ def background_arrays(snapshot, world):
     distance = disparity_to_distance(disparity, world.settings, world.world_scale)
     sky = sky_mask(disparity, world.settings, world.world_scale)
     mask = layer.mask
+    # The one-pixel ring joins the layer to the visible surface behind it, not to the foreground in
+    # front: ring pixels nearer than the layer beside them (by the cut threshold) stay out.
     ring = binary_dilation(mask, np.ones((3, 3), bool)) & ~mask
+    depth = snapshot.modalities.get("depth")
+    band = (disparity_to_distance(depth[..., 0], world.settings, world.world_scale) if depth is not None
+            else np.full(mask.shape, np.inf))
+    beside = grey_erosion(np.where(mask, distance, np.inf), size=(3, 3))
+    ring &= ~(band * (1 + threshold) < beside)
     full_distance = np.where(mask, distance, np.nan)
     colours = np.where(mask[..., None], layer.image, snapshot.image)
     include = (mask & ~sky) | ring
@@ -41,7 +48,7 @@ def background_mesh(snapshot, world, threshold: float):
     """(positions, faces, uvs) of the layer, or None when it has nothing to show."""
     from worldgen.geometry import points_from_distance
 
-    distance, _, include = background_arrays(snapshot, world)
+    distance, _, include = background_arrays(snapshot, world, threshold)
     h, w = distance.shape
     a = include[:-1, :-1] & include[:-1, 1:] & include[1:, :-1] & include[1:, 1:]
     quad = np.stack([distance[:-1, :-1], distance[:-1, 1:], distance[1:, :-1], distance[1:, 1:]])

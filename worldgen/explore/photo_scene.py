@@ -34,7 +34,7 @@ def photo_world(backend_name: str, backend, request, photo_path: Path, fov: Opti
     return scene
 
 
-def outpaint_photo(backend, photo, photo_path: Path, hfov: float, request, progress=None):
+def outpaint_photo(backend, photo, hfov: float, request, progress=None):
     """``worldgen outpaint --photo``: the canvas ``request.canvas`` gives for the photo (span, size),
     made tall enough for the photo's footprint unless ``--height`` was given, grown around the photo."""
     import math
@@ -50,5 +50,4 @@ def outpaint_photo(backend, photo, photo_path: Path, hfov: float, request, progr
     settings = InpaintSettings(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
                                guidance=request.guidance, seed=request.seed, scheduler=request.scheduler,
                                method=request.method)
-    del photo_path  # recorded by the command
     return world_from_photo(backend, photo, hfov, width, height, span, settings, progress)

@@ -67,7 +67,7 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
     else:  # issue 22: resampled into the cylinder, depth estimated, colours matched (worldgen.explore)
         from ...explore.photo_scene import outpaint_photo
 
-        result = outpaint_photo(backend, image, photo, fov, request, progress_of(kw["quiet"]))
+        result = outpaint_photo(backend, image, fov, request, progress_of(kw["quiet"]))
     operation = "outpaint" if photo is None else "outpaint-photo"
     scene, version = write_result(output, scene, result, backend, operation, request, kw["seed"],
                                   record_params(span_deg=result.projection.span_deg, height=result.size[1], x=x,
