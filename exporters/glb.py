@@ -43,6 +43,7 @@ from ._background import background_material, background_mesh  # issue 22: the l
 from ._collider import collider_material, collider_mesh  # issue 22: collider closed at the spawn point, hidden
 from ._common import choice, option_names, read_options, world_for
 from ._far_plane import fit_far_plane  # issue 22: the sky inside a 1000 m far plane
+from ._sphere_caps import ground_rings, sky_domes, sphere_material  # issue 22: caps from the full sphere
 from ._grid_mesh import triangulate
 
 DEFAULTS = {
@@ -378,15 +379,24 @@ def export_glb(snapshot, options: dict) -> bytes:
         nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras, **transform))
 
     terrain_mat = material("terrain", opts["unlit"])
+    sphere = getattr(snapshot, "sphere", None)  # issue 22: above and below the band from the full sphere
+
+    def sphere_mat():
+        if "sphere" not in materials:
+            materials["sphere"] = sphere_material(gltf, blob, sphere, opts["unlit"])
+        return materials["sphere"]
+
     if len(tris.terrain):
         used, faces = tris.terrain_vertices, tris.terrain
         add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
         if opts["closed"]:
             h, wv = distance.shape
             rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
-            disc = _ground_disc(flat_pos, flat_uv, rim, float(world.ground_height or world.settings.eye_height))
+            depth = float(world.ground_height or world.settings.eye_height)
+            disc = _ground_disc(flat_pos, flat_uv, rim, depth) if sphere is None else ground_rings(flat_pos, rim, depth)
             if disc is not None:
-                add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2], terrain_mat)
+                add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2],
+                    terrain_mat if sphere is None else sphere_mat())
 
     layer = getattr(snapshot, "background", None)  # issue 22: background layers replace the skirts at cuts
     if layer is not None:
@@ -400,8 +410,11 @@ def export_glb(snapshot, options: dict) -> bytes:
             add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if want_normals else None, skirt[2], terrain_mat)
 
     if opts["sky"]:
-        sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"], opts["uv16"])
+        sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"] and sphere is None, opts["uv16"])
         add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, material("sky", True))
+        if sphere is not None and opts["closed"]:
+            dome = sky_domes(world, float(np.linalg.norm(sky_pos[:2], axis=1).max()))
+            add("sky-dome", dome[0], dome[1], _toward_eye(dome[0]) if want_normals else None, dome[2], sphere_mat())
 
     if opts["collider"]:
         collider = collider_mesh(world, opts["collider_step"], opts["cut_threshold"])

@@ -118,3 +118,27 @@ def test_sphere_command_writes_a_version_and_equirect_export_has_no_hole(tiny_mo
     assert image.mode == "RGB" and image.size == (128, 64)  # nothing transparent: the whole sphere is known
     bad = CliRunner().invoke(cli, ["sphere", str(tmp_path / "room"), "--view-size", "60"])
     assert bad.exit_code != 0 and "multiple of 8" in bad.output
+
+
+def test_glb_of_a_sphere_takes_its_caps_and_ground_from_the_sphere(completed, kit, gltf_validator):
+    from worldgen.registry import get_registry
+
+    _, _, result = completed
+    result = type(result)(**{**result.__dict__})
+    result.geometry = dict(result.geometry, far=1000.0)  # and the domes stay inside a 1000 m far plane
+    data = get_registry().exporter("glb").export(result, {"origin": "camera"})
+    issues = gltf_validator(data)
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+    nodes = kit.glb_nodes(data)
+    dome, ground = nodes["sky-dome"], nodes["ground"]
+    assert dome["material"].name == "sphere" and ground["material"].name == "sphere"
+    reach = max(np.linalg.norm(n["POSITION"], axis=1).max() for n in nodes.values() if n.get("POSITION") is not None)
+    assert reach <= 900.0
+    # Each dome vertex's texture coordinate is its own ray's place in the equirect (u azimuth, v polar angle).
+    p, uv = dome["POSITION"].astype(np.float64), dome["TEXCOORD_0"]
+    polar = np.arccos(np.clip(p[:, 1] / np.linalg.norm(p, axis=1), -1, 1)) / np.pi
+    assert np.allclose(uv[:, 1], polar, atol=1e-4)
+    azimuth = np.mod(np.arctan2(p[:, 0], -p[:, 2]), 2 * np.pi) / (2 * np.pi)
+    assert np.allclose(np.mod(uv[:, 0] - azimuth + 0.5, 1.0) - 0.5, 0.0, atol=1e-4)
+    assert (ground["TEXCOORD_0"][:, 1] > 0.5).all()  # the ground is below the horizon in the sphere
+    assert ground["TEXCOORD_0"][:, 0].max() > 0.99  # the seam's repeated column reaches u = 1, not back to 0
