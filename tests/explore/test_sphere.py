@@ -142,3 +142,21 @@ def test_glb_of_a_sphere_takes_its_caps_and_ground_from_the_sphere(completed, ki
     assert np.allclose(np.mod(uv[:, 0] - azimuth + 0.5, 1.0) - 0.5, 0.0, atol=1e-4)
     assert (ground["TEXCOORD_0"][:, 1] > 0.5).all()  # the ground is below the horizon in the sphere
     assert ground["TEXCOORD_0"][:, 0].max() > 0.99  # the seam's repeated column reaches u = 1, not back to 0
+
+
+@pytest.mark.parametrize("entry", [{"image": "../outside.png", "distance": "v1/d.npy", "known": "v1/k.png"},
+                                   {"image": 7}, {"image": "/etc/passwd"}])
+def test_a_sphere_entry_leaving_the_scene_is_refused(room, tmp_path, entry):
+    import json
+
+    from worldgen.errors import SceneError
+    from worldgen.scene import Scene
+
+    Scene.create(tmp_path / "room", room(64, 16), operation="pano", prompt="room", seed=0, backend="test",
+                 backend_settings={}, modality="depth")
+    (tmp_path / "outside.png").write_bytes(b"secret")
+    manifest = json.loads((tmp_path / "room" / "scene.json").read_text())
+    manifest["versions"][0]["sphere"] = entry
+    (tmp_path / "room" / "scene.json").write_text(json.dumps(manifest))
+    with pytest.raises(SceneError):
+        Scene.open(tmp_path / "room").load()
