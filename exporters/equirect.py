@@ -6,8 +6,8 @@ Files: ``NAME.png`` (RGB; RGBA when part of the sphere is unknown: the rows a cy
 does not reach are transparent until ``worldgen sphere`` fills them), ``NAME.distance.exr`` (one
 float32 channel ``Z``: metres from the eye along each ray; ``inf`` for sky, NaN where unknown) and
 ``NAME.distance_preview.png`` (log-scale Turbo preview). Column u looks along azimuth
-``360 (u + 0.5) / W`` degrees from the panorama's first column (the band's columns line up), row 0
-at the zenith; see ``worldgen.reproject.rays``.
+``360 (u + 0.5) / W`` degrees from the panorama's first column (the band's columns line up; ``-O yaw=D``
+turns the image by D degrees), row 0 at the zenith; see ``worldgen.reproject.rays``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ DEFAULTS = {
     "width": 0,  # 0: the band's width (a 360-degree band's columns then map one to one)
     "distance": True,  # write NAME.distance.exr
     "preview": True,  # write NAME.distance_preview.png
+    # Degrees the image is turned: column 0 looks this far right of the panorama's first column (to
+    # line the image up with another tool's convention for where an equirect's left edge looks).
+    "yaw": 0.0,
 }
 
 
@@ -41,7 +44,7 @@ def equirect_files(snapshot, options: dict) -> dict:
     from ._panorama_images import distance_preview_png, rgba_png
 
     opts = read_options(options, DEFAULTS, "equirect")
-    view = render_equirect(source_for(snapshot, geometry_overrides(opts)), _width(opts, snapshot))
+    view = render_equirect(source_for(snapshot, geometry_overrides(opts)), _width(opts, snapshot), opts["yaw"])
     files = {"": rgba_png(view.color, view.known)}
     if opts["distance"]:
         files[".distance.exr"] = encode_exr({"Z": view.distance})

@@ -105,3 +105,10 @@ def test_export_command_writes_the_companion_files(kit, tmp_path):
     assert all((tmp_path / f"sky.{face}.png").is_file() for face in ("px", "nx", "py", "ny", "pz", "nz"))
     result = CliRunner().invoke(main, ["export", str(tmp_path / "room"), "-f", "cubemap", "-O", "face_size=2"])
     assert result.exit_code != 0 and "face_size" in result.output
+
+
+def test_yaw_turns_the_equirect(kit):
+    snapshot = kit.room_snapshot(256, 64)
+    plain = png(files("equirect", snapshot, preview=False, distance=False)[""])
+    turned = png(files("equirect", snapshot, preview=False, distance=False, yaw=90.0)[""])
+    assert np.array_equal(turned, np.roll(plain, -64, axis=1))  # a quarter turn: 64 of 256 columns

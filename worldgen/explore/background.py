@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import UserInputError
 from ..extra_layers import BackgroundLayers
 from ..progress import report
-from .inpaint import InpaintSettings, inpaint, offers, view_snapshot
+from .inpaint import InpaintSettings, depth_modality, inpaint, offers, view_snapshot
 
 CUT_THRESHOLD = 0.1  # as the GLB's default cut_threshold: a 10 % jump in distance is a cut
 
@@ -60,7 +60,7 @@ def hidden_mask(snapshot, request: LayersRequest):
 def inpaint_layers(backend, snapshot, request: LayersRequest, progress=None):
     from ..geometry import distance_to_disparity
 
-    modality = getattr(backend, "modality", None) or "depth"
+    modality = depth_modality(backend, "layers")
     if modality not in snapshot.modalities:
         raise UserInputError(f"the scene has no {modality} layer to find depth cuts in; estimate it first "
                              f"(`worldgen convert`)")

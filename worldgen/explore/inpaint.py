@@ -37,6 +37,15 @@ class InpaintSettings:
         self.seed = check_seed(self.seed)
 
 
+def depth_modality(backend, task: str) -> str:
+    """The backend's modality, which must be depth: the explore tasks move disparity between views."""
+    modality = getattr(backend, "modality", None) or "depth"
+    if modality != "depth":
+        raise UserInputError(f"{task} needs a depth model (this one generates {modality}); pass --model with a "
+                             f"depth checkpoint such as rgbd_inpaint_sd21b")
+    return modality
+
+
 def offers(backend, task: str) -> bool:
     """Whether the backend does ``task`` itself (overrides the base class's refusal)."""
     from ..backend import Backend

@@ -27,7 +27,7 @@ from ..progress import report
 from ..projection import CylindricalProjection
 from ..reproject import rays as R
 from ..reproject.sample import bilinear, nearest
-from .inpaint import InpaintSettings, inpaint
+from .inpaint import InpaintSettings, depth_modality, inpaint
 
 FULL_FRAME_WIDTH_MM = 36.0
 EDGE_BAND_FRACTION = 1 / 32  # of the panorama's width: the rings whose colours are compared
@@ -153,7 +153,7 @@ def world_from_photo(backend, photo: np.ndarray, hfov: float, width: int, height
                                                  seed=settings.seed, scheduler=settings.scheduler, image=small,
                                                  span_deg=min(hfov, 359.0)), progress)
     geometry = default_geometry()
-    modality = backend.modality
+    modality = depth_modality(backend, "a world from a photo")
     disparity = depth_on_cylinder(estimated.modalities[modality], hfov, projection, GeometrySettings.from_dict(geometry))
     canvas = Snapshot(image=image, modalities={modality: np.where(known[..., None], disparity, 0.0).astype(np.float32)},
                       projection=projection, geometry=geometry, prompt=settings.prompt)

@@ -28,7 +28,7 @@ from ..progress import report
 from ..reproject import rays as R
 from ..reproject.sample import bilinear, inside, nearest
 from ..reproject.sources import BandSource, render_equirect
-from .inpaint import InpaintSettings, inpaint, offers, view_snapshot
+from .inpaint import InpaintSettings, depth_modality, inpaint, offers, view_snapshot
 from .view_depth import from_disparity, to_disparity
 
 MAX_CAP_FOV = 160.0  # degrees: wider pinhole views spend almost all their pixels on the rim
@@ -105,7 +105,7 @@ def _inpainted_view(backend, band: BandSource, snapshot, camera: R.Camera, reque
         return None
     cosine = rays @ camera.forward
     world = band.world
-    modality = getattr(backend, "modality", None) or "depth"
+    modality = depth_modality(backend, "sphere")
     disparity = to_disparity(seen.distance, cosine, world.settings, world.world_scale)
     view = view_snapshot(seen.color, disparity, camera.hfov_deg, modality, snapshot.geometry, snapshot.prompt)
     result = inpaint(backend, view, ~seen.known, request, seed_offset=index, progress=progress)

@@ -71,9 +71,10 @@ def perspective_rays(camera: Camera, width: int, height: int) -> np.ndarray:
     return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
 
 
-def equirect_rays(width: int, height: int) -> np.ndarray:
-    """(height, width, 3) unit directions of an equirectangular image's pixel centres."""
-    theta = 2.0 * math.pi * (np.arange(width) + 0.5) / width
+def equirect_rays(width: int, height: int, yaw_deg: float = 0.0) -> np.ndarray:
+    """(height, width, 3) unit directions of an equirectangular image's pixel centres (``yaw_deg``
+    turns the whole image: its column u then looks that much further right)."""
+    theta = 2.0 * math.pi * (np.arange(width) + 0.5) / width + math.radians(yaw_deg)
     phi = math.pi / 2.0 - math.pi * (np.arange(height) + 0.5) / height
     cp = np.cos(phi)[:, None]
     return np.stack(np.broadcast_arrays(cp * np.sin(theta)[None, :], np.sin(phi)[:, None],

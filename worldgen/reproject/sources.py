@@ -73,9 +73,9 @@ class EquirectSource:
         return Lookup(color, distance, known)
 
 
-def render_equirect(source, width: int) -> Lookup:
-    """The source as a 2:1 equirectangular image ``width`` pixels wide."""
-    return source.lookup(R.equirect_rays(width, width // 2))
+def render_equirect(source, width: int, yaw_deg: float = 0.0) -> Lookup:
+    """The source as a 2:1 equirectangular image ``width`` pixels wide, turned by ``yaw_deg``."""
+    return source.lookup(R.equirect_rays(width, width // 2, yaw_deg))
 
 
 def render_perspective(source, camera: R.Camera, width: int, height: int) -> Lookup:
