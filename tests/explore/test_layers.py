@@ -133,3 +133,18 @@ def test_point_clouds_and_splats_carry_the_layer(fmt):
     extra = b[len(a):]
     r = np.hypot(extra["x"], extra["z"])
     assert np.allclose(r, 10.0, rtol=1e-3)  # the painted disparity 0.05 at the room's metric scale
+
+
+def test_the_mask_is_as_wide_as_the_parallax_a_step_reveals():
+    from worldgen.reproject.cuts import reveal_radius
+
+    # f = 100 px per radian, 5 m off the eye: a 2 m post before a 4 m wall reveals 125 px,
+    # a 400 m ridge before the sky at 1000 m less than one.
+    r = reveal_radius(np.array([2.0, 400.0]), np.array([4.0, 1000.0]), 100.0, 5.0, 64)
+    assert r.tolist() == [64.0, 1.0]
+    band = ROOM.room_snapshot(256, 64)
+    near, _ = hidden_mask(band, LayersRequest(radius=64, move=0.2))  # f = 40.7: 0.2 m reveals ceil(2.04) = 3 px
+    far, _ = hidden_mask(band, LayersRequest(radius=64, move=1.0))  # ... 1 m: 11 px
+    assert near.sum() < far.sum()
+    lo = int(ROOM.PILLAR_COLUMNS[0] * 256)
+    assert set(np.nonzero(near[34, lo:lo + 20])[0]) == {0, 1, 2, 3}

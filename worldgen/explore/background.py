@@ -25,15 +25,19 @@ CUT_THRESHOLD = 0.1  # as the GLB's default cut_threshold: a 10 % jump in distan
 
 @dataclass
 class LayersRequest(InpaintSettings):
-    """``radius``: how many pixels the mask grows into the foreground (0: 1/64 of the width)."""
+    """The mask behind each cut is as wide as the background a ``move``-metre step off the eye can
+    reveal there (its parallax), at most ``radius`` pixels (0: 1/32 of the width)."""
 
     radius: int = 0
     threshold: float = CUT_THRESHOLD
+    move: float = 5.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 <= int(self.radius) <= 512:
             raise UserInputError(f"radius {self.radius} must be between 0 and 512 pixels")
+        if not 0 < self.move <= 100:
+            raise UserInputError(f"move {self.move} must be between 0 and 100 metres off the eye")
         if not 0 < self.threshold < 10:
             raise UserInputError(f"threshold {self.threshold} must be between 0 and 10 (0.1 = a 10 % jump)")
 
@@ -47,13 +51,14 @@ def complete_layers(backend, snapshot, request: LayersRequest, progress=None):
 def hidden_mask(snapshot, request: LayersRequest):
     """(mask, world): the foreground pixels behind which a background is to be inpainted."""
     from ..geometry import build_world
-    from ..reproject.cuts import cut_edges, grow_behind, near_sides
+    from ..reproject.cuts import cut_edges, grow_behind, near_sides, reveal_radius
 
     world = build_world(snapshot)
     distance = world.distance  # sky pixels sit at far: the sky hides nothing and is hidden by the wall tops
     across, down = cut_edges(distance, request.threshold, world.wraps)
     near, behind = near_sides(distance, across, down)
-    radius = int(request.radius) or max(2, snapshot.projection.width // 64)
+    largest = int(request.radius) or max(2, snapshot.projection.width // 32)
+    radius = reveal_radius(distance, behind, snapshot.projection.focal_px, request.move, largest)
     return grow_behind(distance, near & ~world.sky, behind, radius, request.threshold, world.wraps), world
 
 

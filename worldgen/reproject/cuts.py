@@ -73,21 +73,34 @@ def near_sides(distance: np.ndarray, across: np.ndarray, down: np.ndarray) -> tu
     return near, behind
 
 
-def grow_behind(distance: np.ndarray, near: np.ndarray, behind: np.ndarray, radius: int, threshold: float,
+def reveal_radius(distance: np.ndarray, behind: np.ndarray, focal_px: float, move: float,
+                  max_radius: int) -> np.ndarray:
+    """Pixels of background a cut can reveal when the eye moves ``move`` metres sideways: the
+    parallax between its near and far sides, ``f * move * (1 / near - 1 / far)``, at most ``max_radius``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        parallax = focal_px * move * (1.0 / np.asarray(distance, np.float64) - 1.0 / np.maximum(behind, 1e-9))
+    return np.clip(np.nan_to_num(np.ceil(parallax), nan=0.0), 0, max_radius)
+
+
+def grow_behind(distance: np.ndarray, near: np.ndarray, behind: np.ndarray, radius, threshold: float,
                 wrap: bool) -> np.ndarray:
-    """The mask of foreground pixels within ``radius`` pixels of a cut's near side, grown only over
-    pixels nearer than the background they hide (so it stops at the foreground's far edge)."""
+    """The mask of foreground pixels within ``radius`` pixels of a cut's near side (a number, or a
+    per-pixel array on the near side: ``reveal_radius``), grown only over pixels nearer than the
+    background they hide (so it stops at the foreground's far edge)."""
     from scipy.ndimage import grey_dilation
 
     r = np.asarray(distance, dtype=np.float64)
     reach = np.where(near, behind, 0.0)
+    budget = np.where(near, np.broadcast_to(np.asarray(radius, dtype=np.float64), r.shape), -1.0)
     mask = near.copy()
     mode = ("nearest", "wrap") if wrap else "nearest"
-    for _ in range(int(radius)):
+    for _ in range(int(np.max(budget, initial=0))):
         spread = grey_dilation(reach, size=(3, 3), mode=mode)
-        grow = ~mask & (spread > 0) & (r * (1 + threshold) < spread)
+        left = grey_dilation(budget, size=(3, 3), mode=mode) - 1.0
+        grow = ~mask & (left >= 0) & (spread > 0) & (r * (1 + threshold) < spread)
         if not grow.any():
             break
         reach = np.where(grow, spread, reach)
+        budget = np.where(grow, left, budget)
         mask |= grow
     return mask

@@ -77,14 +77,16 @@ def sphere(scene_dir, width, view_size, overlap_deg, from_version, **kw):
 
 @click.command()
 @click.argument("scene_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--move", type=float, default=5.0, show_default=True,
+              help="Fill what a step this many metres off the eye reveals behind each depth cut.")
 @click.option("--radius", type=int, default=0,
-              help="How many pixels behind each depth cut to fill (default: 1/64 of the width).")
+              help="At most this many pixels behind each cut (default: 1/32 of the width).")
 @click.option("--threshold", type=float, default=0.1, show_default=True,
               help="Relative jump in distance that makes a depth cut (0.1 = 10 %).")
 @click.option("--version", "from_version", type=int, default=None, help="Scene version to start from (default: latest).")
 @model_options
 @sampling_options(prompt_help="What the hidden background should show (default: the scene's prompt).")
-def layers(scene_dir, radius, threshold, from_version, **kw):
+def layers(scene_dir, move, radius, threshold, from_version, **kw):
     """Inpaint what the eye could not see behind every depth cut of SCENE_DIR, as background layers
     of a new version (the GLB then shows them off the eye instead of stretched skirts)."""
     from ...explore.background import LayersRequest, complete_layers
@@ -93,12 +95,12 @@ def layers(scene_dir, radius, threshold, from_version, **kw):
 
     scene = Scene.open(scene_dir)
     snapshot = scene.load(from_version)
-    request = LayersRequest(**task_fields(kw), radius=radius, threshold=threshold)
+    request = LayersRequest(**task_fields(kw), radius=radius, threshold=threshold, move=move)
     backend = explore_backend(kw, scene, "layers")
     result = complete_layers(backend, snapshot, request, progress_of(kw["quiet"]))
     hidden = int(result.background.mask.sum())
     scene, version = _write(scene, result, backend, "layers", request, kw,
-                            dict(radius=radius, threshold=threshold, hidden_pixels=hidden, from_version=from_version))
+                            dict(move=move, radius=radius, threshold=threshold, hidden_pixels=hidden, from_version=from_version))
     note(f"background behind {hidden} pixels: {scene.path}/ version {version}", kw["quiet"])
 
 
