@@ -134,3 +134,11 @@ def test_pano_image_command_makes_a_scene(tiny_models, tmp_path):
     record = Scene.open(tmp_path / "room").record()
     assert record["operation"] == "pano-image" and record["params"]["fov"] == 60.0
     assert (tmp_path / "room.glb").is_file()
+
+
+def test_the_photo_lands_where_it_is_asked_to():
+    photo = smooth_photo()
+    projection = CylindricalProjection(512, 128)
+    _, known = photo_on_cylinder(photo, HFOV, projection, yaw_deg=90.0)
+    cols = np.nonzero(known.any(axis=0))[0]
+    assert abs(cols.mean() + 0.5 - 128) < 1.0  # centred on azimuth 90 degrees: column 128 of 512

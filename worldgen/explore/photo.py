@@ -63,9 +63,9 @@ def photo_fov(path, fov: Optional[float]) -> float:
     return float(fov)
 
 
-def photo_camera(projection: CylindricalProjection, hfov: float) -> R.Camera:
-    """The photo's camera: level, looking at the canvas's middle column."""
-    return R.look(projection.span_deg / 2.0, 0.0, hfov)
+def photo_camera(projection: CylindricalProjection, hfov: float, yaw_deg: Optional[float] = None) -> R.Camera:
+    """The photo's camera: level, looking ``yaw_deg`` right of the first column (default: the canvas's middle)."""
+    return R.look(projection.span_deg / 2.0 if yaw_deg is None else yaw_deg, 0.0, hfov)
 
 
 def footprint(projection: CylindricalProjection, camera: R.Camera, width: int, height: int):
@@ -76,10 +76,11 @@ def footprint(projection: CylindricalProjection, camera: R.Camera, width: int, h
     return column, row, known
 
 
-def photo_on_cylinder(photo: np.ndarray, hfov: float, projection: CylindricalProjection):
+def photo_on_cylinder(photo: np.ndarray, hfov: float, projection: CylindricalProjection,
+                      yaw_deg: Optional[float] = None):
     """(canvas image, known mask): the photo resampled into the panorama (zeros elsewhere)."""
     h, w = photo.shape[:2]
-    column, row, known = footprint(projection, photo_camera(projection, hfov), w, h)
+    column, row, known = footprint(projection, photo_camera(projection, hfov, yaw_deg), w, h)
     if not known.any():
         raise UserInputError("the photo does not reach the panorama's band; give a wider --fov or a taller --size")
     image = np.where(known[..., None], bilinear(photo.astype(np.float32), column, row, False), 0.0)
@@ -87,12 +88,12 @@ def photo_on_cylinder(photo: np.ndarray, hfov: float, projection: CylindricalPro
 
 
 def depth_on_cylinder(disparity: np.ndarray, hfov: float, projection: CylindricalProjection,
-                      settings: GeometrySettings) -> np.ndarray:
+                      settings: GeometrySettings, yaw_deg: Optional[float] = None) -> np.ndarray:
     """The photo's (perspective, z-depth) disparity as the band's disparity of horizontal distance."""
     from .view_depth import from_disparity, to_disparity
 
     h, w = disparity.shape[:2]
-    camera = photo_camera(projection, hfov)
+    camera = photo_camera(projection, hfov, yaw_deg)
     cosine = R.perspective_rays(camera, w, h) @ camera.forward
     along = from_disparity(disparity, cosine, settings, 1.0)
     rays = R.cylinder_rays(projection)
@@ -137,13 +138,14 @@ def match_edge_colour(image: np.ndarray, known: np.ndarray, wrap: bool) -> np.nd
 
 
 def world_from_photo(backend, photo: np.ndarray, hfov: float, width: int, height: int, span_deg: float,
-                     settings: InpaintSettings, progress=None) -> Snapshot:
-    """A panorama snapshot grown around ``photo`` (its footprint's pixels are the resampled photo)."""
+                     settings: InpaintSettings, progress=None, yaw_deg: Optional[float] = None) -> Snapshot:
+    """A panorama snapshot grown around ``photo`` (its footprint's pixels are the resampled photo),
+    its centre ``yaw_deg`` right of the first column (default: the canvas's middle)."""
     from ..sampler.canvas import resize_lanczos
     from ..sampler.requests import EstimateRequest
 
     projection = CylindricalProjection(width, height, span_deg)
-    image, known = photo_on_cylinder(photo, hfov, projection)
+    image, known = photo_on_cylinder(photo, hfov, projection, yaw_deg)
     report(progress, "photo", 0, 3, "depth of the photo")
     h, w = photo.shape[:2]
     scale = min(1.0, 1024 / max(h, w))
@@ -154,7 +156,8 @@ def world_from_photo(backend, photo: np.ndarray, hfov: float, width: int, height
                                                  span_deg=min(hfov, 359.0)), progress)
     geometry = default_geometry()
     modality = depth_modality(backend, "a world from a photo")
-    disparity = depth_on_cylinder(estimated.modalities[modality], hfov, projection, GeometrySettings.from_dict(geometry))
+    disparity = depth_on_cylinder(estimated.modalities[modality], hfov, projection, GeometrySettings.from_dict(geometry),
+                                  yaw_deg)
     canvas = Snapshot(image=image, modalities={modality: np.where(known[..., None], disparity, 0.0).astype(np.float32)},
                       projection=projection, geometry=geometry, prompt=settings.prompt)
     report(progress, "photo", 1, 3, "the world around it")

@@ -43,11 +43,12 @@ def outpaint_photo(backend, photo, hfov: float, request, progress=None):
     from .photo import world_from_photo
 
     h, w = photo.shape[:2]
-    width, height, _, _, span = request.canvas(w, h, hfov)
+    width, height, x, _, span = request.canvas(w, h, hfov)
+    yaw = span * (x + w / 2.0) / width if request.x is not None else None  # --x: the photo's left column
     if request.height is None:  # the photo's rows at its centre column, on this canvas's cylinder
         focal_ratio = (width / math.radians(span)) / (w / 2 / math.tan(math.radians(hfov) / 2))
         height = max(height, int(math.ceil(h * focal_ratio / 8)) * 8)
     settings = InpaintSettings(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
                                guidance=request.guidance, seed=request.seed, scheduler=request.scheduler,
                                method=request.method)
-    return world_from_photo(backend, photo, hfov, width, height, span, settings, progress)
+    return world_from_photo(backend, photo, hfov, width, height, span, settings, progress, yaw)
