@@ -142,3 +142,23 @@ def test_the_photo_lands_where_it_is_asked_to():
     _, known = photo_on_cylinder(photo, HFOV, projection, yaw_deg=90.0)
     cols = np.nonzero(known.any(axis=0))[0]
     assert abs(cols.mean() + 0.5 - 128) < 1.0  # centred on azimuth 90 degrees: column 128 of 512
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_photos_are_read_the_way_up_their_exif_says(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    from worldgen.explore.photo import read_photo
+
+    pixels = (np.random.default_rng(orientation).random((6, 10, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0xA405] = 28
+    Image.fromarray(pixels).save(tmp_path / "p.png", exif=exif)
+    with Image.open(tmp_path / "p.png") as img:
+        expected = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    assert np.array_equal(np.round(read_photo(tmp_path / "p.png") * 255).astype(np.uint8), expected)
+    displayed_width, displayed_height = expected.shape[1], expected.shape[0]
+    fov = exif_hfov(tmp_path / "p.png")
+    width_mm = 36.0 * displayed_width / max(displayed_width, displayed_height)
+    assert fov == pytest.approx(2 * np.degrees(np.arctan(width_mm / 2 / 28)))

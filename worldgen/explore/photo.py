@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Optional
 
@@ -28,28 +27,17 @@ from ..projection import CylindricalProjection
 from ..reproject import rays as R
 from ..reproject.sample import bilinear, nearest
 from .inpaint import InpaintSettings, depth_modality, inpaint
+from .photo_exif import exif_hfov, upright
 
-FULL_FRAME_WIDTH_MM = 36.0
 EDGE_BAND_FRACTION = 1 / 32  # of the panorama's width: the rings whose colours are compared
 FADE_FRACTION = 1 / 8  # of the width: how far from the edge the colour correction fades out
 
 
-def exif_hfov(path) -> Optional[float]:
-    """Horizontal field of view (degrees) from a photo's EXIF 35 mm-equivalent focal length, or None."""
-    from PIL import Image
+def read_photo(path) -> np.ndarray:
+    """A photo as (H, W, 3) float32 in [0, 1], the way up its EXIF says it is displayed."""
+    from ..scene import read_image
 
-    try:
-        with Image.open(path) as img:
-            exif = img.getexif()
-            focal35 = exif.get_ifd(0x8769).get(0xA405) or exif.get(0xA405)
-            landscape = img.width >= img.height
-    except Exception:  # no EXIF or a damaged block: the caller asks for --fov
-        return None
-    if not focal35 or float(focal35) <= 0:
-        return None
-    # The 35 mm equivalent refers to the frame's long side (36 mm).
-    long_side = 2 * math.degrees(math.atan(FULL_FRAME_WIDTH_MM / 2 / float(focal35)))
-    return long_side if landscape else None
+    return upright(read_image(path), path)
 
 
 def photo_fov(path, fov: Optional[float]) -> float:

@@ -13,10 +13,10 @@ def photo_world(backend_name: str, backend, request, photo_path: Path, fov: Opti
                 seed: Optional[int], export: Callable[[object], None], progress=None):
     """Grow ``request``'s panorama (size, span, prompt, sampling) around the photo; returns the new Scene."""
     from ..explore.inpaint import InpaintSettings
-    from ..scene import Scene, read_image
-    from .photo import photo_fov, world_from_photo
+    from ..scene import Scene
+    from .photo import photo_fov, read_photo, world_from_photo
 
-    photo = read_image(photo_path)
+    photo = read_photo(photo_path)
     hfov = photo_fov(photo_path, fov)
     if not all(callable(getattr(backend, task, None)) for task in ("estimate", "edit")) or backend_name == "procedural":
         raise UserInputError("--image needs a JointNet model (it estimates the photo's depth and inpaints around it); "

@@ -38,7 +38,7 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
     from ...layers import Snapshot
     from ...projection import CylindricalProjection
     from ...sampler.requests import OutpaintRequest
-    from ...scene import Scene, read_image
+    from ...scene import Scene
     from ._taskcli import load_backend, new_scene_path, progress_of, record_params, task_fields, write_result
 
     if (scene_dir is None) == (photo is None):
@@ -52,9 +52,9 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
         if not kw.get("prompt"):
             raise UserInputError("--photo needs --prompt describing the world around it")
         output = new_scene_path(output)
-        from ...explore.photo import photo_fov
+        from ...explore.photo import photo_fov, read_photo
 
-        image = read_image(photo)
+        image = read_photo(photo)
         fov = photo_fov(photo, fov)
         snapshot = Snapshot(image=image, modalities={},
                             projection=CylindricalProjection(image.shape[1], image.shape[0], fov))
