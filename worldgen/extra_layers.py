@@ -107,6 +107,18 @@ def _mask(path) -> np.ndarray:
 
 
 def _array(path, shape: tuple[int, ...]) -> np.ndarray:
+    """A plain numeric .npy whose header says ``shape`` (checked before any data is read: a file
+    claiming a huge array costs nothing)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            stored, _, dtype = read_header(handle)
+    except (ValueError, OSError, EOFError) as exc:
+        raise SceneError(f"{path} is not a readable array ({exc}); the layer is damaged") from None
+    if dtype.fields is not None or dtype.kind not in "fiu" or tuple(stored[:len(shape)]) != shape or len(stored) > 3:
+        raise SceneError(f"{path} has shape {tuple(stored)} ({dtype}), expected {shape}; the layer is damaged")
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as exc:  # numpy reports damage in many shapes; all mean the same here

@@ -160,3 +160,23 @@ def test_a_sphere_entry_leaving_the_scene_is_refused(room, tmp_path, entry):
     (tmp_path / "room" / "scene.json").write_text(json.dumps(manifest))
     with pytest.raises(SceneError):
         Scene.open(tmp_path / "room").load()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "huge", "text"])
+def test_a_damaged_sphere_layer_is_one_scene_error(completed, tmp_path, damage):
+    from worldgen.errors import SceneError
+    from worldgen.scene import Scene
+
+    band, _, result = completed
+    scene = Scene.create(tmp_path / "room", result, operation="sphere", prompt="room", seed=0, backend="test",
+                         backend_settings={}, modality="depth")
+    path = tmp_path / "room" / scene.record()["sphere"]["distance"]
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "huge":
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': (64, 4000000000), }"
+        path.write_bytes(b"\x93NUMPY\x01\x00" + len(header + "\n").to_bytes(2, "little") + (header + "\n").encode())
+    else:
+        path.write_text("not an array")
+    with pytest.raises(SceneError, match="damaged"):
+        Scene.open(tmp_path / "room").load()
