@@ -148,3 +148,18 @@ def test_the_mask_is_as_wide_as_the_parallax_a_step_reveals():
     assert near.sum() < far.sum()
     lo = int(ROOM.PILLAR_COLUMNS[0] * 256)
     assert set(np.nonzero(near[34, lo:lo + 20])[0]) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("options", [{}, {"quantize": True, "uv16": True, "collider": True},
+                                     {"normals": True, "texture": "png", "step": 2}])
+def test_glb_with_sphere_and_layers_passes_the_validator(gltf_validator, options):
+    from worldgen.explore.sphere import SphereRequest, complete_sphere
+
+    from .test_sphere import PaintCaps
+
+    band = ROOM.room_snapshot(128, 32)
+    world = complete_layers(PaintBehind(), complete_sphere(PaintCaps(), band, SphereRequest(view_size=64)),
+                            LayersRequest(radius=3))
+    assert world.sphere is not None and world.background is not None
+    issues = gltf_validator(get_registry().exporter("glb").export(world, options))
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]

@@ -180,3 +180,16 @@ def test_a_damaged_sphere_layer_is_one_scene_error(completed, tmp_path, damage):
         path.write_text("not an array")
     with pytest.raises(SceneError, match="damaged"):
         Scene.open(tmp_path / "room").load()
+
+
+class PaintCaps:
+    """A stand-in model: paints the masked pixels of a cap view a flat orange, as sky."""
+
+    modality = "depth"
+
+    def edit(self, request, snapshot, progress=None):
+        from dataclasses import replace
+
+        image = np.where(request.mask[..., None], np.float32([1.0, 0.5, 0.0]), snapshot.image).astype(np.float32)
+        depth = np.where(request.mask[..., None], 0.0, snapshot.modalities["depth"]).astype(np.float32)
+        return replace(snapshot, image=image, modalities={"depth": depth})
