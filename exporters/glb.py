@@ -401,8 +401,9 @@ def export_glb(snapshot, options: dict) -> bytes:
     layer = getattr(snapshot, "background", None)  # issue 22: background layers replace the skirts at cuts
     if layer is not None:
         mesh = background_mesh(snapshot, world, opts["cut_threshold"])
+        materials["background"] = background_material(gltf, blob, snapshot, world, opts["unlit"])
         if mesh is not None:
-            add("background", *mesh[:2], None, mesh[2], background_material(gltf, blob, snapshot, world, opts["unlit"]))
+            add("background", *mesh[:2], None, mesh[2], materials["background"])
     if opts["backdrop"]:
         cut = tris.cut if layer is None else tris.cut[:0]
         skirt = _skirts(flat_pos, flat_uv, flat_dist, sky.reshape(-1), cut, tris.horizon)
@@ -411,7 +412,9 @@ def export_glb(snapshot, options: dict) -> bytes:
 
     if opts["sky"]:
         sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"] and sphere is None, opts["uv16"])
-        add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, material("sky", True))
+        # With a background layer the sky backs what opens behind the foreground: its texture is the layer's there.
+        sky_mat = materials["background"] if layer is not None and not opts["uv16"] else material("sky", True)
+        add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, sky_mat)
         if sphere is not None and opts["closed"]:
             dome = sky_domes(world, float(np.linalg.norm(sky_pos[:2], axis=1).max()))
             add("sky-dome", dome[0], dome[1], _toward_eye(dome[0]) if want_normals else None, dome[2], sphere_mat())
