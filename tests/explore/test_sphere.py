@@ -193,3 +193,33 @@ class PaintCaps:
         image = np.where(request.mask[..., None], np.float32([1.0, 0.5, 0.0]), snapshot.image).astype(np.float32)
         depth = np.where(request.mask[..., None], 0.0, snapshot.modalities["depth"]).astype(np.float32)
         return replace(snapshot, image=image, modalities={"depth": depth})
+
+
+def test_a_partial_narrow_band_is_completed_by_further_views_grown_from_what_is_known(room):
+    band = room(64, 16, span=120.0)  # 120 degrees wide, 27 degrees tall: the caps cannot reach it all
+    spy = EditSpy(PaintCaps())
+    result = complete_sphere(spy, band, SphereRequest(view_size=32))
+    assert result.sphere.known.all()
+    assert len(spy.calls) > 2  # the caps, then fill views
+    band_only = render_equirect(BandSource.from_snapshot(band), result.sphere.distance.shape[1])
+    k = band_only.known
+    assert np.array_equal(result.sphere.image[k], band_only.color[k])  # the band stays exact
+    for call in spy.calls:
+        assert call["mask"].any() and not call["mask"].all()
+        assert_kept(call)
+
+
+def test_a_backend_that_renders_the_sphere_itself_is_asked_first(room):
+    from dataclasses import replace
+
+    from worldgen.backend import Backend
+    from worldgen.extra_layers import SphereLayers
+
+    class Direct(Backend):
+        def sphere(self, request, snapshot, progress=None):
+            h = 8
+            return replace(snapshot, sphere=SphereLayers(np.zeros((h, 2 * h, 3), np.float32),
+                                                         np.ones((h, 2 * h), np.float32), np.ones((h, 2 * h), bool)))
+
+    result = complete_sphere(Direct(), room(64, 16), SphereRequest())
+    assert result.sphere.distance.shape == (8, 16)

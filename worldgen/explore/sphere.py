@@ -9,7 +9,10 @@ Generic path (any backend with ``edit``, JointNet first of all):
 3. the view's unknown pixels are inpainted jointly in RGB and depth (``inpaint``); its known
    pixels are the band's and stay as they are;
 4. the equirect's unknown pixels take the inpainted views' content; its known pixels are never
-   touched, so the band's content is exact in the sphere.
+   touched, so the band's content is exact in the sphere;
+5. whatever the caps cannot reach (a band too narrow for a pinhole cap view, a partial span's
+   sides) is tiled with 90-degree views around the horizon and 45 degrees above and below it,
+   each inpainted from everything known so far (views that see nothing missing cost nothing).
 
 A backend that can render the sphere directly offers ``sphere(request, snapshot)`` (and lists the
 task in its spec); it is asked instead.
@@ -72,39 +75,61 @@ def cap_cameras(snapshot, overlap_deg: float) -> list[tuple[str, R.Camera]]:
     return [("up", R.look(0.0, 90.0, fov)), ("down", R.look(0.0, -90.0, fov))]
 
 
+def fill_cameras() -> list[tuple[str, R.Camera]]:
+    """Views for what the caps leave (a narrow band's gap, a partial span's sides): rings of
+    90-degree views around the horizon and 45 degrees above and below it."""
+    return [(f"fill {pitch:+.0f}/{yaw:.0f}", R.look(yaw, pitch, 90.0))
+            for pitch in (0.0, 45.0, -45.0) for yaw in range(0, 360, 45)]
+
+
 def inpaint_sphere(backend, snapshot, request: SphereRequest, progress=None):
+    """The generic path: the caps from the band, then (only if something is still missing) further
+    views, each inpainted from everything known so far."""
     from dataclasses import replace
+
+    from ..reproject.sources import EquirectSource
 
     band = BandSource.from_snapshot(snapshot)
     width = equirect_width(snapshot, request)
     sphere = render_equirect(band, width)
-    color, distance, known = sphere.color.copy(), sphere.distance.copy(), sphere.known.copy()
-    cameras = cap_cameras(snapshot, request.overlap_deg)
-    for index, (name, camera) in enumerate(cameras):
-        report(progress, "sphere", index, len(cameras), f"{name} cap")
-        view = _inpainted_view(backend, band, snapshot, camera, request, index, progress)
-        if view is None:
-            continue
-        fill_color, fill_distance, covered = view
-        missing = ~known & covered
-        color[missing] = fill_color[missing]
-        distance[missing] = fill_distance[missing]
-        known |= covered
-    report(progress, "sphere", len(cameras), len(cameras), "merged")
-    return replace(snapshot, sphere=SphereLayers(color, distance, known))
+    state = (sphere.color.copy(), sphere.distance.copy(), sphere.known.copy())
+    plan = cap_cameras(snapshot, request.overlap_deg)
+    for index, (name, camera) in enumerate(plan):
+        report(progress, "sphere", index, len(plan), name)
+        _merge(state, _inpainted_view(backend, band, band.world, snapshot, camera, request, index, progress))
+    for sweep in range(3):  # each sweep grows from what the previous ones filled
+        if state[2].all():
+            break
+        for index, (name, camera) in enumerate(fill_cameras(), start=len(plan) + 24 * sweep):
+            report(progress, "sphere", index, index + 1, name)
+            source = EquirectSource(*state)
+            _merge(state, _inpainted_view(backend, source, band.world, snapshot, camera, request, index, progress))
+    report(progress, "sphere", 1, 1, "merged")
+    return replace(snapshot, sphere=SphereLayers(*state))
 
 
-def _inpainted_view(backend, band: BandSource, snapshot, camera: R.Camera, request: SphereRequest, index: int,
+def _merge(state, view) -> None:
+    """Write a view's content into the equirect where nothing is known yet (known pixels never change)."""
+    if view is None:
+        return
+    color, distance, known = state
+    fill_color, fill_distance, covered = view
+    missing = ~known & covered
+    color[missing] = fill_color[missing]
+    distance[missing] = fill_distance[missing]
+    known |= covered
+
+
+def _inpainted_view(backend, source, world, snapshot, camera: R.Camera, request: SphereRequest, index: int,
                     progress):
-    """(colour, distance, covered) on the equirect grid from one inpainted cap view, or None when
-    the band already covers everything it sees."""
+    """(colour, distance, covered) on the equirect grid from one inpainted view, or None when the
+    source already covers everything it sees, or nothing of it to grow from."""
     size = request.view_size
     rays = R.perspective_rays(camera, size, size)
-    seen = band.lookup(rays)
-    if seen.known.all():
+    seen = source.lookup(rays)
+    if seen.known.all() or not seen.known.any():
         return None
     cosine = rays @ camera.forward
-    world = band.world
     modality = depth_modality(backend, "sphere")
     disparity = to_disparity(seen.distance, cosine, world.settings, world.world_scale)
     view = view_snapshot(seen.color, disparity, camera.hfov_deg, modality, snapshot.geometry, snapshot.prompt)
