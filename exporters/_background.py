@@ -82,3 +82,16 @@ def background_material(gltf, blob, snapshot, world, unlit: bool) -> int:
         material.extensions = {"KHR_materials_unlit": {}}
     gltf.materials.append(material)
     return len(gltf.materials) - 1
+
+
+def add_background(snapshot, world, opts: dict, gltf, blob, materials: dict, add):
+    """Add the version's background layer to the GLB being built (``add`` is glb's node adder);
+    its material is kept as ``materials["background"]`` for the sky shell. Returns the layer or None."""
+    layer = getattr(snapshot, "background", None)
+    if layer is None:
+        return None
+    mesh = background_mesh(snapshot, world, opts["cut_threshold"])
+    materials["background"] = background_material(gltf, blob, snapshot, world, opts["unlit"])
+    if mesh is not None:
+        add("background", *mesh[:2], None, mesh[2], materials["background"])
+    return layer

@@ -76,8 +76,11 @@ def ground_rings(flat_pos: np.ndarray, rim: np.ndarray, depth: float):
     return positions, _facing_eye(positions, faces), uv
 
 
-def sphere_material(gltf, blob, sphere, unlit: bool) -> int:
-    """A material textured with the sphere's equirect image (its own sampler: u repeats, v clamps)."""
+def sphere_material(gltf, blob, sphere, unlit: bool, cache: dict) -> int:
+    """A material textured with the sphere's equirect image (its own sampler: u repeats, v clamps),
+    made once per file (kept in ``cache`` under "sphere")."""
+    if "sphere" in cache:
+        return cache["sphere"]
     from PIL import Image as PILImage
     from pygltflib import Image, Material, PbrMetallicRoughness, Sampler, Texture, TextureInfo
 
@@ -91,4 +94,5 @@ def sphere_material(gltf, blob, sphere, unlit: bool) -> int:
     if unlit:
         material.extensions = {"KHR_materials_unlit": {}}
     gltf.materials.append(material)
-    return len(gltf.materials) - 1
+    cache["sphere"] = len(gltf.materials) - 1
+    return cache["sphere"]

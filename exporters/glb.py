@@ -39,7 +39,7 @@ import numpy as np
 
 from worldgen.specs import ExporterSpec
 
-from ._background import background_material, background_mesh  # issue 22: the layer behind depth cuts
+from ._background import add_background  # issue 22: the layer behind depth cuts
 from ._collider import collider_material, collider_mesh  # issue 22: collider closed at the spawn point, hidden
 from ._common import choice, option_names, read_options, world_for
 from ._far_plane import fit_far_plane  # issue 22: the sky inside a 1000 m far plane
@@ -380,12 +380,7 @@ def export_glb(snapshot, options: dict) -> bytes:
 
     terrain_mat = material("terrain", opts["unlit"])
     sphere = getattr(snapshot, "sphere", None)  # issue 22: above and below the band from the full sphere
-
-    def sphere_mat():
-        if "sphere" not in materials:
-            materials["sphere"] = sphere_material(gltf, blob, sphere, opts["unlit"])
-        return materials["sphere"]
-
+    sphere_mat = partial(sphere_material, gltf, blob, sphere, opts["unlit"], materials)
     if len(tris.terrain):
         used, faces = tris.terrain_vertices, tris.terrain
         add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
@@ -398,12 +393,7 @@ def export_glb(snapshot, options: dict) -> bytes:
                 add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2],
                     terrain_mat if sphere is None else sphere_mat())
 
-    layer = getattr(snapshot, "background", None)  # issue 22: background layers replace the skirts at cuts
-    if layer is not None:
-        mesh = background_mesh(snapshot, world, opts["cut_threshold"])
-        materials["background"] = background_material(gltf, blob, snapshot, world, opts["unlit"])
-        if mesh is not None:
-            add("background", *mesh[:2], None, mesh[2], materials["background"])
+    layer = add_background(snapshot, world, opts, gltf, blob, materials, add)  # issue 22: replaces the cut skirts
     if opts["backdrop"]:
         cut = tris.cut if layer is None else tris.cut[:0]
         skirt = _skirts(flat_pos, flat_uv, flat_dist, sky.reshape(-1), cut, tris.horizon)
