@@ -10,7 +10,7 @@ import pytest
 
 from worldgen.errors import UserInputError
 from worldgen.explore.inpaint import InpaintSettings
-from worldgen.explore.photo import (exif_hfov, footprint, match_edge_colour, photo_camera, photo_fov,
+from worldgen.explore.photo import (exif_hfov, match_edge_colour, photo_camera, photo_fov,
                                     photo_on_cylinder, world_from_photo)
 from worldgen.projection import CylindricalProjection
 from worldgen.reproject import rays as R
@@ -73,8 +73,7 @@ class ShiftedWorld:
     modality = "depth"
 
     def edit(self, request, snapshot, progress=None):
-        fill = np.clip(snapshot.image[request.mask].mean(axis=0) * 0 + snapshot.image[~request.mask].mean(axis=0) - 0.3,
-                       0, 1)
+        fill = np.clip(snapshot.image[~request.mask].mean(axis=0) - 0.3, 0, 1)  # the photo's mean, darker
         image = np.where(request.mask[..., None], fill, snapshot.image).astype(np.float32)
         return replace(snapshot, image=image)
 
@@ -86,7 +85,6 @@ def test_colours_are_matched_across_the_edge_and_fade_away():
     grown = ShiftedWorld().edit(type("R", (), {"mask": ~known})(), replace_snapshot(image, projection))
     matched = match_edge_colour(grown.image, known, True)
     assert np.array_equal(matched[known], grown.image[known])
-    _, _, inside = footprint(projection, photo_camera(projection, HFOV), 96, 64)
     edge_col = np.nonzero(known[32])[0].min() - 2
     photo_edge = image[32, edge_col + 3]
     before = np.abs(grown.image[32, edge_col] - photo_edge).mean()
