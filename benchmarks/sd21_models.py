@@ -41,7 +41,7 @@ def _default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(previous)
 
 
-def build(device, dtype: torch.dtype, *, tiny: bool = False, seed: int = 0) -> dict:
+def build(device, dtype: torch.dtype, *, tiny: bool = False, seed: int = 0, masked_input: bool = False) -> dict:
     """vae, text_encoder, tokenizer, scheduler and jointnet (the pair), on ``device`` in ``dtype``.
 
     Parameters are created on the device in the target dtype directly (no float32 copy on the host),
@@ -57,6 +57,8 @@ def build(device, dtype: torch.dtype, *, tiny: bool = False, seed: int = 0) -> d
     tokenizer = tiny_tokenizer()
     # Tiny: 8-cell windows (as the sampler tests use) so a small canvas still needs many windows.
     unet_config = dict(TINY_UNET, sample_size=8) if tiny else dict(SD21_UNET)
+    if masked_input:  # the inpainting checkpoint's layout (rgbd_inpaint_sd21b): issue 22's explore tasks
+        unet_config["has_masked_latent_input"] = True
     vae_config = dict(TINY_VAE) if tiny else dict(SD21_VAE)
     text = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
                 max_position_embeddings=77, projection_dim=32, hidden_act="gelu") if tiny else dict(SD21_TEXT)

@@ -38,7 +38,11 @@ import numpy as np
 
 from worldgen.specs import ExporterSpec
 
+from ._background import add_background  # issue 22: the layer behind depth cuts
+from ._collider import collider_material, collider_mesh  # issue 22: collider closed at the spawn point, hidden
 from ._common import choice, option_names, read_options, world_for
+from ._far_plane import fit_far_plane  # issue 22: the sky inside a 1000 m far plane
+from ._sphere_caps import ground_rings, sky_domes, sphere_material  # issue 22: caps from the full sphere
 from ._gltf import (CLAMP, LINEAR, LINEAR_MIPMAP_LINEAR, QUANTIZATION, REPEAT, UNLIT, Blob, material as new_material,
                     primitive, quantize_positions)
 from ._grid_mesh import triangulate
@@ -199,10 +203,11 @@ def _skirts(flat_pos, flat_uv, flat_dist, flat_sky, cut: np.ndarray, horizon: np
 
 def export_glb(snapshot, options: dict) -> bytes:
     opts, fmt, origin = _glb_options(options)
+    opts = fit_far_plane(snapshot, opts, SKY_SEGMENTS)
     world, grid, tris, (texture_bytes, mime) = _mesh_and_texture(snapshot, opts, fmt)
     lift = np.float32((world.ground_height or world.settings.eye_height) if origin == "ground" else 0.0)
     gltf = _GlbWriter(world, opts, origin, lift, texture_bytes, mime)
-    _add_world(gltf, world, grid, tris, opts)
+    _add_world(gltf, snapshot, world, grid, tris, opts)
     gltf.finish(world)
     # Layers without geometry (e.g. edges) travel as textures behind KHR_materials_variants.
     wrap = snapshot.projection.full_circle and opts["uv16"]
@@ -312,55 +317,71 @@ class _GlbWriter:
             gltf.extensionsRequired = [QUANTIZATION]
 
 
-def _add_world(out: _GlbWriter, world, grid, tris, opts: dict) -> None:
-    """The terrain and, as the options ask, the ground disc, the backdrop skirts, the sky and the collider."""
-    positions, normals, uvs, distance, sky = grid
-    flat_pos, flat_nrm, flat_uv = positions.reshape(-1, 3), normals.reshape(-1, 3), uvs.reshape(-1, 2)
-    want_normals = opts["normals"]
+def _add_world(out: _GlbWriter, snapshot, world, grid, tris, opts: dict) -> None:
+    """The terrain and, as the options ask, the ground, the background layer or the backdrop skirts,
+    the sky (with domes from the full sphere when the snapshot has one) and the collider."""
+    from functools import partial
+
+    sphere = getattr(snapshot, "sphere", None)  # issue 22: above and below the band from the full sphere
+    sphere_mat = partial(sphere_material, out.gltf, out.blob, sphere, opts["unlit"], out.materials)
     terrain_mat = out.material("terrain", opts["unlit"])
-    if len(tris.terrain):
-        used, faces = tris.terrain_vertices, tris.terrain
-        out.add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
-        if opts["closed"]:
-            h, wv = distance.shape
-            rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
-            disc = _ground_disc(flat_pos, flat_uv, rim, float(world.ground_height or world.settings.eye_height))
-            if disc is not None:
-                out.add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2],
-                        terrain_mat)
+    _add_terrain(out, world, grid, tris, opts, terrain_mat, None if sphere is None else sphere_mat)
+    # issue 22: a background layer behind depth cuts replaces the skirts there
+    layer = add_background(snapshot, world, opts, out.gltf, out.blob, out.materials, out.add)
+    positions, _, uvs, distance, sky = grid
     if opts["backdrop"]:
-        skirt = _skirts(flat_pos, flat_uv, distance.reshape(-1), sky.reshape(-1), tris.cut, tris.horizon)
+        cut = tris.cut if layer is None else tris.cut[:0]
+        skirt = _skirts(positions.reshape(-1, 3), uvs.reshape(-1, 2), distance.reshape(-1), sky.reshape(-1), cut,
+                        tris.horizon)
         if skirt is not None:
-            out.add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if want_normals else None, skirt[2],
+            out.add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if opts["normals"] else None, skirt[2],
                     terrain_mat)
     if opts["sky"]:
-        sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"], opts["uv16"])
-        out.add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv,
-                out.material("sky", True))
+        _add_sky(out, world, opts, layer is not None, None if sphere is None else sphere_mat)
     if opts["collider"]:
-        collider = _collider(world, opts["collider_step"], opts["cut_threshold"])
+        collider = collider_mesh(world, opts["collider_step"], opts["cut_threshold"])
         if collider is not None:
             # "-colonly" is Godot's import hint for a collision-only node; extras say so to others.
-            out.add("collider-colonly", collider[0], collider[1], None, None, None, extras={"collider": True})
+            out.add("collider-colonly", collider[0], collider[1], None, None, collider_material(out.gltf),
+                    extras={"collider": True})
+
+
+def _add_terrain(out: _GlbWriter, world, grid, tris, opts: dict, terrain_mat: int, sphere_mat) -> None:
+    """The terrain and, closed, the ground under the eye (a disc; rings textured from the sphere when
+    ``sphere_mat`` gives its material)."""
+    positions, normals, uvs, distance, _ = grid
+    flat_pos, flat_nrm, flat_uv = positions.reshape(-1, 3), normals.reshape(-1, 3), uvs.reshape(-1, 2)
+    want_normals = opts["normals"]
+    if not len(tris.terrain):
+        return
+    used, faces = tris.terrain_vertices, tris.terrain
+    out.add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
+    if opts["closed"]:
+        h, wv = distance.shape
+        rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
+        depth = float(world.ground_height or world.settings.eye_height)
+        disc = _ground_disc(flat_pos, flat_uv, rim, depth) if sphere_mat is None else ground_rings(flat_pos, rim, depth)
+        if disc is not None:
+            out.add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2],
+                    terrain_mat if sphere_mat is None else sphere_mat())
+
+
+def _add_sky(out: _GlbWriter, world, opts: dict, has_layer: bool, sphere_mat) -> None:
+    """The sky shell; with a background layer it backs what opens behind the foreground, so its
+    texture is the layer's there; with a full sphere, domes close it above and below."""
+    want_normals = opts["normals"]
+    sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"] and sphere_mat is None, opts["uv16"])
+    sky_mat = out.materials["background"] if has_layer and not opts["uv16"] else out.material("sky", True)
+    out.add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, sky_mat)
+    if sphere_mat is not None and opts["closed"]:
+        dome = sky_domes(world, float(np.linalg.norm(sky_pos[:2], axis=1).max()))
+        out.add("sky-dome", dome[0], dome[1], _toward_eye(dome[0]) if want_normals else None, dome[2], sphere_mat())
 
 
 def _toward_eye(points: np.ndarray) -> np.ndarray:
     """Unit normals pointing back along each point's ray to the eye (for surfaces seen head-on)."""
     n = -points.astype(np.float32)
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
-
-
-def _collider(world, step: int, threshold: float):
-    """(positions, faces) of a decimated, untextured terrain whose 360-degree seam shares its
-    vertices (watertight there), or None when nothing is left."""
-    dist = world.distance[::step, ::step]
-    sky = world.sky[::step, ::step]
-    pts = world.points[::step, ::step].reshape(-1, 3)
-    # The last kept column and column 0 are at most one step apart, so joining them is right.
-    tris = triangulate(dist, sky, threshold, "shared" if world.wraps else "none", want_sky=False)
-    if not len(tris.terrain):
-        return None
-    return pts[tris.terrain_vertices], tris.terrain
 
 
 def _version() -> str:

@@ -11,6 +11,7 @@ from worldgen.errors import UserInputError
 from worldgen.specs import ExporterSpec
 
 from ._common import choice, encode_ply_vertices, option_names, read_options, world_for
+from ._layer_points import with_layers
 
 DEFAULTS = {
     "step": 1,
@@ -26,6 +27,7 @@ def world_points(snapshot, opts: dict, exporter: str = "ply"):
     origin = choice(opts, "origin", ("camera", "ground"), exporter)
     world = world_for(snapshot, opts)
     keep = np.ones(world.sky.shape, dtype=bool) if opts["sky"] else ~world.sky
+    world, keep = with_layers(world, keep, snapshot, opts)  # issue 22: the background layer too
     points = world.points[keep]
     if origin == "ground":
         points[:, 1] += world.ground_height or world.settings.eye_height

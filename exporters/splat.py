@@ -24,6 +24,7 @@ from worldgen.geometry.rays import row_slopes
 from worldgen.specs import ExporterSpec
 
 from ._common import choice, encode_ply_vertices, option_names, read_options, world_for
+from ._layer_points import with_layers
 
 SH_C0 = 0.28209479177387814  # the constant degree-0 real spherical harmonic, 1 / (2 sqrt(pi))
 
@@ -95,6 +96,7 @@ def export_splat(snapshot, options: dict) -> bytes:
 
     world = world_for(snapshot, opts)
     keep = np.ones(world.sky.shape, dtype=bool) if opts["sky"] else ~world.sky
+    world, keep = with_layers(world, keep, snapshot, opts)  # issue 22: the background layer too
     points = world.points[keep]
     normals = world.normals[keep]
     colors = np.asarray(world.colors[keep], dtype=np.float32)

@@ -28,8 +28,10 @@ PREDICTIONS = ("disparity", "depth")
 
 
 def preview(disparity: np.ndarray) -> np.ndarray:
-    """(H, W, 1) disparity -> (H, W, 3) uint8 Turbo image."""
-    return turbo(expect_channels(disparity, 1, "depth")[..., 0])
+    """(H, W, 1) disparity -> (H, W, 3) uint8 Turbo image on a log scale (``depth_scale``)."""
+    from .depth_scale import log_scale
+
+    return turbo(log_scale(expect_channels(disparity, 1, "depth")[..., 0]))
 
 
 def _normalise(values: np.ndarray) -> np.ndarray:

@@ -69,9 +69,21 @@ class WorldPipeline:
         chosen = _backends.scene_model_settings(settings, scene)
         return cls(spec, chosen, loader=lambda: _backends.load_task_backend(settings, scene))
 
+    @classmethod
+    def for_explore(cls, scene, task: str, **settings) -> "WorldPipeline":
+        """The pipeline that runs ``task`` ("sphere" or "layers") on ``scene``: the scene's own backend
+        when it renders that itself (procedural worlds), else JointNet as ``for_scene`` chooses it."""
+        from .explore.tasks import explore_loader
+        from .registry import get_registry
+
+        scene = _open_scene(scene)
+        spec = get_registry().backend("jointnet")
+        return cls(spec, _backends.scene_model_settings(settings, scene), loader=explore_loader(settings, scene, task))
+
     @property
     def name(self) -> str:
-        return self.spec.name
+        """The backend's name (a scene's own backend may stand in for the spec's, see ``for_explore``)."""
+        return getattr(self._backend, "name", None) or self.spec.name
 
     def supports(self, task: str) -> bool:
         """Whether the backend implements ``task`` (refine, outpaint, edit, paint, estimate)."""
@@ -120,19 +132,28 @@ class WorldPipeline:
                                preset=sampling.preset.name,
                                regions=[parse_region(r) if isinstance(r, str) else r for r in regions])
 
-    def generate(self, request, progress=None) -> World:
-        """A world for a ready ``GenerateRequest`` (what batch jobs and the server hand over)."""
+    def generate(self, request, progress=None, *, image=None, fov: Optional[float] = None) -> World:
+        """A world for a ready ``GenerateRequest`` (what batch jobs and the server hand over). With
+        ``image`` (a photo file, or an (H, W, 3) array with ``fov``) the world grows around the photo."""
         from .world.generate import make_world
 
         backend = self.backend
         request.modality = getattr(backend, "modality", None) or request.modality  # what the model makes
-        return make_world(self.name, backend, request, progress)
+        if image is None:
+            return make_world(self.name, backend, request, progress)
+        from .explore.photo_scene import photo_world, read_photo_and_fov
 
-    def make(self, request, glb: Optional[Path], scene_dir: Path, progress=None) -> World:
+        photo, hfov = read_photo_and_fov(image, fov)
+        world = photo_world(self.name, backend, request, photo, hfov, progress)
+        world.params["photo"] = str(image) if isinstance(image, (str, Path)) else "array"
+        return world
+
+    def make(self, request, glb: Optional[Path], scene_dir: Path, progress=None, *, image=None,
+             fov: Optional[float] = None) -> World:
         """Generate, save the scene at ``scene_dir`` and export its GLB (what `worldgen pano` writes)."""
         from .phases import phase
 
-        world = self.generate(request, progress)
+        world = self.generate(request, progress, image=image, fov=fov)
         with phase("write scene"):
             world.save(scene_dir)
         if glb is not None:
@@ -164,17 +185,53 @@ class WorldPipeline:
         x = 0 if x is None and source.scene is not None else x  # a scene's old columns keep their azimuths
         return self._outpaint(source, span, height, x, options, output, glb, progress, "outpaint", {})
 
-    def outpaint_photo(self, photo, *, fov: float = 60.0, span: float = 360.0, x: Optional[int] = None, output=None,
-                       glb=None, progress=None, **options) -> World:
-        """A panorama grown around ``photo`` (an image file or (H, W, 3) array), which stays untouched."""
+    def outpaint_photo(self, photo, *, fov: Optional[float] = None, span: float = 360.0, height: Optional[int] = None,
+                       x: Optional[int] = None, output=None, glb=None, progress=None, **options) -> World:
+        """A panorama grown around ``photo`` (a file: EXIF orientation and focal length read; or an
+        (H, W, 3) array with ``fov``): resampled onto the cylinder, its depth estimated, the rest generated
+        and its colours matched at the edge (``worldgen.explore.photo``); the photo's pixels stay as they land."""
         from .errors import UserInputError
+        from .explore.photo_scene import check_photo_backend, outpaint_photo, read_photo_and_fov
+        from .sampler.requests import OutpaintRequest
         from .world.tasks import Target
 
         if not options.get("prompt"):
             raise UserInputError("a photo needs a prompt describing the world around it")
-        source = Target(None, _snapshot(_image(photo), {}, fov))
-        extra = dict(photo=str(photo) if isinstance(photo, (str, Path)) else "array", fov=fov)
-        return self._outpaint(source, span, None, x, options, output, glb, progress, "outpaint-photo", extra)
+        image, fov = read_photo_and_fov(photo, fov)
+        request = OutpaintRequest(**_task_options(options), span_deg=span, height=height, x=x)
+        source = Target(None, _snapshot(image, {}, fov))
+        request.canvas(*source.snapshot.size, fov)  # size errors before the model loads
+        check_photo_backend(self.name, self.backend)
+        extra = dict(photo=str(photo) if isinstance(photo, (str, Path)) else "array", fov=fov, x=x)
+        return self._run("outpaint-photo", lambda r, s, p: outpaint_photo(self.backend, image, fov, r, p), source,
+                         request, {}, output, glb, progress,
+                         after=lambda result: {"span_deg": result.projection.span_deg, "height": result.size[1],
+                                               **extra})
+
+    def sphere(self, target, *, width: int = 0, view_size: int = 512, overlap_deg: float = 12.0,
+               version: Optional[int] = None, glb=None, progress=None, **options) -> World:
+        """``target`` completed to the full 360 x 180-degree sphere (``worldgen.explore.sphere``); the band
+        stays exact. Run it on ``WorldPipeline.for_explore(scene, "sphere")``."""
+        from .explore.sphere import SphereRequest, complete_sphere
+
+        request = SphereRequest(**_task_options(options), width=width, view_size=view_size, overlap_deg=overlap_deg)
+        source = resolve_target(target, version)
+        return self._run("sphere", lambda r, s, p: complete_sphere(self.backend, s, r, p), source, request,
+                         dict(view_size=view_size, overlap_deg=overlap_deg, from_version=version,
+                              projection="equirectangular"), None, glb, progress,
+                         after=lambda result: {"width": int(result.sphere.distance.shape[1])})
+
+    def layers(self, target, *, move: float = 5.0, radius: int = 0, threshold: float = 0.1,
+               version: Optional[int] = None, glb=None, progress=None, **options) -> World:
+        """What the eye could not see behind every depth cut of ``target``, inpainted as background layers
+        (``worldgen.explore.background``). Run it on ``WorldPipeline.for_explore(scene, "layers")``."""
+        from .explore.background import LayersRequest, complete_layers
+
+        request = LayersRequest(**_task_options(options), radius=radius, threshold=threshold, move=move)
+        source = resolve_target(target, version)
+        return self._run("layers", lambda r, s, p: complete_layers(self.backend, s, r, p), source, request,
+                         dict(move=move, radius=radius, threshold=threshold, from_version=version), None, glb,
+                         progress, after=lambda result: {"hidden_pixels": int(result.background.mask.sum())})
 
     def _outpaint(self, source, span, height, x, options: dict, output, glb, progress, operation: str,
                   extra: dict) -> World:
@@ -222,14 +279,16 @@ class WorldPipeline:
         return keep_result(Target(None, None), result, self.backend, "depth", seed=request.seed, params=params,
                            negative_prompt=request.negative_prompt, output=output, glb=glb)
 
-    def _run(self, operation: str, method: str, source, request, params: dict, output, glb, progress,
+    def _run(self, operation: str, method, source, request, params: dict, output, glb, progress,
              after: Optional[Callable[[Any], dict]] = None) -> World:
-        """Run the backend's ``method`` on the source and keep the result (``tasks.keep_result``)."""
+        """Run the backend's ``method`` (a task name, or a callable (request, snapshot, progress)) on the
+        source and keep the result (``tasks.keep_result``)."""
         from .world.outputs import glb_target
 
         if glb is not None:
             glb_target(Path("."), glb)  # a bad --glb costs nothing
-        result = getattr(self.backend, method)(request, source.snapshot, progress)
+        run = method if callable(method) else getattr(self.backend, method)
+        result = run(request, source.snapshot, progress)
         params = _params(request, **params, **(after(result) if after else {}))
         return keep_result(source, result, self.backend, operation, seed=request.seed, params=params,
                            negative_prompt=request.negative_prompt, output=output, glb=glb)

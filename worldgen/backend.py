@@ -84,3 +84,11 @@ class Backend:
 
     def edit(self, request, snapshot: Snapshot, progress: Optional[ProgressCallback] = None) -> Snapshot:
         self._unsupported("edit a masked region")
+
+    # Issue 22: a backend that can render these directly overrides them (and lists the task in its
+    # spec); otherwise worldgen.explore inpaints them through ``edit``.
+    def sphere(self, request, snapshot: Snapshot, progress: Optional[ProgressCallback] = None) -> Snapshot:
+        self._unsupported("render the full sphere")
+
+    def layers(self, request, snapshot: Snapshot, progress: Optional[ProgressCallback] = None) -> Snapshot:
+        self._unsupported("render background layers")

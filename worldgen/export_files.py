@@ -69,9 +69,19 @@ def export_to_file(snapshot, fmt: str, path: str | Path, options: Optional[dict]
         raise UserInputError(f"{path} is a folder; give a file name such as {path / ('world' + exporter_for(fmt).extension)}")
     check_output_path(path, what="export", confine_to=confine_to, managed=managed)
     report(progress, "export", 0, 2, fmt)
-    data = export_bytes(snapshot, fmt, options)
+    spec = exporter_for(fmt)
+    if spec.files is not None:  # a format of several files: the main one plus companions beside it
+        from .export_sets import export_set
+
+        data, companions = export_set(spec, snapshot, options, path)
+    else:
+        data, companions = export_bytes(snapshot, fmt, options), {}
     report(progress, "export", 1, 2, f"{len(data) / 1e6:.1f} MB")
+    for companion in companions:
+        check_output_path(companion, what="export", confine_to=confine_to, managed=managed)
     check_output_path(path, what="export", confine_to=confine_to, managed=managed)  # it may have changed meanwhile
+    for companion, companion_data in companions.items():
+        atomic_write_bytes(companion, companion_data)
     atomic_write_bytes(path, data)
     report(progress, "export", 2, 2, str(path))
     return path

@@ -19,7 +19,7 @@ GROUP_MODALITIES = "worldgen.modalities"
 GROUP_EXPORTERS = "worldgen.exporters"
 
 GEOMETRY_ROLES = ("distance", "disparity", "normals", "none")
-BACKEND_TASKS = ("generate", "refine", "outpaint", "estimate", "paint", "edit")
+BACKEND_TASKS = ("generate", "refine", "outpaint", "estimate", "paint", "edit", "sphere", "layers")
 
 
 def _check_name(name: Any) -> None:
@@ -84,6 +84,10 @@ class ExporterSpec:
 
     ``export(snapshot, options)`` takes a ``worldgen.scene.snapshot.Snapshot`` and a dict of
     exporter-specific options and returns the file's bytes. ``extension`` includes the dot.
+    ``files`` (optional) is for formats made of several files (an equirect and its distance EXR,
+    six cube faces): ``files(snapshot, options)`` returns {suffix: bytes}, the main file under
+    ``""`` and each other one under the suffix that replaces the main file's extension
+    (``".distance.exr"``); ``export`` must still return the main file alone.
     """
 
     name: str
@@ -91,6 +95,7 @@ class ExporterSpec:
     description: str
     export: Callable[[Any, dict], bytes]
     options: tuple[str, ...] = ()
+    files: Optional[Callable[[Any, dict], dict]] = None
 
     kind = "exporter"
 
@@ -99,6 +104,7 @@ class ExporterSpec:
         if not isinstance(self.extension, str) or not self.extension.startswith("."):
             raise ValueError(f"exporter {self.name}: extension must start with '.'")
         _check_callable(f"exporter {self.name}", "export", self.export)
+        _check_callable(f"exporter {self.name}", "files", self.files, optional=True)
 
 
 @dataclass(frozen=True)

@@ -57,12 +57,21 @@ def test_previews_are_rgb_images_of_the_right_size(name, edges_spec, unit_normal
 
 
 def test_depth_preview_is_turbo_near_red_far_blue():
-    ramp = np.linspace(0.1, 0.9, 5, dtype=np.float32).reshape(1, 5, 1)
+    ramp = np.geomspace(0.01, 0.9, 5, dtype=np.float32).reshape(1, 5, 1)  # the preview's scale is logarithmic
     colours = depth.SPEC.preview(ramp)[0].astype(int)
     far, mid, near = colours[0], colours[2], colours[4]
     assert far[2] == far.max() and near[0] == near.max()  # far is blue, near red
     assert mid[1] == mid.max()  # the middle is green
     assert (np.abs(np.diff(colours, axis=0)).sum(axis=1) > 30).all()  # distinct colours along the ramp
+
+
+def test_depth_preview_tells_far_distances_apart():
+    # Metric disparity 1 / (2 r): a linear map paints everything beyond ~20 m the same dark blue.
+    distances = np.array([2.0, 20.0, 50.0, 200.0, 500.0])
+    colours = depth.SPEC.preview((1.0 / (2.0 * distances)).reshape(1, 5, 1).astype(np.float32))[0].astype(int)
+    assert (np.abs(np.diff(colours, axis=0)).sum(axis=1) > 40).all()
+    sky = depth.SPEC.preview(np.array([[[0.0], [1e-3]]], np.float32))[0].astype(int)
+    assert np.abs(sky[0] - sky[1]).sum() > 10  # the sky stays apart from the farthest surface
 
 
 def test_normal_preview_is_the_usual_rgb_encoding():

@@ -107,8 +107,13 @@ def test_outpaint_a_photo_into_a_panorama_around_it(tmp_path, tiny_models, model
                  "--model", tiny_models[model], *FAST)
     assert result.exit_code == 0, result.output
     snapshot = Scene.open(out).load()
-    assert snapshot.size == (128, 32) and snapshot.projection.full_circle
-    assert np.array_equal(snapshot.image[:, 48:80], photo)
+    # Issue 22: resampled into the cylinder (not pasted), on a canvas tall enough for its footprint.
+    from worldgen.explore.photo import photo_on_cylinder
+
+    assert snapshot.size == (128, 48) and snapshot.projection.full_circle
+    landed, known = photo_on_cylinder(photo, 90.0, snapshot.projection)
+    assert known[:, 64].sum() >= 40
+    assert np.abs(snapshot.image[known] - landed[known]).max() <= 0.5 / 255 + 1e-6  # 8-bit PNG of the scene
 
 
 def test_depth_estimates_the_modality_of_an_image(tmp_path, tiny_models):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 
@@ -24,6 +25,9 @@ class Snapshot:
     projection: CylindricalProjection
     geometry: dict = field(default_factory=dict)
     prompt: str = ""
+    # Beside the band (worldgen.scene.extra_layers): the full sphere and the background behind depth cuts.
+    sphere: Optional[Any] = None
+    background: Optional[Any] = None
 
     def __post_init__(self) -> None:
         h, w = self.image.shape[:2]

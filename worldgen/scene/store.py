@@ -137,8 +137,11 @@ class Scene:
                 continue
             modalities[name] = self._read_layer(rel, projection)
         try:
+            from .extra_layers import load_extras
+
             return Snapshot(image=image, modalities=modalities, projection=projection,
-                            geometry=dict(record.get("geometry", {})), prompt=record.get("prompt", ""))
+                            geometry=dict(record.get("geometry", {})), prompt=record.get("prompt", ""),
+                            **load_extras(self, record, (projection.height, projection.width)))
         except ValueError as exc:
             raise SceneError(f"{self.path}: version {record['version']} layers disagree with the manifest ({exc})") from None
 
@@ -193,6 +196,10 @@ class Scene:
         parent = parent if parent is not None else (self.current or None)
         previous = self.record(parent) if parent else {}
         files, previews = self._layer_files(snapshot)
+        from .extra_layers import files_of
+
+        extra_files, extra_entries = files_of(snapshot)
+        files.update(extra_files)
         fields = {
             "operation": operation,
             "parent": parent,
@@ -222,13 +229,13 @@ class Scene:
                 except OSError as exc:  # name the scene, not the hidden staging folder
                     raise named(exc, self.path / rel) from None
             with scene_lock(self.path):
-                return self._commit(staging, fields, self._layer_names(snapshot), previews)
+                return self._commit(staging, fields, self._layer_names(snapshot), previews, (extra_entries, snapshot))
         finally:
             # Only ever this process's own staging folder (after a commit it no longer exists).
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def _commit(self, staging: Path, fields: dict, layer_names: dict, previews: dict) -> int:
+    def _commit(self, staging: Path, fields: dict, layer_names: dict, previews: dict, extras=({}, None)) -> int:
         """Under the lock: claim the next number and a free folder name, rename, replace the manifest."""
         manifest_path = self.path / MANIFEST_NAME
         creating = not self.versions
@@ -246,6 +253,9 @@ class Scene:
         record = {"version": number, "created": now_utc(), **fields,
                   "layers": {name: f"{folder}/{fname}" for name, fname in layer_names.items()},
                   "previews": {name: f"{folder}/{fname}" for name, fname in previews.items()}}
+        from .extra_layers import manifest_entries
+
+        record.update(manifest_entries(extras[0], folder, extras[1]))
         record = {key: record[key] for key in RECORD_ORDER if key in record}
         manifest["versions"] = versions + [record]
         # Serialised before anything moves: a value JSON cannot hold stops here with nothing changed.

@@ -19,7 +19,7 @@ from ..options import model_options, note, sampling_options
 @click.option("--version", "from_version", type=int, default=None, help="Scene version to start from (default: latest).")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Make a panorama around this photo (it stays untouched in its region); needs -o.")
-@click.option("--fov", type=float, default=60.0, show_default=True, help="Horizontal field of view of --photo, degrees.")
+@click.option("--fov", type=float, default=None, help="Horizontal field of view of --photo, degrees (default: EXIF).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="New scene folder for --photo.")
 @model_options
@@ -48,7 +48,7 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
             raise UserInputError("--photo needs --prompt describing the world around it")
         from ...world.outputs import new_scene_path
 
-        world = pipe.outpaint_photo(photo, fov=fov, span=360.0 if span is None else span,
+        world = pipe.outpaint_photo(photo, fov=fov, span=360.0 if span is None else span, height=height,
                                     output=new_scene_path(output), **common)
     note(f"outpainted to {world.size[0]}x{world.size[1]} ({world.snapshot.projection.span_deg:g} deg): "
          f"{world.scene.path}/ version {world.version}", kw["quiet"])

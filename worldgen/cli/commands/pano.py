@@ -44,8 +44,12 @@ from ..timing import verbose_option, timed_command
               help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
                    "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")
 @verbose_option
+@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Grow the world around this photo (resampled into the panorama, its depth estimated).")
+@click.option("--fov", type=float, default=None, help="--image's horizontal field of view in degrees (default: EXIF).")
 def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
-         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False):
+         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False,
+         image=None, fov=None):
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
     click.get_current_context().with_resource(timed_command(verbose))  # --verbose: phase times on exit
     from ...api import WorldPipeline
@@ -59,6 +63,10 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
                           guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
                           regions=regions)
     output, scene_dir = new_world_paths(output, prompt)
+    if server and image is not None:
+        from ...errors import UserInputError
+
+        raise UserInputError("--image runs on this machine; leave out --server")
     if server:  # the server loads and runs the model; the checks above are the same either way
         from .serve import pano_on_server
 
@@ -73,7 +81,7 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     request = pipe.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
                            guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
                            regions=regions)
-    world = pipe.make(request, output, scene_dir, progress=progress_for(quiet))
+    world = pipe.make(request, output, scene_dir, progress=progress_for(quiet), image=image, fov=fov)
     note(f"wrote scene {world.scene.path}/ (version {world.version}) and {output}", quiet)
 
 

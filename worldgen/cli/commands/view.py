@@ -24,8 +24,10 @@ from ..options import note, parse_size, quiet_option
 @click.option("--fov", type=float, default=75.0, show_default=True, help="Vertical field of view, degrees.")
 @click.option("--max-vertices", type=int, default=None,
               help="Decimate a scene folder to about this many vertices (default: 2M window/screenshot, 1M web).")
+@click.option("--position", default=None, metavar="X,Y,Z",
+              help="Screenshot from this many metres off the eye (x right, y up, z back), e.g. 2,0,-1.")
 @quiet_option
-def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertices, quiet):
+def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertices, quiet, position=None):
     """Look at SOURCE (a scene folder, .glb, point-cloud .ply or splat .ply) from where the panorama was taken."""
     from ...viewer import window as viewer
     from ...errors import UserInputError
@@ -35,14 +37,22 @@ def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertice
 
     if screenshot and web:
         raise UserInputError("choose one of --screenshot and --web")
+    if position is not None and not screenshot:
+        raise UserInputError("--position is for --screenshot FILE.png; the window and --web start at the eye")
     fov = check("fov", fov, "--fov")
     yaw, pitch = check("angle", yaw, "--yaw"), check("pitch", pitch, "--pitch")
     max_vertices = check_optional("max_vertices", max_vertices, "--max-vertices")
     if screenshot:
         width, height = check_screenshot_size(*parse_size(size))
         check_output_path(screenshot, what="--screenshot")
-        written = viewer.screenshot(source, screenshot, width, height, yaw, pitch, fov,
-                                    max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES)
+        if position is not None:  # issue 22: off the eye (worldgen.explore.off_eye)
+            from ...explore.off_eye import parse_position, screenshot_from
+
+            written = screenshot_from(source, screenshot, parse_position(position), width, height, yaw, pitch, fov,
+                                      max_vertices or viewer.DEFAULT_MAX_VERTICES)
+        else:
+            written = viewer.screenshot(source, screenshot, width, height, yaw, pitch, fov,
+                                        max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES)
         note(f"wrote {written}", quiet)
         return
     if web:
