@@ -59,16 +59,16 @@ class Job(JobDefaults):
     recipe: Optional[Path] = None
 
     def request(self):
-        """The ``GenerateRequest`` of a prompt job; raises ``UserInputError`` for bad values,
-        exactly as `worldgen pano` would for the same options."""
-        from ..backend import GenerateRequest
+        """The ``GenerateRequest`` of a prompt job; raises ``UserInputError`` for bad values with the
+        line `worldgen pano` and `worldgen serve` give for the same values (``WorldPipeline.request``)."""
+        from ..api import WorldPipeline
 
         if self.recipe is not None:
             raise UserInputError(f"job {self.name} is a recipe job; it has no panorama request")
-        return GenerateRequest(prompt=self.prompt or "", width=self.width, height=self.height, span_deg=self.span_deg,
-                               seed=self.seed, steps=self.steps, guidance=self.guidance,
-                               negative_prompt=self.negative, modality=self.modality, scheduler=self.scheduler,
-                               preset=self.preset)
+        return WorldPipeline.request(self.prompt or "", width=self.width, height=self.height, span=self.span_deg,
+                                     seed=self.seed, steps=self.steps, guidance=self.guidance,
+                                     negative_prompt=self.negative, modality=self.modality,
+                                     scheduler=self.scheduler, preset=self.preset)
 
     def plan(self) -> dict:
         """A JSON-ready description (for OUT/.batch/jobs.json and --dry-run)."""
