@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..backend import GenerateRequest
 from ..batch import slug
 from ..errors import UserInputError
 from ..requests import WorldRequest, request_json_schema
 from ..sampler.presets import DEFAULT_PRESET
+
+if TYPE_CHECKING:
+    from ..backend import GenerateRequest
 
 WHERE = "request"
 
@@ -27,7 +29,7 @@ WHERE = "request"
 class JobSpec:
     """A checked request: what to generate, with which preset, and where under the output root."""
 
-    request: GenerateRequest
+    request: "GenerateRequest"
     preset: str
     name: str
     dir: tuple[str, ...] = ()
