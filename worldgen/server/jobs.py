@@ -252,7 +252,6 @@ class Worker(threading.Thread):
                 pass
 
     def _run(self, job: Job) -> None:
-        from ..world.advice import message_for
         from .worlds import make_world
 
         staging, files, digests, detail = None, (), {}, ""
@@ -267,7 +266,7 @@ class Worker(threading.Thread):
         except JobCancelled:
             state, error = "cancelled", "cancelled while it ran; nothing was written"
         except Exception as exc:  # one job's fault, whatever it is, must not end the server
-            state, error = "failed", message_for(exc)  # the line the CLI prints for the same fault
+            state, error = "failed", job_error(exc)
             detail = "" if isinstance(exc, WorldgenError) else traceback.format_exc()
             free_memory()
         finally:
@@ -302,6 +301,16 @@ def file_digest(path) -> str:
     cannot read a file cannot name its digest)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def job_error(exc: BaseException) -> str:
+    """A failed job's one line: what the CLI prints for the same fault (``worldgen.world.advice``), except
+    that an unknown fault's traceback is in the server's log rather than behind WORLDGEN_DEBUG."""
+    from ..world.advice import known_fault, message_for, short
+
+    if isinstance(exc, WorldgenError):
+        return message_for(exc)
+    return known_fault(exc) or f"internal error {type(exc).__name__}: {short(exc)}; the server's log has the traceback"
 
 
 def free_memory() -> None:
