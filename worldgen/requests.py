@@ -344,7 +344,7 @@ def generate_request(prompt: Any, *, width: Any = 2048, height: Any = 512, span:
     sent, ordered = _split_regions(regions)
     fields = dict(prompt=prompt, negative=negative_prompt, size=[width, height], span=span, seed=seed,
                   preset=preset, steps=steps, guidance=guidance, scheduler=scheduler, regions=sent,
-                  modality=(modality or "depth").split(",")[0])
+                  modality=modality.split(",")[0] if isinstance(modality, str) else modality or "depth")
     checked = parse_model(WorldRequest, fields, where)
     azimuthal = iter(region.to_region() for region in checked.regions)
     return checked.to_generate_request(default_preset, [region or next(azimuthal) for region in ordered])
