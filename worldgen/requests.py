@@ -279,6 +279,13 @@ class WorldRequest(BaseModel):
                                regions=[r.to_region() for r in self.regions] if regions is None else regions)
 
 
+def default_preset(name: Optional[str] = None) -> str:
+    """A default preset (a server's --preset) checked by the request's rule; None: the published recipe."""
+    from .sampler.presets import DEFAULT_PRESET
+
+    return _preset(name) or DEFAULT_PRESET
+
+
 def _preset(value):
     if value is None:
         return None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..scene import jsonfiles
+from ..world.outputs import slug
 from ..errors import UserInputError
 from ..validation import SEED_MAX, check_seed
 
@@ -76,11 +77,6 @@ class Job(JobDefaults):
         if self.recipe is not None:
             out = {k: out[k] for k in ("index", "line", "name", "seed")} | {"recipe": str(self.recipe)}
         return out
-
-
-def slug(text: str, limit: int = 6) -> str:
-    words = re.findall(r"[a-z0-9]+", text.lower())[:limit]
-    return "-".join(words)[:60].strip("-") or "world"
 
 
 def derive_seed(batch_seed: int, name: str) -> int:

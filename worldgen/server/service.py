@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from .. import __version__
 from ..errors import UserInputError
-from ..sampler.presets import DEFAULT_PRESET, get_preset
+from ..requests import default_preset as checked_preset
 from .jobs import MAX_QUEUED, EventCallback, Job, JobBoard, Worker
 from .outputs import OutputRoot
 from .schema import parse_job
@@ -30,13 +30,13 @@ class UnknownJob(UserInputError):
 
 class WorldService:
     def __init__(self, backend_name: str, instances: Sequence[tuple[Optional[str], Any]], root: OutputRoot, *,
-                 default_preset: str = DEFAULT_PRESET, max_queued: int = MAX_QUEUED,
+                 default_preset: Optional[str] = None, max_queued: int = MAX_QUEUED,
                  on_event: Optional[EventCallback] = None, load_seconds: float = 0.0) -> None:
         if not instances:
             raise ValueError("a service needs at least one loaded backend")
         self.backend_name = backend_name
         self.root = root
-        self.default_preset = get_preset(default_preset).name
+        self.default_preset = checked_preset(default_preset)
         self.board = JobBoard(max_queued=max_queued)
         self.on_event = on_event
         self.load_seconds = load_seconds
