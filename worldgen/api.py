@@ -120,17 +120,14 @@ class WorldPipeline:
                 negative_prompt: str = "", modality: Optional[str] = None, scheduler: Optional[str] = None,
                 regions: Sequence = ()):
         """The checked backend-level request (``GenerateRequest``) for these arguments; every value
-        error is raised here, before any model loads. The preset travels in the request."""
-        from .backend import GenerateRequest
-        from .geometry.regions import parse_region
-        from .sampler.presets import resolve_sampling
+        error is raised here, before any model loads. The values are checked by the one request model,
+        ``worldgen.requests.WorldRequest`` (the server's), so every front end refuses the same values with
+        the same line. The preset travels in the request."""
+        from .requests import generate_request
 
-        sampling = resolve_sampling(preset, steps, scheduler)
-        return GenerateRequest(prompt=prompt, width=width, height=height, span_deg=span, seed=seed,
-                               steps=sampling.steps, guidance=guidance, negative_prompt=negative_prompt,
-                               modality=(modality or "depth").split(",")[0], scheduler=scheduler,
-                               preset=sampling.preset.name,
-                               regions=[parse_region(r) if isinstance(r, str) else r for r in regions])
+        return generate_request(prompt, width=width, height=height, span=span, seed=seed, preset=preset,
+                                steps=steps, guidance=guidance, negative_prompt=negative_prompt, modality=modality,
+                                scheduler=scheduler, regions=regions)
 
     def generate(self, request, progress=None, *, image=None, fov: Optional[float] = None) -> World:
         """A world for a ready ``GenerateRequest`` (what batch jobs and the server hand over). With

@@ -63,6 +63,12 @@ class Backend:
         """What to record in the scene manifest to reproduce this backend's output."""
         return {}
 
+    def settings_for(self, request) -> dict:
+        """What to record for the output of ``request``: ``settings()``, with whatever the request
+        chose for itself in place of the loaded value (a backend that takes a per-request preset
+        records the preset that ran, not the one it was loaded with)."""
+        return self.settings()
+
     def _unsupported(self, task: str):
         raise UnsupportedTask(f"backend {self.name!r} cannot {task}; use --backend jointnet with a JointNet model "
                               f"(see `worldgen models --help`)")

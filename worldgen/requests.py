@@ -33,6 +33,7 @@ MAX_DIR_DEPTH = 8
 NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"  # a scene folder: no '/', no leading '.', at most 100 characters
 NAME_RE = re.compile(NAME)
 MODALITY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SCHEDULER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # "dpm++" is a scheduler's name
 # JSON Schema patterns are searched, not matched: "^...$" would let a trailing newline through in
 # Python's re (its "$" also matches before a final "\n"). "(?![\s\S])" is the true end of the text.
 END = r"(?![\s\S])"
@@ -85,13 +86,14 @@ def _text(label: str, required: bool):
     return _field(validate, schema)
 
 
-def _named(label: str, regex: re.Pattern, longest: int, example: str, nullable: bool = True):
+def _named(label: str, regex: re.Pattern, longest: int, example: str, nullable: bool = True,
+           signs: str = "'.', '_' or '-'"):
     def validate(value):
         if value is None and nullable:
             return None
         if not isinstance(value, str) or not regex.fullmatch(value):
-            raise UserInputError(f"{label} {str(value)[:60]!r} must be 1-{longest} letters, digits, '.', "
-                                 f"'_' or '-', starting with a letter or digit, e.g. {example!r}")
+            raise UserInputError(f"{label} {str(value)[:60]!r} must be 1-{longest} letters, digits, {signs}, "
+                                 f"starting with a letter or digit, e.g. {example!r}")
         return value
 
     return _field(validate, {"type": ["string", "null"] if nullable else "string",
@@ -226,7 +228,7 @@ class WorldRequest(BaseModel):
                                                                             "fast 14).")
     guidance: _ruled("guidance", "guidance") = 7.5
     modality: _named("modality", MODALITY_RE, 64, "depth", nullable=False) = "depth"
-    scheduler: _named("scheduler", MODALITY_RE, 64, "ddim") = Field(
+    scheduler: _named("scheduler", SCHEDULER_RE, 64, "ddim", signs="'.', '_', '+' or '-'") = Field(
         None, description="ddim, dpm++, unipc, euler, euler-a, ddpm, pndm; default: the preset's. The loaded "
                           "backend checks the name when the job runs.")
     regions: _field(_validate_regions, {"type": ["array", "null"], "maxItems": MAX_REGIONS,
@@ -260,9 +262,10 @@ class WorldRequest(BaseModel):
 
         return self.preset or _preset(default) or DEFAULT_PRESET
 
-    def to_generate_request(self, default_preset: Optional[str] = None):
+    def to_generate_request(self, default_preset: Optional[str] = None, regions: Optional[list] = None):
         """Today's ``worldgen.backend.GenerateRequest``; ``preset`` is the request's own (or
-        ``default_preset``), and steps default to that preset's."""
+        ``default_preset``), and steps default to that preset's. ``regions`` replaces the request's
+        own (a local run's list, which may hold mask regions; see ``generate_request``)."""
         from .backend import GenerateRequest
         from .sampler.presets import get_preset
 
@@ -272,8 +275,15 @@ class WorldRequest(BaseModel):
                                seed=0 if self.seed is None else self.seed,
                                steps=get_preset(preset).steps if self.steps is None else self.steps,
                                guidance=self.guidance, negative_prompt=self.negative, modality=self.modality,
-                               scheduler=self.scheduler, regions=[r.to_region() for r in self.regions],
-                               preset=preset)
+                               scheduler=self.scheduler, preset=preset,
+                               regions=[r.to_region() for r in self.regions] if regions is None else regions)
+
+
+def default_preset(name: Optional[str] = None) -> str:
+    """A default preset (a server's --preset) checked by the request's rule; None: the published recipe."""
+    from .sampler.presets import DEFAULT_PRESET
+
+    return _preset(name) or DEFAULT_PRESET
 
 
 def _preset(value):
@@ -297,25 +307,27 @@ def _dir(value):
 
 
 def parse_model(model: type[BaseModel], body: Any, where: str):
-    """``model`` from decoded JSON, every failure one ``UserInputError`` line prefixed by ``where``."""
+    """``model`` from decoded JSON, every failure one ``UserInputError`` line prefixed by ``where``
+    (nothing when ``where`` is empty: the API's own messages)."""
+    prefix = f"{where}: " if where else ""
     if not isinstance(body, dict):
-        raise UserInputError(f"{where}: must be a JSON object such as {{\"prompt\": \"a misty fjord\"}}, "
+        raise UserInputError(f"{prefix}must be a JSON object such as {{\"prompt\": \"a misty fjord\"}}, "
                              f"not {type(body).__name__}")
     known = list(model.model_fields)
     for key in body:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; known fields: {', '.join(known)}"
-            raise UserInputError(f"{where}: unknown field {str(key)[:60]!r}{hint}")
+            raise UserInputError(f"{prefix}unknown field {str(key)[:60]!r}{hint}")
     try:
         return model.model_validate(body)
     except UserInputError as exc:
-        raise UserInputError(f"{where}: {exc}") from None
+        raise UserInputError(f"{prefix}{exc}") from None
     except ValidationError as exc:  # what the field validators do not raise themselves: a missing field
         first = exc.errors()[0]
         place = ".".join(str(part) for part in first["loc"]) or "the object"
         hint = f" (e.g. {{\"prompt\": \"a misty fjord\"}})" if first["type"] == "missing" else ""
-        raise UserInputError(f"{where}: {place}: {first['msg'].lower()}{hint}") from None
+        raise UserInputError(f"{prefix}{place}: {first['msg'].lower()}{hint}") from None
 
 
 def request_json_schema() -> dict:
@@ -323,3 +335,51 @@ def request_json_schema() -> dict:
     schema = WorldRequest.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": "https://worldgen.invalid/schema/v1/world-request.json", **schema}
+
+
+# Local front ends: the API, the CLI, batch jobs, recipes --------------------------------------------
+
+def generate_request(prompt: Any, *, width: Any = 2048, height: Any = 512, span: Any = 360.0, seed: Any = 0,
+                     preset: Any = None, steps: Any = None, guidance: Any = 7.5, negative_prompt: Any = "",
+                     modality: Optional[str] = None, scheduler: Any = None, regions: Any = (),
+                     default_preset: Optional[str] = None, where: str = ""):
+    """The checked ``GenerateRequest`` for keyword arguments: every value goes through ``WorldRequest``,
+    so a local run refuses exactly what `worldgen serve` refuses, with the same line (``where``, when
+    given, comes first). ``modality`` may list several ("depth,edges": what a branches model loads);
+    the request names the first. Mask regions (``MASK.png=PROMPT`` or a ``Region`` with a mask) stay
+    as given: only a local run reads files, so the model never sees them."""
+    sent, ordered = _split_regions(regions)
+    fields = dict(prompt=prompt, negative=negative_prompt, size=[width, height], span=span, seed=seed,
+                  preset=preset, steps=steps, guidance=guidance, scheduler=scheduler, regions=sent,
+                  modality=modality.split(",")[0] if isinstance(modality, str) else modality or "depth")
+    checked = parse_model(WorldRequest, fields, where)
+    azimuthal = iter(region.to_region() for region in checked.regions)
+    return checked.to_generate_request(default_preset, [region or next(azimuthal) for region in ordered])
+
+
+def _split_regions(regions: Any) -> tuple[list[dict], list]:
+    """(the azimuth regions as request objects, the list in order with None where each of those goes)."""
+    from .geometry.regions import Region, parse_region
+
+    sent, ordered = [], []
+    for region in regions or ():
+        region = parse_region(region) if isinstance(region, str) else region
+        if not isinstance(region, Region):
+            raise UserInputError(f"region {str(region)[:60]!r} must be \"A:B=PROMPT\" text or a "
+                                 f"worldgen.regions.Region")
+        if region.mask is not None:
+            ordered.append(region)
+        else:
+            record = region.to_record()
+            sent.append({key: record[key] for key in ("prompt", "azimuth", "elevation", "weight", "feather")
+                         if key in record})
+            ordered.append(None)
+    return sent, ordered
+
+
+def check_field(name: str, value: Any) -> Any:
+    """One field of a world request checked alone, by the model (recipes check field by field);
+    ``size`` may be "2048x512" text."""
+    if name == "size" and isinstance(value, str):
+        value = size_from_text(value)
+    return getattr(parse_model(WorldRequest, {"prompt": "-", name: value}, ""), name)

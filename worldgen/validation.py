@@ -207,6 +207,8 @@ def parse_size_text(text: Any, label: str = "size") -> tuple[int, int]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        value = int(value)  # 80.0 reads as 80: the same line whether a front end parsed a float or an int
     text = repr(value) if isinstance(value, str) else str(value)
     return printable(text if len(text) <= 60 else text[:57] + "...")
 

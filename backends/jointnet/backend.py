@@ -122,6 +122,12 @@ class JointNetBackend(LatentLayers, Backend):
                 **({"preset": self.preset.name} if self.preset.name != "published" else {}),
                 **{k: v for k, v in (("speed", self.speed_name), ("memory", self.memory_name)) if v is not None}}
 
+    def settings_for(self, request) -> dict:
+        # The preset that ran (the request's own, else the loaded one), recorded as settings() does.
+        ran = self._preset(request).name
+        own = {k: v for k, v in self.settings().items() if k != "preset"}
+        return {**own, "preset": ran} if ran != "published" else own
+
     @property
     def has_masked_input(self) -> bool:
         return bool(self.pipe.jointnet.has_masked_latent_input)

@@ -21,9 +21,7 @@ from worldgen.errors import UserInputError
 from .backend import JointNetBackend
 from .settings import device_for, dtype_for, resolve_model
 from .deepfloyd import DeepFloydJointNetPipeline
-
-PIXEL_CHANNELS = 3
-
+from .if_steps import PIXEL_CHANNELS, LearnedVarianceSteps
 
 class PixelSpace:
     """The identity 'autoencoder' of a pixel-space model: one pixel per canvas cell."""
@@ -40,40 +38,6 @@ class IFPanoramaPipeline(DeepFloydJointNetPipeline):
     @property
     def latent_channels(self) -> int:
         return self.jointnet.in_channels
-
-
-class LearnedVarianceSteps:
-    """A scheduler whose canvas is [images... | unused], stepped with [noise... | variance...].
-
-    Everything but ``step`` is the wrapped scheduler's. ``images``: how many 3-channel images the
-    canvas holds (RGB and each modality)."""
-
-    def __init__(self, scheduler, images: int):
-        self.scheduler = scheduler
-        self.images = images
-        self.learned = getattr(scheduler.config, "variance_type", None) in ("learned", "learned_range")
-
-    def __getattr__(self, name):
-        return getattr(self.scheduler, name)
-
-    def step(self, model_output, timestep, sample, generator=None):
-        import torch
-
-        half = self.images * PIXEL_CHANNELS
-        _, _, h, w = sample.shape
-        per_image = (self.images, PIXEL_CHANNELS, h, w)
-        eps = model_output[:, :half].reshape(per_image)
-        out = torch.cat([eps, model_output[:, half:].reshape(per_image)], dim=1) if self.learned else eps
-        kwargs = {"generator": generator} if "generator" in _parameters(self.scheduler.step) else {}
-        prev = self.scheduler.step(out, timestep, sample[:, :half].reshape(per_image), **kwargs).prev_sample
-        prev = prev.reshape(1, half, h, w)
-        return SimpleNamespace(prev_sample=torch.cat([prev, torch.zeros_like(prev)], dim=1))
-
-
-def _parameters(function) -> set:
-    import inspect
-
-    return set(inspect.signature(function).parameters)
 
 
 IF_SETTINGS = ("sr_model",)  # a stage-II folder (unet/, scheduler/); default: the checkpoint's stage2/

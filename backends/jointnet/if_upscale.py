@@ -6,7 +6,7 @@ its size and noise-augmented at a known noise level (``class_labels``), with the
 Here it runs on the same tiled sampler as every panorama task (2-D windows of the UNet's native size,
 half-window strides, circular in x for a full circle, a fresh offset each step; no whole-canvas window,
 as in the published refinement recipe), with IF's learned-variance scheduler through
-``if_backend.LearnedVarianceSteps``. The modality is a per-pixel dense map: it is upsampled bilinearly,
+``if_steps.LearnedVarianceSteps``. The modality is a per-pixel dense map: it is upsampled bilinearly,
 then a guided filter (He et al.) aligns its edges with the super-resolved RGB; the box filters wrap in x
 for a full circle, so the seam stays closed. A stage-II JointNet would generate the modality itself:
 not done yet.
@@ -93,7 +93,7 @@ def super_resolve(stage2: StageTwo, text, image: np.ndarray, *, factor: int, ste
 
     from worldgen.sampler.tiled import TiledSampler, TilingRecipe
 
-    from .if_backend import LearnedVarianceSteps
+    from .if_steps import LearnedVarianceSteps
 
     unet = stage2.unet
     window = int(unet.config.sample_size)

@@ -76,8 +76,7 @@ def test_recipe_jobs_resolve_their_path_next_to_the_jobs_file(tmp_path):
     ("jobs.jsonl", '{"prompt": "a", "recipe": "r.toml"}\n', "exactly one of"),
     ("jobs.jsonl", '"a"\n{"prompt": "b", "seed": -1}\n', "jobs.jsonl:2: seed -1 must be a whole number"),
     ("jobs.jsonl", '{"prompt": "b", "seed": true}\n', "jobs.jsonl:1: seed True must be a whole number"),
-    ("jobs.jsonl", '{"prompt": "b", "size": "big"}\n', "jobs.jsonl:1: size \"big\" must be \"WIDTHxHEIGHT\""),
-    ("jobs.jsonl", '{"prompt": "b", "steps": 2.5}\n', "jobs.jsonl:1: steps must be a whole number"),
+    ("jobs.jsonl", '{"prompt": "b", "size": "big"}\n', "jobs.jsonl:1: size 'big' is not WIDTHxHEIGHT"),
     ("jobs.jsonl", '{"prompt": 3}\n', "jobs.jsonl:1: prompt must be a string"),
     ("jobs.jsonl", '{"prompt": "a", "name": "../up"}\n', "jobs.jsonl:1: name '../up' must be"),
     ("jobs.jsonl", '{"prompt": "a", "name": ".batch"}\n', "name '.batch' must be"),
@@ -85,7 +84,7 @@ def test_recipe_jobs_resolve_their_path_next_to_the_jobs_file(tmp_path):
      "jobs.jsonl:3: job name 'W' is already used on line 1"),
     ("jobs.jsonl", '{"recipe": "r.toml", "size": "64x16"}\n', "jobs.jsonl:1: recipe jobs take only name, seed and recipe"),
     ("jobs.jsonl", "\n# nothing\n", "lists no jobs"),
-    ("jobs.toml", '[[job]]\nprompt = "a"\n[[job]]\nprompt = "b"\nsteps = "many"\n', "jobs.toml:3: steps must be a whole number"),
+    ("jobs.toml", '[[job]]\nprompt = "a"\nspan = 1979-05-27\n', "jobs.toml:1: span 1979-05-27 must be a finite number"),
     ("jobs.toml", '[[job]]\nprompt = "a\n', "jobs.toml: not valid TOML"),
     ("jobs.toml", 'seed = 3\n[[job]]\nprompt = "a"\n', "unknown top-level key 'seed'"),
     ("jobs.csv", 'a\n', "JOBS must be .jsonl"),
@@ -112,6 +111,13 @@ def test_values_are_checked_per_job_not_per_file():
     jobs[0].request()
     with pytest.raises(UserInputError, match="multiple of 8"):
         jobs[1].request()
+    # So is a value of the wrong type: the request model refuses it, with the line the server gives.
+    jobs = parse_jobs('"a"\n{"prompt": "b", "steps": 2.5}\n{"prompt": "c", "guidance": "7"}\n', "jsonl")
+    jobs[0].request()
+    with pytest.raises(UserInputError, match="^steps 2.5 must be a whole number between 1 and 1000$"):
+        jobs[1].request()
+    with pytest.raises(UserInputError, match="^guidance '7' must be a finite number"):
+        jobs[2].request()
 
 
 # Sharding ---------------------------------------------------------------------------------------

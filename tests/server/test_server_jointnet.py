@@ -40,10 +40,13 @@ def test_presets_switch_per_job_on_the_resident_model(tiny_server):
     assert fast_record["params"]["steps"] == 14  # the fast preset's own step count
     assert published_record["params"]["steps"] == 2
     assert fast["request"]["preset"] == "fast" and published["request"]["preset"] == "published"
-    # The preset travels with each job (GenerateRequest.preset); the loaded backend is never changed,
-    # so its settings keep naming the server's default. That the published job really ran the
-    # published recipe is checked against a local run in the next test.
-    assert published_record["backend"]["settings"]["preset"] == "fast"
+    # The preset travels with each job (GenerateRequest.preset) and the manifest records the one that
+    # ran, in params and in the backend's settings alike (published is the settings' default, left out),
+    # although the resident backend was loaded with --preset fast. That the published job really ran
+    # the published recipe is checked against a local run in the next test.
+    assert fast_record["params"]["preset"] == fast_record["backend"]["settings"]["preset"] == "fast"
+    assert published_record["params"]["preset"] == "published"
+    assert "preset" not in published_record["backend"]["settings"]
     assert fast["progress"]["stage"] in ("denoise", "decode")
     # Loaded once: one load message, and the load time reported at start-up has not changed.
     assert tiny_server.stderr().count("loading jointnet once") == 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..scene import jsonfiles
+from ..world.outputs import slug
 from ..errors import UserInputError
 from ..validation import SEED_MAX, check_seed
 
@@ -59,16 +60,16 @@ class Job(JobDefaults):
     recipe: Optional[Path] = None
 
     def request(self):
-        """The ``GenerateRequest`` of a prompt job; raises ``UserInputError`` for bad values,
-        exactly as `worldgen pano` would for the same options."""
-        from ..backend import GenerateRequest
+        """The ``GenerateRequest`` of a prompt job; raises ``UserInputError`` for bad values with the
+        line `worldgen pano` and `worldgen serve` give for the same values (``WorldPipeline.request``)."""
+        from ..api import WorldPipeline
 
         if self.recipe is not None:
             raise UserInputError(f"job {self.name} is a recipe job; it has no panorama request")
-        return GenerateRequest(prompt=self.prompt or "", width=self.width, height=self.height, span_deg=self.span_deg,
-                               seed=self.seed, steps=self.steps, guidance=self.guidance,
-                               negative_prompt=self.negative, modality=self.modality, scheduler=self.scheduler,
-                               preset=self.preset)
+        return WorldPipeline.request(self.prompt or "", width=self.width, height=self.height, span=self.span_deg,
+                                     seed=self.seed, steps=self.steps, guidance=self.guidance,
+                                     negative_prompt=self.negative, modality=self.modality,
+                                     scheduler=self.scheduler, preset=self.preset)
 
     def plan(self) -> dict:
         """A JSON-ready description (for OUT/.batch/jobs.json and --dry-run)."""
@@ -76,11 +77,6 @@ class Job(JobDefaults):
         if self.recipe is not None:
             out = {k: out[k] for k in ("index", "line", "name", "seed")} | {"recipe": str(self.recipe)}
         return out
-
-
-def slug(text: str, limit: int = 6) -> str:
-    words = re.findall(r"[a-z0-9]+", text.lower())[:limit]
-    return "-".join(words)[:60].strip("-") or "world"
 
 
 def derive_seed(batch_seed: int, name: str) -> int:
@@ -91,8 +87,9 @@ def derive_seed(batch_seed: int, name: str) -> int:
 
 
 def load_jobs(path: str | Path, defaults: JobDefaults = JobDefaults(), batch_seed: int = 0) -> list[Job]:
-    """Parse and check a JOBS file. Structure and types are checked here, for the whole file, with
-    the line of each fault; values (size multiples, step ranges) are checked per job when it runs,
+    """Parse and check a JOBS file. Structure is checked here, for the whole file, with the line of
+    each fault (objects, known fields, prompt or recipe, name, seed, the prompt's and size's form);
+    panorama values (their types and ranges) are checked per job by the request model when it runs,
     so one bad job fails alone (``--dry-run`` checks them all up front)."""
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -186,8 +183,8 @@ def check_known_fields(fields: dict, known: Sequence[str], where: str) -> None:
 
 def job_from_fields(fields: Any, where: str, *, index: int = 0, line: int = 0, base: Path = Path("."),
                     defaults: JobDefaults = JobDefaults(), batch_seed: int = 0) -> Job:
-    """One job from its JSON-like fields, with every message prefixed by ``where``. The JOBS file
-    parser and `worldgen serve` (worldgen.server.schema) both check their jobs with this."""
+    """One job from its JSON-like fields, with every message prefixed by ``where`` (the JOBS file
+    parser's check of a line; its panorama values are the request model's, see ``_value``)."""
     if not isinstance(fields, dict):
         raise UserInputError(f"{where}: a job must be an object with a \"prompt\" (or a \"recipe\"), "
                              f"not {type(fields).__name__}")
@@ -219,19 +216,30 @@ def job_from_fields(fields: Any, where: str, *, index: int = 0, line: int = 0, b
     prompt = _string(fields["prompt"], "prompt", where)
     name = name or f"{slug(prompt)}-{index:04d}"
     width, height = _size(fields["size"], where) if "size" in fields else (defaults.width, defaults.height)
-    return Job(
-        index=index, line=line, name=name,
-        seed=derive_seed(batch_seed, name) if seed is None else seed,
-        prompt=prompt, width=width, height=height,
-        span_deg=_number(fields.get("span", defaults.span_deg), "span", where),
-        steps=_integer(fields.get("steps", defaults.steps), "steps", where),
-        guidance=_number(fields.get("guidance", defaults.guidance), "guidance", where),
-        negative=_string(fields.get("negative", defaults.negative), "negative", where),
-        modality=_string(fields.get("modality", defaults.modality), "modality", where),
-        scheduler=(_string(fields["scheduler"], "scheduler", where) if fields.get("scheduler") is not None
-                   else defaults.scheduler),
-        preset=defaults.preset,
-    )
+    values = {key: _value(fields, key, default, where) for key, default in (
+        ("span", defaults.span_deg), ("steps", defaults.steps), ("guidance", defaults.guidance),
+        ("negative", defaults.negative), ("modality", defaults.modality))}
+    scheduler = _value(fields, "scheduler", None, where)
+    return Job(index=index, line=line, name=name, seed=derive_seed(batch_seed, name) if seed is None else seed,
+               prompt=prompt, width=width, height=height, span_deg=values["span"], steps=values["steps"],
+               guidance=values["guidance"], negative=values["negative"], modality=values["modality"],
+               scheduler=defaults.scheduler if scheduler is None else scheduler, preset=defaults.preset)
+
+
+def _value(fields: dict, key: str, default: Any, where: str) -> Any:
+    """A panorama value as the line gives it: the request model (``worldgen.requests.WorldRequest``)
+    checks its type and range when the job runs (or at --dry-run), so one bad job fails alone, with the
+    line `pano` and the server give. What JSON cannot hold (a TOML date) is refused now."""
+    value = fields.get(key, default)
+    if value is None or isinstance(value, (str, int, float, bool, list)):
+        return value
+    from ..requests import check_field
+
+    try:
+        check_field(key, value)
+    except UserInputError as exc:
+        raise UserInputError(f"{where}: {exc}") from None
+    raise UserInputError(f"{where}: {key} must be a JSON value, not {type(value).__name__}")
 
 
 def _string(value: Any, field: str, where: str) -> str:
@@ -240,27 +248,13 @@ def _string(value: Any, field: str, where: str) -> str:
     return value
 
 
-def _integer(value: Any, field: str, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise UserInputError(f"{where}: {field} must be a whole number, got {json.dumps(value)}")
-    return value
-
-
-def _number(value: Any, field: str, where: str) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise UserInputError(f"{where}: {field} must be a number, got {json.dumps(value)}")
-    return float(value)
-
-
 def _size(value: Any, where: str) -> tuple[int, int]:
-    if isinstance(value, str):
-        parts = value.lower().split("x")
-        # isdecimal, not isdigit: isdigit() passes "²", which int() refuses (as it does thousands of digits).
-        if len(parts) == 2 and all(p.strip().isdecimal() and len(p) < 20 for p in parts):
-            return int(parts[0]), int(parts[1])
-    elif (isinstance(value, list) and len(value) == 2
-          and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        return value[0], value[1]
-    raise UserInputError(f"{where}: size {json.dumps(value)} must be \"WIDTHxHEIGHT\" or [WIDTH, HEIGHT], "
-                         f"e.g. \"2048x512\"")
+    """"WIDTHxHEIGHT" or [WIDTH, HEIGHT] (the request model's form, ``size_from_text``); the sides
+    themselves are checked when the job runs."""
+    from ..requests import size_from_text
 
+    try:
+        width, height = size_from_text(value)
+    except UserInputError as exc:
+        raise UserInputError(f"{where}: {exc}") from None
+    return width, height

@@ -98,16 +98,17 @@ class Recipe:
 
     def request(self, seed: Optional[int] = None, backend_name: str = "jointnet",
                 options: Optional["BuildOptions"] = None):
-        """The ``GenerateRequest`` of the panorama (with its regions)."""
-        from ..backend import GenerateRequest
+        """The ``GenerateRequest`` of the panorama (with its regions), checked by ``WorldPipeline.request``
+        as `pano`, batch jobs and the server check theirs."""
+        from ..api import WorldPipeline
 
         modality = self.modalities[0]
         if backend_name == "procedural" and "normal" in self.modalities:
             modality = "normal"  # the procedural backend makes depth and derives normals from it
         sampling = self.sampling(options)
-        return GenerateRequest(prompt=self.prompt, width=self.width, height=self.height, span_deg=self.span_deg,
-                               seed=self.seed if seed is None else seed, steps=sampling.steps,
-                               guidance=self.guidance, preset=sampling.preset.name,
-                               negative_prompt=self.negative, modality=modality, scheduler=self.scheduler,
-                               regions=list(self.regions))
+        return WorldPipeline.request(self.prompt, width=self.width, height=self.height, span=self.span_deg,
+                                     seed=self.seed if seed is None else seed, steps=sampling.steps,
+                                     guidance=self.guidance, preset=sampling.preset.name,
+                                     negative_prompt=self.negative, modality=modality, scheduler=self.scheduler,
+                                     regions=list(self.regions))
 

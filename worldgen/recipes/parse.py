@@ -9,7 +9,7 @@ from typing import Any, Optional
 from ..errors import UserInputError, WorldgenError
 from .model import ExportStep, PlaceStep, Recipe, RefineStep
 from .schema import (BACKEND_FIELDS, EXPORT_FIELDS, MAX_RECIPE_BYTES, NAME_RE, PLACE_FIELDS, REFINE_FIELDS,
-                     REGION_FIELDS, SCENES_DIR, TABLES, WORLD_FIELDS, Field, Issue, RecipeError, _Invalid,
+                     REGION_FIELDS, SCENES_DIR, TABLES, WORLD_FIELDS, Field, Issue, RecipeError, _Invalid, _Refused,
                      _SourceLines, _show)
 
 def load_recipe(path: str | Path, *, size: Optional[tuple[int, int]] = None) -> Recipe:
@@ -61,8 +61,8 @@ class _Validator:
         self.lines = _SourceLines(text)
         self.issues: list[Issue] = []
 
-    def problem(self, table: tuple, key: Optional[str], name: str, message: str) -> None:
-        self.issues.append(Issue(self.lines.line(table, key), name, message))
+    def problem(self, table: tuple, key: Optional[str], name: str, message: str, names_field: bool = False) -> None:
+        self.issues.append(Issue(self.lines.line(table, key), name, message, names_field))
 
     def fields(self, values: Any, schema: dict[str, Field], table: tuple, label: str) -> dict:
         """The checked values of one table (bad or unknown fields are reported and left out)."""
@@ -84,8 +84,8 @@ class _Validator:
                 continue
             try:
                 out[key] = spec.check(value)
-            except _Invalid as exc:
-                self.problem(table, key, name, str(exc))
+            except _Invalid as exc:  # the request model's own line names the field already
+                self.problem(table, key, name, str(exc), names_field=isinstance(exc, _Refused))
         for key, spec in schema.items():
             if spec.required and key not in values:
                 self.problem(table, None, f"{label}.{key}" if label else key,

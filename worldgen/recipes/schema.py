@@ -14,7 +14,6 @@ from pathlib import PurePosixPath
 from typing import Any, Callable, Optional
 
 from ..errors import UserInputError, WorldgenError
-from ..sampler.presets import PRESETS
 
 SCENES_DIR = "scenes"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -31,10 +30,12 @@ class Issue:
     line: int
     field: str
     message: str
+    names_field: bool = False  # the message names the field itself (the request model's own line)
 
     def text(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        shown = self.field and not self.names_field
+        return f"{where}: {self.field}: {self.message}" if shown else f"{where}: {self.message}"
 
 
 class RecipeError(UserInputError):
@@ -54,6 +55,11 @@ class RecipeError(UserInputError):
 
 class _Invalid(Exception):
     """A field's value is wrong; the message says what to write instead."""
+
+
+class _Refused(_Invalid):
+    """A value the world request model refused: its line names the field itself, and is the line
+    `pano`, batch jobs and the server give for the same value."""
 
 
 # Where each key is in the source ------------------------------------------------------------------
@@ -159,6 +165,19 @@ def _rule(field: str, spanlike: bool = False):
     return check
 
 
+def _request_field(name: str):
+    """A field of the panorama checked by the one request model (``worldgen.requests.WorldRequest``)."""
+
+    def check(value: Any):
+        from ..requests import check_field
+
+        try:
+            return check_field(name, value)
+        except UserInputError as exc:
+            raise _Refused(str(exc)) from None
+    return check
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"must be true or false, got {_show(value)}")
@@ -253,15 +272,15 @@ class Field:
 WORLD_FIELDS: dict[str, Field] = {
     "name": Field(_string, help="the scene's name (default: the file name)"),
     "description": Field(_string, help="what the recipe shows (printed by --dry-run)"),
-    "prompt": Field(lambda v: _string(v, allow_empty=False), required=True, help="the panorama's prompt"),
-    "negative": Field(_string, help="negative prompt"),
-    "seed": Field(_rule("seed"), help="random seed"),
-    "size": Field(_size, help="\"WIDTHxHEIGHT\" in pixels"),
-    "span": Field(_rule("span", spanlike=True), help="horizontal span in degrees"),
+    "prompt": Field(_request_field("prompt"), required=True, help="the panorama's prompt"),
+    "negative": Field(_request_field("negative"), help="negative prompt"),
+    "seed": Field(_request_field("seed"), help="random seed"),
+    "size": Field(_request_field("size"), help="\"WIDTHxHEIGHT\" in pixels"),
+    "span": Field(_request_field("span"), help="horizontal span in degrees"),
     "modality": Field(_modality, help="\"depth\", or [\"depth\", \"normal\"] for three modalities"),
-    "steps": Field(_rule("steps"), help="denoising steps (default: the preset's, 50 or 14)"),
-    "guidance": Field(_rule("guidance"), help="classifier-free guidance"),
-    "scheduler": Field(_string, help="ddim, dpm++, unipc, ..."),
+    "steps": Field(_request_field("steps"), help="denoising steps (default: the preset's, 50 or 14)"),
+    "guidance": Field(_request_field("guidance"), help="classifier-free guidance"),
+    "scheduler": Field(_request_field("scheduler"), help="ddim, dpm++, unipc, ..."),
 }
 TABLES = ("backend", "region", "place", "refine", "export")
 BACKEND_FIELDS: dict[str, Field] = {
@@ -273,7 +292,7 @@ BACKEND_FIELDS: dict[str, Field] = {
     "dtype": Field(_choice("float32", "float16", "bfloat16")),
     "device": Field(_string),
     "window_batch": Field(_integer(1)),
-    "preset": Field(_choice(*PRESETS), help="sampling recipe: published (default) or fast, as `pano --preset`"),
+    "preset": Field(_request_field("preset"), help="sampling recipe: published (default) or fast, as `pano --preset`"),
     "speed": Field(_string),
     "memory": Field(_string),
 }

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import UserInputError, WorldgenError
+from ..world.advice import known_fault, message_for
 from . import API_PREFIX
 from .jobs import TERMINAL, QueueFull, ServerStopping
 from .outputs import LinkRefused, NameTaken, open_file
@@ -288,7 +289,7 @@ def _error_handlers(app: FastAPI, on_error: Optional[Callable[[str], None]]) -> 
 
     @app.exception_handler(WorldgenError)
     async def worldgen_error(request, exc: WorldgenError):
-        return error_reply(status_for(exc), str(exc))
+        return error_reply(status_for(exc), message_for(exc))  # the line the CLI prints
 
     @app.exception_handler(StarletteHTTPException)
     async def routing_error(request, exc: StarletteHTTPException):
@@ -312,8 +313,9 @@ def _error_handlers(app: FastAPI, on_error: Optional[Callable[[str], None]]) -> 
     async def internal_error(request, exc: Exception):  # our fault: one line, and the server goes on
         if on_error is not None:
             on_error(traceback.format_exc())
-        return error_reply(500, f"internal error ({type(exc).__name__}: {exc}); the server goes on, please report "
-                                f"this")
+        known = known_fault(exc)  # a full disk or no memory: the fix the CLI gives too
+        return error_reply(500, known or f"internal error ({type(exc).__name__}: {exc}); the server goes on, "
+                                         f"please report this")
 
 
 def _allowed(app: FastAPI, scope) -> str:

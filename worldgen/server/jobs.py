@@ -222,7 +222,7 @@ class JobBoard:
 
 
 class Worker(threading.Thread):
-    """Runs jobs one at a time on one loaded backend (``instance``), never reloading it."""
+    """Runs jobs one at a time on one loaded ``WorldPipeline`` (``instance``), never reloading it."""
 
     def __init__(self, board: JobBoard, root: OutputRoot, backend_name: str, instance, device: Optional[str],
                  on_event: Optional[EventCallback] = None) -> None:
@@ -252,14 +252,13 @@ class Worker(threading.Thread):
                 pass
 
     def _run(self, job: Job) -> None:
-        from ..batch import one_line
         from .worlds import make_world
 
         staging, files, digests, detail = None, (), {}, ""
         try:
             staging = self.root.staging(job.id)
             scene_tmp, glb_tmp = staging / job.target.name, staging / job.target.glb.name
-            make_world(self.backend_name, self.instance, job.spec.request, scene_tmp, glb_tmp, self._progress(job))
+            make_world(self.instance, job.spec.request, scene_tmp, glb_tmp, self._progress(job))
             digests = {relative: file_digest(staging / relative) for relative in _staged_files(staging)}
             files = self.root.publish(job.target, scene_tmp, glb_tmp)
             digests = {relative: digests[relative] for relative in files if relative in digests}
@@ -267,7 +266,7 @@ class Worker(threading.Thread):
         except JobCancelled:
             state, error = "cancelled", "cancelled while it ran; nothing was written"
         except Exception as exc:  # one job's fault, whatever it is, must not end the server
-            state, error = "failed", one_line(exc)
+            state, error = "failed", job_error(exc)
             detail = "" if isinstance(exc, WorldgenError) else traceback.format_exc()
             free_memory()
         finally:
@@ -302,6 +301,16 @@ def file_digest(path) -> str:
     cannot read a file cannot name its digest)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def job_error(exc: BaseException) -> str:
+    """A failed job's one line: what the CLI prints for the same fault (``worldgen.world.advice``), except
+    that an unknown fault's traceback is in the server's log rather than behind WORLDGEN_DEBUG."""
+    from ..world.advice import known_fault, message_for, short
+
+    if isinstance(exc, WorldgenError):
+        return message_for(exc)
+    return known_fault(exc) or f"internal error {type(exc).__name__}: {short(exc)}; the server's log has the traceback"
 
 
 def free_memory() -> None:

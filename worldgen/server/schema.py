@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from ..backend import GenerateRequest
-from ..batch import slug
 from ..errors import UserInputError
 from ..requests import WorldRequest, request_json_schema
-from ..sampler.presets import DEFAULT_PRESET
+from ..world.outputs import slug
+
+if TYPE_CHECKING:
+    from ..backend import GenerateRequest
 
 WHERE = "request"
 
@@ -27,7 +28,7 @@ WHERE = "request"
 class JobSpec:
     """A checked request: what to generate, with which preset, and where under the output root."""
 
-    request: GenerateRequest
+    request: "GenerateRequest"
     preset: str
     name: str
     dir: tuple[str, ...] = ()
@@ -66,9 +67,10 @@ def decode_json(body: bytes) -> Any:
                              f"such as {{\"prompt\": \"a misty fjord at dawn\"}}") from None
 
 
-def parse_job(body: Any, *, job_id: str, default_preset: str = DEFAULT_PRESET) -> JobSpec:
+def parse_job(body: Any, *, job_id: str, default_preset: Optional[str] = None) -> JobSpec:
     """Check a decoded request with ``WorldRequest`` (the model the schema is generated from);
-    raises ``UserInputError`` with a one-line reason."""
+    raises ``UserInputError`` with a one-line reason. ``default_preset``: for a request naming none
+    (None: the published recipe)."""
     checked = WorldRequest.parse(body, WHERE)
     request = checked.to_generate_request(default_preset)
     return JobSpec(request=request, preset=request.preset, name=checked.name or f"{slug(checked.prompt)}-{job_id}",

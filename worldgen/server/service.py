@@ -1,7 +1,7 @@
 """The resident world service: backends loaded once, a queue, one worker per device, an output root.
 
-``WorldService.load`` loads the backend once per device with ``spec.load(settings)`` (the same
-call `worldgen pano` makes) and keeps every instance for the life of the server. The HTTP front
+``WorldService.load`` loads one ``WorldPipeline`` per device (``worldgen.server.worlds``: the API,
+as `worldgen pano` uses it) and keeps every one for the life of the server. The HTTP front
 (``worldgen.server.http``) only calls the methods below; so do the tests.
 """
 
@@ -15,11 +15,11 @@ from typing import Any, Optional, Sequence
 
 from .. import __version__
 from ..errors import UserInputError
-from ..sampler.presets import DEFAULT_PRESET, get_preset
+from ..requests import default_preset as checked_preset
 from .jobs import MAX_QUEUED, EventCallback, Job, JobBoard, Worker
 from .outputs import OutputRoot
 from .schema import parse_job
-from .worlds import load_backend
+from .worlds import backend_settings, load_pipeline
 
 MAX_WAIT_S = 30.0  # longest a status request may wait for a change
 
@@ -30,13 +30,13 @@ class UnknownJob(UserInputError):
 
 class WorldService:
     def __init__(self, backend_name: str, instances: Sequence[tuple[Optional[str], Any]], root: OutputRoot, *,
-                 default_preset: str = DEFAULT_PRESET, max_queued: int = MAX_QUEUED,
+                 default_preset: Optional[str] = None, max_queued: int = MAX_QUEUED,
                  on_event: Optional[EventCallback] = None, load_seconds: float = 0.0) -> None:
         if not instances:
             raise ValueError("a service needs at least one loaded backend")
         self.backend_name = backend_name
         self.root = root
-        self.default_preset = get_preset(default_preset).name
+        self.default_preset = checked_preset(default_preset)
         self.board = JobBoard(max_queued=max_queued)
         self.on_event = on_event
         self.load_seconds = load_seconds
@@ -52,7 +52,7 @@ class WorldService:
         instances = []
         for device in devices:
             device_settings = dict(settings, **({"device": device} if device is not None else {}))
-            instances.append((device, load_backend(spec, device_settings)))
+            instances.append((device, load_pipeline(spec, device_settings)))
         return cls(spec.name, instances, root, load_seconds=time.perf_counter() - started, **kwargs)
 
     # Life cycle -------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class WorldService:
 
     def health(self) -> dict:
         try:  # paths and dtypes as text, as a scene's manifest keeps them
-            settings = json.loads(json.dumps(self.workers[0].instance.settings(), default=str))
+            settings = json.loads(json.dumps(backend_settings(self.workers[0].instance), default=str))
         except Exception:  # a plugin's settings() fault must not break health
             settings = {}
         return {"status": "stopping" if self.board.closed else "ok", "version": __version__,

@@ -36,6 +36,14 @@ def message_for(exc: BaseException) -> str:
 
 def advice_for(exc: BaseException) -> str:
     """One line for a fault that is not a WorldgenError: its fix when known, else an internal error."""
+    known = known_fault(exc)
+    if known is not None:
+        return known
+    return f"internal error {type(exc).__name__}: {short(exc)}; this is a bug in worldgen, please report it ({DEBUG_HINT})"
+
+
+def known_fault(exc: BaseException):
+    """The fix for a known runtime fault (memory, file system, hostile pickles, open3d), else None."""
     from ..scene.fs_errors import os_error_message
 
     name = type(exc).__name__
@@ -58,4 +66,4 @@ def advice_for(exc: BaseException) -> str:
         # open3d colours its messages: drop its own colour codes (user text elsewhere is escaped instead)
         text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(exc).split()))
         return f"open3d refused the request ({short(RuntimeError(text))}); check the options (sizes, -O values) and retry"
-    return f"internal error {name}: {short(exc)}; this is a bug in worldgen, please report it ({DEBUG_HINT})"
+    return None

@@ -19,8 +19,14 @@ def make_world(backend_name: str, backend, request: GenerateRequest,
     """Generate ``request`` with ``backend`` (already loaded); nothing is written."""
     snapshot = backend.generate(request, progress)
     return World(snapshot, operation="pano", seed=request.seed, backend=backend_name,
-                 backend_settings=backend.settings(), modality=request.modality,
+                 backend_settings=_settings_that_ran(backend, request), modality=request.modality,
                  negative_prompt=request.negative_prompt, params=request_params(request))
+
+
+def _settings_that_ran(backend, request) -> dict:
+    """The backend's settings with the request's own choices (its preset) in place of the loaded ones."""
+    recorded = getattr(backend, "settings_for", None)  # a plugin that is no worldgen.backend.Backend has only settings()
+    return recorded(request) if recorded is not None else backend.settings()
 
 
 def request_params(request: GenerateRequest) -> dict:

@@ -9,10 +9,11 @@ from typing import Optional
 from ..errors import UserInputError
 
 
-def slug(prompt: str) -> str:
-    """A file name from a prompt's first words ("world" when it has none)."""
-    words = re.findall(r"[a-z0-9]+", prompt.lower())[:6]
-    return "-".join(words) or "world"
+def slug(prompt: str, limit: int = 6) -> str:
+    """A file name from a prompt's first ``limit`` words, at most 60 characters ("world" when it has
+    none): `pano`'s default name, batch jobs' and the server's default names."""
+    words = re.findall(r"[a-z0-9]+", prompt.lower())[:limit]
+    return "-".join(words)[:60].strip("-") or "world"
 
 
 def new_world_paths(output: Optional[Path], prompt: str) -> tuple[Path, Path]:

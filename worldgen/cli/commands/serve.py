@@ -1,7 +1,7 @@
 """`worldgen serve`: keep the model loaded and make worlds over a local HTTP API (docs/server.md).
 
-Also the client half of `worldgen pano --server URL` (``pano_on_server``), so that pano.py keeps
-a three-line branch. Top level imports only click: `worldgen pano --server` never imports torch.
+Also the options half of `worldgen pano --server URL` (``pano_on_server``; its logic is
+``worldgen.server.remote``). Top level imports only click: `worldgen pano --server` never imports torch.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from ..options import note, quiet_option
 
 DEFAULT_OUT = Path("served-worlds")
 STOP_TIMEOUT_S = 120  # a running job stops at its next step; this bounds a step that never ends
-# `worldgen pano` options that choose and load the model: on a server they are the server's.
-SERVER_SIDE_OPTIONS = ("backend", "model", "base", "extra_model", "dtype", "window_batch", "device")
 
 
 @click.command()
@@ -158,40 +156,29 @@ def _log_event(kind: str, job, detail: str) -> None:
 def pano_on_server(server: str, prompt: str, *, size: str, span: float, preset: str, steps, guidance: float,
                    negative_prompt: str, modality: Optional[str], scheduler, seed: int, regions, output: Path, scene_dir: Path,
                    quiet: bool) -> None:
-    """`worldgen pano ... --server URL`: the same request, made by the server, downloaded to -o."""
-    from ...errors import UserInputError
-    from ...server.client import make_world
+    """`worldgen pano ... --server URL`: the same request, made by the server, downloaded to -o
+    (``worldgen.server.remote``); here only which options were given, and the notes."""
+    from ...server.remote import PROCEDURAL_NOTE, job_request, make_world_on_server, refuse_server_side
+    from ..options import parse_size
     from ..progress import progress_for
 
     ctx = click.get_current_context()
     explicit = {name for name in ctx.params if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
-    for name in SERVER_SIDE_OPTIONS:
-        if name in explicit:
-            flag = "--" + name.replace("_", "-")
-            raise UserInputError(f"{flag} is chosen when the server starts (`worldgen serve {flag} ...`); drop it "
-                                 f"from `worldgen pano --server`")
-    if scene_dir.exists() and (not scene_dir.is_dir() or any(scene_dir.iterdir())):
-        raise UserInputError(f"{scene_dir} exists and is not an empty folder; pick another -o name")
-    from ...requests import region_from_text, size_from_text
-
-    payload = {"prompt": prompt, "size": size_from_text(size, "--size"), "span": span, "guidance": guidance,
-               "negative": negative_prompt, "seed": seed, "regions": [region_from_text(text) for text in regions]}
-    for key, value in (("scheduler", scheduler), ("modality", modality)):  # unset: the server's model decides
-        if value is not None:
-            payload[key] = value
-    if "steps" in explicit:  # pano has filled in its preset's steps; the server fills in its own
-        payload["steps"] = steps
-    if "preset" in explicit:  # otherwise the server's own default (`worldgen serve --preset`)
-        payload["preset"] = preset
+    refuse_server_side(explicit)
+    width, height = parse_size(size)
+    # --steps and --preset only when given: pano filled in its preset's steps, the server fills in its own.
+    payload = job_request(prompt, width=width, height=height, span=span, guidance=guidance,
+                          negative_prompt=negative_prompt, seed=seed, regions=regions, scheduler=scheduler,
+                          modality=modality, steps=steps if "steps" in explicit else None,
+                          preset=preset if "preset" in explicit else None)
     progress = progress_for(quiet)
     try:
-        job = make_world(server, payload, scene_dir, output, progress)
+        job = make_world_on_server(server, payload, scene_dir, output, progress)
     finally:
         if progress is not None:
             progress.close()
     if job.get("backend") == "procedural":
-        note("the server made this world with its offline procedural backend (not diffusion); for real generation "
-             "start it with a JointNet model: worldgen serve --model NAME", quiet)
+        note(PROCEDURAL_NOTE, quiet)
     note(f"wrote scene {scene_dir}/ (version 1) and {output}", quiet)
 
 
