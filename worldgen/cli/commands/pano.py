@@ -117,6 +117,9 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
         instance = spec.load(settings)
     scene = generate_world(spec.name, instance, request, scene_dir, seed,
                            export=lambda snapshot: export_to_file(snapshot, "glb", output), progress=progress)
+    unmodelled = scene.record().get("geometry", {}).get("procedural", {}).get("note")
+    if unmodelled:  # e.g. "procedural: 'cathedral' is not modelled; showing the nearest landscape"
+        click.echo(unmodelled, err=True)
     note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
 
 

@@ -1,0 +1,80 @@
+"""The ground around an eye as a triangle mesh, finer near the eye and coarser with distance.
+
+Level 0 is a square grid of ``base_cell`` cells reaching ``RING_CELLS`` cells from the eye; each
+further level doubles the cell size and the reach and leaves out the square the level inside
+covers. Where a fine level meets a coarse one, the fine level's odd border vertices take the
+height of the coarse edge (the mean of their two neighbours), so no crack opens between them.
+Water is part of the surface (``Heightfield.surface``) and is coloured as water.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .render import shade_surface
+
+RING_CELLS = 64  # cells from the eye to a level's outer edge
+
+
+def _level(eye, cell: float, inner: bool):
+    """(xs, ys) of a level's (2R+1)^2 posts and its quads (i, j) left after the hole."""
+    n = 2 * RING_CELLS + 1
+    offsets = (np.arange(n) - RING_CELLS) * cell
+    xs, ys = np.meshgrid(eye[0] + offsets, eye[1] + offsets)
+    qi, qj = np.meshgrid(np.arange(n - 1), np.arange(n - 1), indexing="ij")
+    keep = np.ones_like(qi, dtype=bool)
+    if inner:  # the level inside covers the middle half
+        q = RING_CELLS // 2
+        keep = ~((qi >= RING_CELLS - q) & (qi < RING_CELLS + q) & (qj >= RING_CELLS - q) & (qj < RING_CELLS + q))
+    return xs, ys, qi[keep], qj[keep]
+
+
+def _stitch_border(z: np.ndarray) -> np.ndarray:
+    """Odd vertices along the outer border take the mean of their neighbours (the coarse edge)."""
+    z = z.copy()
+    for edge in (z[0, :], z[-1, :], z[:, 0], z[:, -1]):
+        edge[1:-1:2] = 0.5 * (edge[0:-2:2] + edge[2::2])
+    return z
+
+
+def terrain_mesh(world, eye, levels: int, base_cell: float):
+    """(vertices (N, 3) world metres, triangles (M, 3) uint32, colours (N, 3) float32 in [0, 1])."""
+    verts, faces, count = [], [], 0
+    n = 2 * RING_CELLS + 1
+    for level in range(levels):
+        cell = base_cell * 2 ** level
+        xs, ys, qi, qj = _level(eye, cell, inner=level > 0)
+        z = world.field.surface(xs, ys)
+        if level < levels - 1:
+            z = _stitch_border(z)
+        index = qi * n + qj + count
+        faces.append(np.stack([index, index + n, index + 1], 1))
+        faces.append(np.stack([index + 1, index + n, index + n + 1], 1))
+        verts.append(np.stack([xs.ravel(), ys.ravel(), z.ravel()], 1))
+        count += n * n
+    vertices = np.concatenate(verts)
+    triangles = np.concatenate(faces).astype(np.uint32)
+    used = np.unique(triangles)
+    remap = np.full(len(vertices), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    vertices = vertices[used]
+    return vertices, remap[triangles].astype(np.uint32), _colours(world, eye, vertices)
+
+
+def _colours(world, eye, vertices):
+    """Each vertex as the eye would see it (lit, with the air in front), water as water."""
+    offset = vertices - np.asarray(eye)
+    dist = np.maximum(np.linalg.norm(offset, axis=1), 1e-3)
+    dirs = offset / dist[:, None]
+    colours = shade_surface(world, vertices, dirs, dist, eye[2])
+    if world.field.has_water:
+        wet = world.field.sample(vertices[:, 0], vertices[:, 1]) < world.field.water_level - 1e-3
+        if wet.any():
+            from .water import body_colour
+
+            depth = world.field.water_level - world.field.sample(vertices[wet, 0], vertices[wet, 1])
+            up = np.array([[0.0, 0.0, 1.0]])
+            sky = world.sky.base(np.repeat(np.array([[0.0, 0.6, 0.8]]), wet.sum(), 0))
+            water = 0.45 * sky + 0.55 * body_colour(world.recipe.biome, depth, world.light) + 0 * up[:, :1]
+            colours[wet] = world.atmosphere.apply(water, dirs[wet], eye[2], vertices[wet, 2], dist[wet])
+    return np.clip(colours, 0, 1).astype(np.float32)
