@@ -373,11 +373,14 @@ def export_glb(snapshot, options: dict) -> bytes:
         gltf.meshes.append(Mesh(name=name.split("-")[0], primitives=[prim]))
         nodes.append(Node(name=name, mesh=len(gltf.meshes) - 1, extras=extras, **transform))
 
+    from .terrain_mesh import add_ground_mesh  # a procedural world: its own ground, far around the eye
+
+    has_ground = add_ground_mesh(gltf, blob, nodes, snapshot, float(lift))
     terrain_mat = material("terrain", opts["unlit"])
     if len(tris.terrain):
         used, faces = tris.terrain_vertices, tris.terrain
         add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
-        if opts["closed"]:
+        if opts["closed"] and not has_ground:
             h, wv = distance.shape
             rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
             disc = _ground_disc(flat_pos, flat_uv, rim, float(world.ground_height or world.settings.eye_height))

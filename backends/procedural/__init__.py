@@ -23,7 +23,7 @@ from worldgen.backend import Backend, GenerateRequest
 from worldgen.specs import BackendSpec
 
 NEAR_M = 0.5
-FAR_M = 8000.0
+FAR_M = 3900.0  # the sky; just beyond the farthest land a ray reaches (render.MAX_DISTANCE_M)
 EYE_HEIGHT_M = 1.6
 
 

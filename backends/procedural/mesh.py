@@ -9,11 +9,13 @@ Water is part of the surface (``Heightfield.surface``) and is coloured as water.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .render import shade_surface
 
-RING_CELLS = 64  # cells from the eye to a level's outer edge
+RING_CELLS = 48  # cells from the eye to a level's outer edge
 
 
 def _level(eye, cell: float, inner: bool):
@@ -37,9 +39,21 @@ def _stitch_border(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def terrain_mesh(world, eye, levels: int, base_cell: float):
-    """(vertices (N, 3) world metres, triangles (M, 3) uint32, colours (N, 3) float32 in [0, 1])."""
-    verts, faces, count = [], [], 0
+@dataclass
+class TerrainMesh:
+    """The ground around an eye: one piece per level, each with at most 65535 vertices."""
+
+    vertices: np.ndarray  # (N, 3) world metres
+    colours: np.ndarray  # (N, 3) float32 in [0, 1]
+    pieces: list  # per level: (first vertex, triangles (M, 3) uint16 indices into that level's vertices)
+
+    def triangles(self) -> np.ndarray:
+        """All triangles (M, 3) as uint32 indices into ``vertices``."""
+        return np.concatenate([tris.astype(np.uint32) + first for first, tris in self.pieces])
+
+
+def terrain_mesh(world, eye, levels: int, base_cell: float) -> TerrainMesh:
+    verts, pieces = [], []
     n = 2 * RING_CELLS + 1
     for level in range(levels):
         cell = base_cell * 2 ** level
@@ -47,18 +61,13 @@ def terrain_mesh(world, eye, levels: int, base_cell: float):
         z = world.field.surface(xs, ys)
         if level < levels - 1:
             z = _stitch_border(z)
-        index = qi * n + qj + count
-        faces.append(np.stack([index, index + n, index + 1], 1))
-        faces.append(np.stack([index + 1, index + n, index + n + 1], 1))
+        index = qi * n + qj
+        tris = np.concatenate([np.stack([index, index + n, index + 1], 1),
+                               np.stack([index + 1, index + n, index + n + 1], 1)]).astype(np.uint16)
+        pieces.append((level * n * n, tris))
         verts.append(np.stack([xs.ravel(), ys.ravel(), z.ravel()], 1))
-        count += n * n
     vertices = np.concatenate(verts)
-    triangles = np.concatenate(faces).astype(np.uint32)
-    used = np.unique(triangles)
-    remap = np.full(len(vertices), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    vertices = vertices[used]
-    return vertices, remap[triangles].astype(np.uint32), _colours(world, eye, vertices)
+    return TerrainMesh(vertices=vertices, colours=_colours(world, eye, vertices), pieces=pieces)
 
 
 def _colours(world, eye, vertices):
@@ -73,8 +82,7 @@ def _colours(world, eye, vertices):
             from .water import body_colour
 
             depth = world.field.water_level - world.field.sample(vertices[wet, 0], vertices[wet, 1])
-            up = np.array([[0.0, 0.0, 1.0]])
             sky = world.sky.base(np.repeat(np.array([[0.0, 0.6, 0.8]]), wet.sum(), 0))
-            water = 0.45 * sky + 0.55 * body_colour(world.recipe.biome, depth, world.light) + 0 * up[:, :1]
+            water = 0.45 * sky + 0.55 * body_colour(world.recipe.biome, depth, world.light)
             colours[wet] = world.atmosphere.apply(water, dirs[wet], eye[2], vertices[wet, 2], dist[wet])
     return np.clip(colours, 0, 1).astype(np.float32)

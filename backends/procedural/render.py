@@ -18,7 +18,8 @@ from .march import first_hits, march, step_distances
 from .shading import lit
 
 SKY, GROUND, WATER, PLANT = 0, 1, 2, 3
-MAX_DISTANCE_M = 7000.0
+MAX_DISTANCE_M = 3800.0  # rays end here (the tile repeats every 4096 m; farther would show it again)
+FADE_FROM_M = 2600.0  # from here to the end of the rays, the land fades into the sky behind it
 
 
 @dataclass
@@ -83,12 +84,22 @@ def render(world, view: View) -> Frame:
     _shade_water(world, view, rgb, kind == WATER, points, dirs, distance, cols, horizontal)
     sky = kind == SKY
     rgb[sky] = world.atmosphere.apply_sky(world.sky.colour(dirs[sky], ez), dirs[sky], ez)
+    _fade_far(world, rgb, distance, dirs, ez)
     return Frame(rgb=tonemap(rgb), distance=distance, kind=kind)
 
 
 def tonemap(rgb: np.ndarray) -> np.ndarray:
     """Exposure with a soft shoulder: bright sand and snow keep their detail instead of clipping."""
     return (1.0 - np.exp(-1.6 * np.maximum(rgb, 0.0))).astype(np.float32)
+
+
+def _fade_far(world, rgb, distance, dirs, eye_z):
+    """Land near the end of the rays fades into the sky behind it, so no silhouette is cut off."""
+    far = np.isfinite(distance) & (distance > FADE_FROM_M)
+    if far.any():
+        t = np.clip((distance[far] - FADE_FROM_M) / (MAX_DISTANCE_M - FADE_FROM_M), 0, 1)[:, None]
+        behind = world.atmosphere.apply_sky(world.sky.colour(dirs[far], eye_z), dirs[far], eye_z)
+        rgb[far] = rgb[far] * (1 - t * t) + behind * t * t
 
 
 def shade_surface(world, points, dirs, distance, eye_z: float):

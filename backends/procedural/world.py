@@ -20,8 +20,9 @@ Contract (the explorable-worlds work builds on it):
   (horizontal field of view ``fov_deg``), yaw clockwise from north, pitch up; resampled from an
   angular grid rendered over the view's extent (colour bilinear, distance and kind nearest).
 - ``terrain_mesh(eye, levels, base_cell_m)``: the ground (water as a flat surface) around the
-  eye as vertices (N, 3) in world metres, triangles (M, 3) and vertex colours (N, 3): square
-  rings whose cell size doubles outwards (``base_cell_m`` near the eye), stitched without cracks.
+  eye as a ``mesh.TerrainMesh``: vertices (N, 3) in world metres, vertex colours (N, 3), and one
+  piece of triangles per level: square rings whose cell size doubles outwards (``base_cell_m``
+  near the eye, 48 cells to a level's edge: 1.5 km with the defaults), stitched without cracks.
 """
 
 from __future__ import annotations
