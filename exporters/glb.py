@@ -337,7 +337,9 @@ def export_glb(snapshot, options: dict) -> bytes:
                            want_sky=False, simplify=simplify)
         texture_bytes, mime = texture_job.result()
 
-    lift = np.float32((world.ground_height or world.settings.eye_height) if origin == "ground" else 0.0)
+    # A procedural world (snapshot.terrain) stands its eye exactly eye_height above its own ground.
+    ground = world.settings.eye_height if getattr(snapshot, "terrain", None) is not None else world.ground_height
+    lift = np.float32((ground or world.settings.eye_height) if origin == "ground" else 0.0)
     up = np.array([0.0, lift, 0.0], dtype=np.float32)
     gltf = GLTF2(asset=Asset(generator=f"worldgen {_version()}", version="2.0"))
     gltf.extras = {"worldgen": dict(world.metadata(), origin=origin)}

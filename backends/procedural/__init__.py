@@ -9,7 +9,8 @@ so every pixel's depth is the true distance to what it shows. Its manifest recor
 snapshot's ``geometry["procedural"]["note"]``.
 
 Depth is stored as disparity with the exact scale/shift that converts it back to metric distance
-(see ``worldgen.geometry`` conventions); the sky sits at ``FAR_M``. The snapshot also carries the
+from the panorama's axis (the horizontal distance of ``worldgen.geometry``; with the row's slope
+it places the point the pixel shows exactly); the sky sits at ``FAR_M``. The snapshot also carries the
 world itself as ``snapshot.terrain`` (in memory only), so the GLB exporter can add the ground
 around the eye as a mesh.
 """
@@ -58,7 +59,7 @@ class ProceduralBackend(Backend):
         world = ProceduralWorld.from_prompt(request.prompt, _stable_seed(request.seed, request.prompt))
         report(progress, "procedural", 1, 3, "render")
         frame = world.render_cylinder(request.width, request.height, span_deg=request.span_deg)
-        image, disparity = frame.rgb, to_disparity(frame.distance)
+        image, disparity = frame.rgb, to_disparity(horizontal(frame.distance, request.span_deg))
         if request.regions:
             image, disparity = _with_regions(request, world, image, disparity)
         report(progress, "procedural", 2, 3, "layers")
@@ -77,6 +78,16 @@ class ProceduralBackend(Backend):
 
     def settings(self) -> dict:
         return {"generator": "procedural", "near": NEAR_M, "far": FAR_M}
+
+
+def horizontal(distance, span_deg: float):
+    """A cylindrical frame's distances along the rays -> distances from the cylinder's axis, the
+    "distance" of ``worldgen.geometry`` (row v rises ``(H / 2 - 0.5 - v) / f`` per metre out)."""
+    import numpy as np
+
+    h, w = distance.shape
+    rise = (h / 2 - 0.5 - np.arange(h)) / (w / np.radians(span_deg))
+    return distance / np.sqrt(1.0 + rise * rise)[:, None]
 
 
 def to_disparity(distance):
@@ -108,7 +119,7 @@ def _with_regions(request: GenerateRequest, base, image, disparity):
         frame = ProceduralWorld(recipe, base.seed).render_cylinder(request.width, request.height,
                                                                    span_deg=request.span_deg)
         images.append(frame.rgb)
-        disparities.append(to_disparity(frame.distance)[..., None])
+        disparities.append(to_disparity(horizontal(frame.distance, request.span_deg))[..., None])
     return blend_by_weights(images, weights), blend_by_weights(disparities, weights)[..., 0]
 
 

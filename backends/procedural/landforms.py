@@ -232,6 +232,11 @@ def carve_for_eye(ctx: Context, h: np.ndarray, water: float):
     slope = np.hypot(gx, gy)
     r = np.hypot(ctx.x[win], ctx.y[win])
     score = r / 400.0 + 4.0 * np.maximum(slope - 0.25, 0.0)
+    if ctx.recipe.landform in ("hills", "plains", "mountains", "plateau", "dunes"):
+        from scipy.ndimage import uniform_filter
+
+        prominence = hh - uniform_filter(hh, size=int(160 / cell) | 1, mode="nearest")
+        score -= np.clip(prominence, -20.0, 20.0) / 8.0  # a knoll: the view opens instead of facing a slope
     if water > NO_WATER / 2:
         above = hh - water
         score += np.where(above < 0.8, 50.0, 0.0) + np.maximum(above - 4.0, 0.0) / 3.0

@@ -45,11 +45,17 @@ class TerrainMesh:
 
     vertices: np.ndarray  # (N, 3) world metres
     colours: np.ndarray  # (N, 3) float32 in [0, 1]
-    pieces: list  # per level: (first vertex, triangles (M, 3) uint16 indices into that level's vertices)
+    pieces: list  # per level: (first vertex, triangles (M, 3) uint16 indices into its vertices, cell size m)
+    slope: np.ndarray  # (N,) ground slope (rise per metre) at each vertex
 
     def triangles(self) -> np.ndarray:
         """All triangles (M, 3) as uint32 indices into ``vertices``."""
-        return np.concatenate([tris.astype(np.uint32) + first for first, tris in self.pieces])
+        return np.concatenate([tris.astype(np.uint32) + first for first, tris, _ in self.pieces])
+
+    def cell_sizes(self) -> np.ndarray:
+        """(N,) the cell size of each vertex's level: how coarsely the mesh follows the ground there."""
+        starts = [first for first, _, _ in self.pieces] + [len(self.vertices)]
+        return np.repeat([cell for _, _, cell in self.pieces], np.diff(starts)).astype(np.float32)
 
 
 def terrain_mesh(world, eye, levels: int, base_cell: float) -> TerrainMesh:
@@ -64,10 +70,12 @@ def terrain_mesh(world, eye, levels: int, base_cell: float) -> TerrainMesh:
         index = qi * n + qj
         tris = np.concatenate([np.stack([index, index + n, index + 1], 1),
                                np.stack([index + 1, index + n, index + n + 1], 1)]).astype(np.uint16)
-        pieces.append((level * n * n, tris))
+        pieces.append((level * n * n, tris, cell))
         verts.append(np.stack([xs.ravel(), ys.ravel(), z.ravel()], 1))
     vertices = np.concatenate(verts)
-    return TerrainMesh(vertices=vertices, colours=_colours(world, eye, vertices), pieces=pieces)
+    up = world.field.normal(vertices[:, 0], vertices[:, 1])[:, 2]
+    slope = np.sqrt(np.maximum(1.0 - up * up, 0.0)) / np.maximum(up, 0.05)
+    return TerrainMesh(vertices=vertices, colours=_colours(world, eye, vertices), pieces=pieces, slope=slope)
 
 
 def _colours(world, eye, vertices):

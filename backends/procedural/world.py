@@ -22,7 +22,7 @@ Contract (the explorable-worlds work builds on it):
 - ``terrain_mesh(eye, levels, base_cell_m)``: the ground (water as a flat surface) around the
   eye as a ``mesh.TerrainMesh``: vertices (N, 3) in world metres, vertex colours (N, 3), and one
   piece of triangles per level: square rings whose cell size doubles outwards (``base_cell_m``
-  near the eye, 48 cells to a level's edge: 1.5 km with the defaults), stitched without cracks.
+  near the eye, 48 cells to a level's edge: 768 m with the defaults), stitched without cracks.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class ProceduralWorld:
 
         return perspective(self, self._eye(eye), yaw_deg, pitch_deg, fov_deg, width, height)
 
-    def terrain_mesh(self, eye=None, levels: int = 6, base_cell_m: float = 1.0):
+    def terrain_mesh(self, eye=None, levels: int = 5, base_cell_m: float = 1.0):
         from .mesh import terrain_mesh
 
         return terrain_mesh(self, self._eye(eye), levels, base_cell_m)
