@@ -142,7 +142,7 @@ def render_one(page: ThreePage, kit, tmp: Path, prompt: str) -> dict:
     pano = Image.fromarray((np.clip(snapshot.image, 0, 1) * 255 + 0.5).astype(np.uint8))
     pano.resize((1024, 256), Image.LANCZOS).save(OUT / f"{name}-pano.jpg", quality=82)
     eye = np.asarray(kit.glb_document(glb).nodes[-1].translation) + [0.0, RISE_M, 0.0]
-    yaw = best_yaw(snapshot.image, snapshot.terrain.render_cylinder(512, 128).distance)
+    yaw = best_yaw(snapshot.image[::4, ::4], snapshot.terrain.render_cylinder(512, 128).distance)
     view = page.view(f"{name}.glb", eye, yaw)
     Image.fromarray(view).save(OUT / f"{name}-view.jpg", quality=82)
     info = snapshot.geometry["procedural"]

@@ -104,7 +104,8 @@ def _shape_island(ctx: Context, volcanic: bool):
     h = _sea_floor(beach + _hills(ctx, 35.0) * smoothstep(620.0, 300.0, radius_w), land)
     if volcanic:
         r = ctx.radius()
-        h += 720.0 * np.clip(1 - r / 650.0, 0, 1) ** 1.6 - 90.0 * smoothstep(110.0, 40.0, r)
+        gullies = 1.0 + 0.12 * (ctx.noise().ridged(u * 3, v * 3, 4) - 0.5)  # lava-cut ribs down the cone
+        h += 720.0 * np.clip(1 - r / 650.0, 0, 1) ** 1.6 * gullies - 90.0 * smoothstep(110.0, 40.0, r)
     return h, 0.0
 
 

@@ -120,7 +120,7 @@ def _shade_plants(world, view, rgb, mask, albedo, normal, points, dirs, distance
     if not mask.any():
         return
     colour = lit(albedo[mask], np.zeros((int(mask.sum()), 3)), normal[mask], world.light)
-    colour *= world.occlusion(points[mask][:, 0], points[mask][:, 1])[:, None] * 0.9
+    colour *= world.occlusion(points[mask][:, 0], points[mask][:, 1])[:, None]
     rgb[mask] = world.atmosphere.apply(colour, dirs[mask], view.eye[2], points[mask][:, 2], distance[mask])
 
 

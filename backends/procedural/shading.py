@@ -18,14 +18,14 @@ from .vocabulary import Recipe
 
 # biome -> ground, second ground, rock, sand by water, snow line above the water (m; None: no snow)
 PALETTES = {
-    "grassland": ((0.30, 0.44, 0.17), (0.46, 0.48, 0.24), (0.47, 0.45, 0.41), (0.80, 0.72, 0.52), None),
-    "temperate": ((0.22, 0.40, 0.13), (0.33, 0.45, 0.17), (0.43, 0.42, 0.40), (0.62, 0.60, 0.55), None),
+    "grassland": ((0.33, 0.42, 0.19), (0.46, 0.46, 0.25), (0.47, 0.45, 0.41), (0.80, 0.72, 0.52), None),
+    "temperate": ((0.25, 0.37, 0.15), (0.34, 0.42, 0.19), (0.43, 0.42, 0.40), (0.62, 0.60, 0.55), None),
     "alpine": ((0.28, 0.42, 0.18), (0.40, 0.44, 0.26), (0.40, 0.40, 0.42), (0.55, 0.55, 0.53), 420.0),
     "tundra": ((0.45, 0.44, 0.33), (0.36, 0.38, 0.30), (0.40, 0.40, 0.41), (0.55, 0.55, 0.53), 45.0),
     "desert": ((0.62, 0.44, 0.26), (0.56, 0.38, 0.22), (0.52, 0.33, 0.21), (0.64, 0.48, 0.31), None),
     "canyon": ((0.60, 0.42, 0.27), (0.54, 0.37, 0.23), (0.62, 0.30, 0.17), (0.64, 0.48, 0.31), None),
-    "tropical": ((0.24, 0.42, 0.14), (0.36, 0.48, 0.20), (0.40, 0.36, 0.31), (0.72, 0.64, 0.47), None),
-    "volcanic": ((0.10, 0.095, 0.09), (0.22, 0.20, 0.19), (0.07, 0.065, 0.065), (0.16, 0.15, 0.15), None),
+    "tropical": ((0.24, 0.42, 0.14), (0.36, 0.48, 0.20), (0.40, 0.36, 0.31), (0.62, 0.55, 0.40), None),
+    "volcanic": ((0.10, 0.095, 0.09), (0.30, 0.28, 0.26), (0.07, 0.065, 0.065), (0.16, 0.15, 0.15), None),
 }
 CANYON_LAYERS = np.array([(0.72, 0.34, 0.19), (0.80, 0.46, 0.27), (0.60, 0.27, 0.16), (0.86, 0.62, 0.42),
                           (0.68, 0.30, 0.20), (0.76, 0.40, 0.24)])
@@ -114,9 +114,9 @@ class Materials:
         n = self.fine.shape[0]
         channels = sample_periodic(self.broad, x / 900.0 * n, y / 900.0 * n)
         line = 1.0 - np.abs(channels - 0.5) * 2
-        lava = smoothstep(0.93, 0.985, line) * smoothstep(60.0, 160.0, z) * smoothstep(0.05, 0.2, slope[:, 0])
+        lava = smoothstep(0.9, 0.97, line) * smoothstep(40.0, 140.0, z) * smoothstep(0.04, 0.15, slope[:, 0])
         crater = smoothstep(560.0, 640.0, z)
-        return LAVA * np.maximum(lava, crater)[:, None]
+        return LAVA * np.maximum(lava * 1.3, crater)[:, None]
 
 
 def lit(albedo, emission, normal, light) -> np.ndarray:

@@ -58,7 +58,7 @@ class Sky:
     def light(self):
         """(direction towards the light, its colour, ambient colour) for lighting surfaces."""
         if self.night:
-            return self.moon, np.array([0.10, 0.12, 0.18]), self.zenith * 2.5 + 0.015
+            return self.moon, np.array([0.16, 0.18, 0.26]), self.zenith * 4.0 + np.array([0.03, 0.035, 0.05])
         sun_up = np.clip(self.sun[2] * 4 + 0.3, 0.0, 1.0)
         warm = SKY_COLOURS[self.recipe.time][2]
         colour = np.array(warm) * 1.15 * sun_up * (1 - 0.85 * self.dull)
@@ -119,7 +119,8 @@ class Sky:
         alpha = np.clip((density - edge + 0.08) / 0.22, 0, 1) * ok * np.exp(-t / 60000.0)
         alpha = np.clip(alpha * (0.6 + 0.4 * self.cover) + (self.cover > 0.9) * 0.55 * ok, 0, 1)
         _, sun_colour, ambient = self.light()
-        lit = ambient * 0.9 + sun_colour * 0.55 * (1 - density[..., None])
+        thick = np.clip((density[..., None] - edge) * 2.5, 0, 1)  # thick cloud is darker underneath
+        lit = ambient * (1.0 - 0.45 * thick) + sun_colour * 0.55 * (1 - density[..., None])
         if self.recipe.weather == "stormy":
-            lit = lit * 0.45
+            lit = lit * (0.75 - 0.4 * thick)
         return sky * (1 - alpha[..., None]) + lit * alpha[..., None]

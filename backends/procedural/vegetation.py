@@ -19,8 +19,8 @@ from .noise import cell_hash
 KINDS = {"pine": (6.4, (7.0, 17.0), 0.28, 260.0), "broadleaf": (8.0, (6.0, 13.0), 0.38, 260.0),
          "palm": (12.8, (6.0, 10.0), 0.35, 200.0), "shrub": (6.4, (0.4, 1.1), 0.9, 50.0)}
 CLEARING_M = 24.0  # no tree stands closer to the eye than this (shrubs may)
-FOLIAGE = {"pine": (0.10, 0.22, 0.12), "broadleaf": (0.16, 0.30, 0.09), "palm": (0.22, 0.42, 0.12),
-           "shrub": (0.17, 0.27, 0.10)}
+FOLIAGE = {"pine": (0.10, 0.22, 0.12), "broadleaf": (0.18, 0.32, 0.10), "palm": (0.22, 0.42, 0.12),
+           "shrub": (0.30, 0.38, 0.15)}
 TRUNK = np.array([0.26, 0.19, 0.13])
 
 

@@ -120,7 +120,8 @@ class Recipe:
         biome = found.get("biome")
         landform = found.get("landform") or _BIOME_LANDFORM.get(biome or "", "hills")
         if biome is None:
-            biome = _LANDFORM_BIOME.get(landform, "temperate" if found.get("plants") else "grassland")
+            bare = not found.keys() & {"landform", "plants", "water", "snow"}  # nothing said of the land itself
+            biome = _LANDFORM_BIOME.get(landform, "temperate" if found.get("plants") or bare else "grassland")
             if found.get("snow") and not found.get("plants"):
                 biome = "alpine" if landform in ("mountains", "fjord") else "tundra"
         water = found.get("water") or _LANDFORM_WATER.get(landform, "none")
