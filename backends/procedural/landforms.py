@@ -225,7 +225,7 @@ def carve_for_eye(ctx: Context, h: np.ndarray, water: float):
     there is some) and level a footing 6 m across there; returns (heights, (x, y))."""
     n = h.shape[0]
     cell = ctx.tile / n
-    span = int(420 / cell)
+    span = int((820 if ctx.recipe.landform == "island" else 420) / cell)  # an island's shore lies ~650 m out
     c = n // 2
     win = (slice(c - span, c + span), slice(c - span, c + span))
     hh = h[win]
@@ -239,8 +239,12 @@ def carve_for_eye(ctx: Context, h: np.ndarray, water: float):
         prominence = hh - uniform_filter(hh, size=int(160 / cell) | 1, mode="nearest")
         score -= np.clip(prominence, -20.0, 20.0) / 8.0  # a knoll: the view opens instead of facing a slope
     if water > NO_WATER / 2:
+        from scipy.ndimage import uniform_filter
+
         above = hh - water
         score += np.where(above < 0.8, 50.0, 0.0) + np.maximum(above - 4.0, 0.0) / 3.0
+        open_water = uniform_filter((hh < water).astype(np.float32), size=int(300 / cell) | 1, mode="nearest")
+        score -= 1.5 * open_water  # a shore that looks out over the water, not into a cove
     iy, ix = np.unravel_index(np.argmin(score), score.shape)
     ex, ey = float(ctx.x[win][iy, ix]), float(ctx.y[win][iy, ix])
     level = max(float(hh[iy, ix]), water + 1.0) if water > NO_WATER / 2 else float(hh[iy, ix])

@@ -107,7 +107,7 @@ def shade_surface(world, points, dirs, distance, eye_z: float):
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
     n = world.field.normal(x, y)
     albedo, emission = world.materials.albedo(x, y, z, n)
-    colour = lit(albedo, emission, n, world.light) * world.occlusion(x, y)[:, None]
+    colour = lit(albedo, emission, n, world.light, world.sunlight(x, y)) * world.occlusion(x, y)[:, None]
     return world.atmosphere.apply(colour, dirs, eye_z, z, distance)
 
 
@@ -119,7 +119,8 @@ def _shade_ground(world, view, rgb, mask, points, dirs, distance):
 def _shade_plants(world, view, rgb, mask, albedo, normal, points, dirs, distance):
     if not mask.any():
         return
-    colour = lit(albedo[mask], np.zeros((int(mask.sum()), 3)), normal[mask], world.light)
+    p = points[mask]
+    colour = lit(albedo[mask], np.zeros((len(p), 3)), normal[mask], world.light, world.sunlight(p[:, 0], p[:, 1]))
     colour *= world.occlusion(points[mask][:, 0], points[mask][:, 1])[:, None]
     rgb[mask] = world.atmosphere.apply(colour, dirs[mask], view.eye[2], points[mask][:, 2], distance[mask])
 

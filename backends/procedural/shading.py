@@ -114,14 +114,17 @@ class Materials:
         n = self.fine.shape[0]
         channels = sample_periodic(self.broad, x / 900.0 * n, y / 900.0 * n)
         line = 1.0 - np.abs(channels - 0.5) * 2
-        lava = smoothstep(0.9, 0.97, line) * smoothstep(40.0, 140.0, z) * smoothstep(0.04, 0.15, slope[:, 0])
-        crater = smoothstep(560.0, 640.0, z)
+        lava = smoothstep(0.955, 0.99, line) * smoothstep(40.0, 140.0, z) * smoothstep(0.04, 0.15, slope[:, 0])
+        crater = smoothstep(590.0, 640.0, z) * smoothstep(0.5, 0.2, slope[:, 0])
         return LAVA * np.maximum(lava * 1.3, crater)[:, None]
 
 
-def lit(albedo, emission, normal, light) -> np.ndarray:
-    """Surface colour under the sun (or moon) and the sky: Lambert plus a hemisphere ambient."""
+def lit(albedo, emission, normal, light, sunlit=None) -> np.ndarray:
+    """Surface colour under the sun (or moon) and the sky: Lambert plus a hemisphere ambient;
+    ``sunlit`` (N,) scales the direct light (shadows)."""
     towards, colour, ambient = light
     sun = np.clip(normal @ towards, 0.0, 1.0)[:, None]
+    if sunlit is not None:
+        sun = sun * sunlit[:, None]
     sky = (0.55 + 0.45 * normal[:, 2])[:, None]
     return albedo * (colour * sun * 1.4 + ambient * sky * 1.5) + emission

@@ -53,6 +53,9 @@ class ProceduralWorld:
         self.atmosphere = Atmosphere(recipe, self.sky, floor)
         self.plant_kinds = _plant_kinds(recipe)
         self._occlusion = _occlusion(self.field)
+        from .shadows import shadow_map
+
+        self._sunlight = shadow_map(self.field, self.light[0]) if not self.sky.night else None
 
     @classmethod
     def from_prompt(cls, prompt: str, seed: int = 0) -> "ProceduralWorld":
@@ -67,6 +70,14 @@ class ProceduralWorld:
 
         n = self._occlusion.shape[0]
         return sample_periodic(self._occlusion, (x + TILE_M / 2) / TILE_M * n, (y + TILE_M / 2) / TILE_M * n)
+
+    def sunlight(self, x, y) -> np.ndarray:
+        """How much of the sun reaches the ground here (0 in a mountain's shadow, 1 in the open)."""
+        if self._sunlight is None:
+            return np.ones(np.shape(x), np.float32)
+        from .shadows import sunlight
+
+        return sunlight(self._sunlight, TILE_M, x, y)
 
     def _eye(self, eye):
         return self.eye if eye is None else tuple(float(v) for v in eye)
