@@ -73,7 +73,8 @@ def render(world, view: View) -> Frame:
     for kind_name in world.plant_kinds:
         plants = vegetation.scatter(kind_name, world.field, world.materials, view.eye, world.field.size_m,
                                     world.eye[:2])
-        vegetation.draw(plants, view, plant_depth, albedo, normal, world.recipe.snow)
+        vegetation.draw(plants, view, plant_depth, albedo, normal, world.recipe.snow,
+                        vegetation.foliage_colour(kind_name, world.recipe.biome))
     plant = plant_depth < np.where(np.isfinite(distance), distance, np.inf) - 1e-6
     kind[plant] = PLANT
     distance = np.where(plant, plant_depth, distance)

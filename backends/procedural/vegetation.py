@@ -22,6 +22,7 @@ CLEARING_M = 24.0  # no tree stands closer to the eye than this (shrubs may)
 FOLIAGE = {"pine": (0.10, 0.22, 0.12), "broadleaf": (0.18, 0.32, 0.10), "palm": (0.22, 0.42, 0.12),
            "shrub": (0.30, 0.38, 0.15)}
 TRUNK = np.array([0.26, 0.19, 0.13])
+ARID_SHRUB = (0.44, 0.40, 0.25)  # dry scrub: sage and straw, not green
 
 
 @dataclass
@@ -100,13 +101,18 @@ def profile(kind: str, t: np.ndarray, x: np.ndarray, radius: float):
     return crown, np.maximum(trunk_w, 0.12 * (kind != "shrub")) * (t < 0.9)
 
 
-def draw(plants: Plants, view, depth: np.ndarray, albedo: np.ndarray, normal: np.ndarray, snowy: bool) -> None:
+def foliage_colour(kind: str, biome: str) -> np.ndarray:
+    arid = kind == "shrub" and biome in ("desert", "canyon", "volcanic")
+    return np.array(ARID_SHRUB if arid else FOLIAGE[kind])
+
+
+def draw(plants: Plants, view, depth: np.ndarray, albedo: np.ndarray, normal: np.ndarray, snowy: bool,
+         foliage: np.ndarray) -> None:
     """Draw the plants into per-pixel buffers (H, W): a pixel takes a plant only where the plant
     is nearer than what ``depth`` already holds, so plants hide each other and the ground right."""
     ex, ey, ez = view.eye
     neg_tans = -view.tans
     width = len(view.azimuths)
-    foliage = np.array(FOLIAGE[plants.kind])
     for i in range(len(plants.x)):
         dx, dy = plants.x[i] - ex, plants.y[i] - ey
         d = float(np.hypot(dx, dy))

@@ -83,7 +83,7 @@ _BIOME_LANDFORM = {"desert": "dunes", "canyon": "canyon", "alpine": "mountains",
 _LANDFORM_BIOME = {"fjord": "alpine", "canyon": "canyon", "dunes": "desert", "mountains": "alpine",
                    "plateau": "canyon", "island": "tropical", "coast": "temperate"}
 _BIOME_PLANTS = {"temperate": "broadleaf", "tropical": "palm", "grassland": "shrub", "alpine": "pine",
-                 "tundra": "bare", "desert": "bare", "canyon": "shrub", "volcanic": "bare"}
+                 "tundra": "bare", "desert": "shrub", "canyon": "shrub", "volcanic": "bare"}
 
 
 @dataclass(frozen=True)
