@@ -121,7 +121,11 @@ def _shade_plants(world, view, rgb, mask, albedo, normal, points, dirs, distance
     if not mask.any():
         return
     p = points[mask]
-    colour = lit(albedo[mask], np.zeros((len(p), 3)), normal[mask], world.light, world.sunlight(p[:, 0], p[:, 1]))
+    # Leaves pass light through and face every way: bend the normals up so a crown seen against the
+    # sun is not a black disc.
+    bent = normal[mask] + np.array([0.0, 0.0, 0.9], np.float32)
+    bent /= np.linalg.norm(bent, axis=1, keepdims=True)
+    colour = lit(albedo[mask], np.zeros((len(p), 3)), bent, world.light, world.sunlight(p[:, 0], p[:, 1]))
     colour *= world.occlusion(points[mask][:, 0], points[mask][:, 1])[:, None]
     rgb[mask] = world.atmosphere.apply(colour, dirs[mask], view.eye[2], points[mask][:, 2], distance[mask])
 
