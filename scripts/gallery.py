@@ -2,7 +2,7 @@
 
 For each prompt: the 2048x512 panorama of `worldgen pano` (procedural backend, seed 0), and a
 view rendered by three.js in headless Chromium from the world's GLB, from 5 m above the eye,
-looking towards the most varied part of the panorama. Images go to docs/gallery/ as small JPEGs.
+looking along the most open, most varied part of the panorama. Images go to docs/gallery/ as small JPEGs.
 
 Needs Chromium, the `websockets` package and three.js in .tools (scripts/bootstrap.sh --test);
 it reuses the three.js test page and the Chromium driver of tests/exporters.
@@ -154,8 +154,8 @@ def write_markdown(rows: list) -> None:
     lines = ["# Gallery: the procedural backend", "",
              "Made by `scripts/gallery.py`: each prompt's 2048x512 panorama (`worldgen pano`, procedural backend, "
              "seed 0; shown at 1024x256), and a view of its GLB rendered by three.js in headless Chromium from "
-             f"{RISE_M:.0f} m above the eye ({FOV:.0f}-degree field of view, facing the most varied part of the "
-             "panorama). The vocabulary is in [procedural.md](procedural.md).", ""]
+             f"{RISE_M:.0f} m above the eye ({FOV:.0f}-degree field of view, facing the most open, most varied "
+             "part of the panorama). The vocabulary is in [procedural.md](procedural.md).", ""]
     for row in rows:
         info = row["info"]
         what = (f"{info['landform']}, {info['biome']}, water: {info['water']}, {info['time']}, {info['weather']}"

@@ -62,7 +62,7 @@ def march(surface: Callable, eye, azimuths: np.ndarray, dist: np.ndarray,
     return Columns(eye=eye, sin=s, cos=c, dist=dist, heights=heights, keys=running.reshape(-1), eye_ground=ground)
 
 
-def first_hits(cols: Columns, surface: Callable, column: np.ndarray, tangent: np.ndarray, iterations: int = 3):
+def first_hits(cols: Columns, surface: Callable, column: np.ndarray, tangent: np.ndarray, iterations: int = 2):
     """Horizontal distance to the surface for rays (column index, elevation tangent); inf where
     the ray reaches the sky. Refined by regula falsi between the bracketing samples."""
     k_count = len(cols.dist)

@@ -39,7 +39,7 @@ class View:
         """(H, W, 3) unit ray directions."""
         az = self.azimuths
         cos_el = 1.0 / np.sqrt(1.0 + self.tans * self.tans)
-        d = np.empty((len(self.tans), self.width, 3))
+        d = np.empty((len(self.tans), self.width, 3), np.float32)  # shading precision; distances stay float64
         d[..., 0] = np.sin(az)[None, :] * cos_el[:, None]
         d[..., 1] = np.cos(az)[None, :] * cos_el[:, None]
         d[..., 2] = (self.tans * cos_el)[:, None]
@@ -62,11 +62,33 @@ def render(world, view: View) -> Frame:
     horizontal = first_hits(cols, world.field.surface, column, tangent).reshape(h, w)
     distance = horizontal * np.sqrt(1.0 + view.tans * view.tans)[:, None]
     kind = np.where(np.isfinite(horizontal), GROUND, SKY).astype(np.uint8)
-    ex, ey, ez = view.eye
-    points = np.asarray(view.eye) + dirs * np.where(np.isfinite(distance), distance, 0.0)[..., None]
     if world.field.has_water:
+        points = _points(view, dirs, distance)
         wet = (kind == GROUND) & (world.field.sample(points[..., 0], points[..., 1]) < world.field.water_level - 1e-3)
         kind[wet] = WATER
+    plant, distance, albedo, normal = _plants(world, view, distance)
+    kind[plant] = PLANT
+    points = _points(view, dirs, distance)
+    rgb = np.zeros((h, w, 3))
+    _shade_ground(world, view, rgb, kind == GROUND, points, dirs, distance)
+    _shade_plants(world, view, rgb, kind == PLANT, albedo, normal, points, dirs, distance)
+    _shade_water(world, view, rgb, kind == WATER, points, dirs, distance, cols, horizontal)
+    sky = kind == SKY
+    eye_z = view.eye[2]
+    rgb[sky] = world.atmosphere.apply_sky(world.sky.colour(dirs[sky], eye_z), dirs[sky], eye_z)
+    _fade_far(world, rgb, distance, dirs, eye_z)
+    return Frame(rgb=tonemap(rgb), distance=distance, kind=kind)
+
+
+def _points(view: View, dirs, distance):
+    """World points (H, W, 3) the pixels show (the eye itself for the sky)."""
+    return np.asarray(view.eye) + dirs * np.where(np.isfinite(distance), distance, 0.0)[..., None]
+
+
+def _plants(world, view: View, distance):
+    """Draw the world's plants over the ground: (plant mask, distances with the plants in,
+    plant albedo (H, W, 3), plant normals (H, W, 3))."""
+    h, w = distance.shape
     albedo = np.zeros((h, w, 3), np.float32)
     normal = np.zeros((h, w, 3), np.float32)
     plant_depth = np.where(np.isfinite(distance), distance, np.inf)
@@ -76,17 +98,7 @@ def render(world, view: View) -> Frame:
         vegetation.draw(plants, view, plant_depth, albedo, normal, world.recipe.snow,
                         vegetation.foliage_colour(kind_name, world.recipe.biome))
     plant = plant_depth < np.where(np.isfinite(distance), distance, np.inf) - 1e-6
-    kind[plant] = PLANT
-    distance = np.where(plant, plant_depth, distance)
-    points = np.asarray(view.eye) + dirs * np.where(np.isfinite(distance), distance, 0.0)[..., None]
-    rgb = np.zeros((h, w, 3))
-    _shade_ground(world, view, rgb, kind == GROUND, points, dirs, distance)
-    _shade_plants(world, view, rgb, kind == PLANT, albedo, normal, points, dirs, distance)
-    _shade_water(world, view, rgb, kind == WATER, points, dirs, distance, cols, horizontal)
-    sky = kind == SKY
-    rgb[sky] = world.atmosphere.apply_sky(world.sky.colour(dirs[sky], ez), dirs[sky], ez)
-    _fade_far(world, rgb, distance, dirs, ez)
-    return Frame(rgb=tonemap(rgb), distance=distance, kind=kind)
+    return plant, np.where(plant, plant_depth, distance), albedo, normal
 
 
 def tonemap(rgb: np.ndarray) -> np.ndarray:
