@@ -120,13 +120,14 @@ def _shape_coast(ctx: Context):
 
 
 def _shape_canyon(ctx: Context):
-    river = ctx.meander_distance(28.0, 260.0)
+    channel = ctx.meander_distance(28.0, 260.0)
     u, v = ctx.warped(60.0, first=3)
-    river = np.maximum(river + 35.0 * ctx.noise().fbm(u, v, 4, first=3), 0.0)
+    walls_at = np.maximum(channel + 30.0 * ctx.noise().fbm(u, v, 4, first=3), 0.0)  # ragged walls ...
     plateau = 200.0 + 14.0 * _hills(ctx, 1.0)
-    wall = terraces(smoothstep(32.0, 150.0, river) ** 0.8 * 210.0, 26.0, 0.8)
-    h = np.minimum(plateau, wall + 2.0) - 3.0 * smoothstep(14.0, 4.0, river)
-    return h, 0.4
+    wall = terraces(smoothstep(32.0, 150.0, walls_at) ** 0.8 * 210.0, 26.0, 0.8)
+    h = np.minimum(plateau, wall + 2.0)
+    bed = -1.5 + 0.1 * channel  # ... around an unbroken river about 40 m wide
+    return h - smoothstep(40.0, 15.0, channel) * np.maximum(h - bed, 0.0), 0.4
 
 
 def _shape_valley(ctx: Context, mountains: bool):
