@@ -134,8 +134,8 @@ def _shape_valley(ctx: Context, mountains: bool):
     river = ctx.meander_distance(30.0, 220.0)
     sides = _mountains(ctx, 650.0, 200.0) if mountains else _hills(ctx, 70.0) + 60.0
     h = sides * smoothstep(25.0, 600.0, river) ** 1.3 + 0.5 * _hills(ctx, 6.0)
-    h -= 3.5 * smoothstep(16.0, 5.0, river)
-    return h, -1.0
+    bed = -2.5 + 0.1 * river  # an unbroken river about 30 m wide (wider than a shaping cell)
+    return h - smoothstep(40.0, 15.0, river) * np.maximum(h - bed, 0.0), -1.0
 
 
 def _shape_fjord(ctx: Context):
