@@ -23,6 +23,8 @@ Contract (the explorable-worlds work builds on it):
   eye as a ``mesh.TerrainMesh``: vertices (N, 3) in world metres, vertex colours (N, 3), and one
   piece of triangles per level: square rings whose cell size doubles outwards (``base_cell_m``
   near the eye, 48 cells to a level's edge: 768 m with the defaults), stitched without cracks.
+- ``plants(eye)``: the trees, palms and shrubs near an eye (kind -> positions, sizes), the same
+  ones the renders draw (plants belong to the world, not to a view).
 """
 
 from __future__ import annotations
@@ -97,6 +99,14 @@ class ProceduralWorld:
         from .perspective import perspective
 
         return perspective(self, self._eye(eye), yaw_deg, pitch_deg, fov_deg, width, height)
+
+    def plants(self, eye=None) -> dict:
+        """kind -> ``vegetation.Plants`` (positions, heights, crown radii) within reach of the eye,
+        the same plants every view of the world draws."""
+        from .vegetation import scatter
+
+        eye = self._eye(eye)
+        return {kind: scatter(kind, self.field, self.materials, eye, TILE_M, self.eye[:2]) for kind in self.plant_kinds}
 
     def terrain_mesh(self, eye=None, levels: int = 5, base_cell_m: float = 1.0):
         from .mesh import terrain_mesh

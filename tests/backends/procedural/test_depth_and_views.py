@@ -127,3 +127,16 @@ def test_any_eye_any_projection_sees_the_same_world():
     assert view.distance[32, 48] == pytest.approx(sphere.distance[row, col], rel=0.1)
     cast = ray_cast(world.field.surface, eye, np.array([[np.cos(el), 0.0, np.sin(el)]]))[0]
     assert view.kind[32, 48] in (GROUND, WATER) and view.distance[32, 48] == pytest.approx(cast, rel=0.03)
+
+
+def test_plants_belong_to_the_world_not_to_the_view():
+    world = ProceduralWorld.from_prompt("a pine forest on rolling hills", 3)
+    ex, ey, ez = world.eye
+    a = world.plants()["pine"]
+    b = world.plants((ex + 60.0, ey - 40.0, ez))["pine"]
+
+    def middle(plants):  # the trees within 100 m of the point halfway between the eyes
+        return {(round(float(x), 3), round(float(y), 3)) for x, y in zip(plants.x, plants.y)
+                if np.hypot(x - ex - 30.0, y - ey + 20.0) < 100.0}
+
+    assert len(middle(a)) > 20 and middle(a) == middle(b)  # where both eyes reach, the same trees stand
