@@ -119,7 +119,7 @@ def shade_surface(world, points, dirs, distance, eye_z: float):
     """Lit, fogged colour (N, 3) of ground at world points seen along dirs from ``distance`` away."""
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
     n = world.field.normal(x, y)
-    albedo, emission = world.materials.albedo(x, y, z, n)
+    albedo, emission = world.materials.albedo(x, y, z, n, distance)
     colour = lit(albedo, emission, n, world.light, world.sunlight(x, y)) * world.occlusion(x, y)[:, None]
     return world.atmosphere.apply(colour, dirs, eye_z, z, distance)
 

@@ -33,6 +33,7 @@ SNOW = np.array([0.93, 0.95, 0.98])
 CANOPY = {"pine": (0.06, 0.14, 0.08), "broadleaf": (0.12, 0.23, 0.08), "palm": (0.14, 0.30, 0.10)}
 LAVA = np.array([2.2, 0.65, 0.10])
 FINE_TILE_M = 24.0
+GRAIN_TILE_M = 2.5
 
 
 class Materials:
@@ -60,13 +61,19 @@ class Materials:
         cut = {"pine": 0.42, "broadleaf": 0.45, "palm": 0.5, "shrub": 0.5}.get(self.recipe.plants, 0.5)
         return smoothstep(cut, cut + 0.12, v)
 
-    def albedo(self, x, y, z, normal):
-        """(albedo (N, 3), emission (N, 3)) of the ground at world points with unit normals."""
+    def albedo(self, x, y, z, normal, distance=None):
+        """(albedo (N, 3), emission (N, 3)) of the ground at world points with unit normals; seen
+        from ``distance`` metres or nearer, the ground also gets grain a few centimetres across."""
         n = self.fine.shape[0]
         fine = sample_periodic(self.fine, x / FINE_TILE_M * n, y / FINE_TILE_M * n)[:, None]
+
         broad = sample_periodic(self.broad, x / self.tile * n * 4, y / self.tile * n * 4)[:, None]
         slope = (1.0 - normal[:, 2])[:, None]
         colour = (self.ground + (self.ground2 - self.ground) * broad) * (0.8 + 0.4 * fine)
+        if distance is not None:  # grain a few centimetres across, where the eye can see it
+            near = smoothstep(60.0, 10.0, distance)[:, None]
+            grain = sample_periodic(self.fine, x / GRAIN_TILE_M * n, y / GRAIN_TILE_M * n)[:, None]
+            colour = colour * (1.0 + 1.8 * near * (grain - 0.5)) + near * (grain - 0.5) * (self.ground2 - self.ground)
         rock = self._rock(z, broad, fine)
         steep = smoothstep(0.12, 0.3, slope + 0.08 * (fine - 0.5))
         if self.layered:
