@@ -73,7 +73,7 @@ class Materials:
         if distance is not None:  # grain a few centimetres across, where the eye can see it
             near = smoothstep(60.0, 10.0, distance)[:, None]
             grain = sample_periodic(self.fine, x / GRAIN_TILE_M * n, y / GRAIN_TILE_M * n)[:, None]
-            colour = colour * (1.0 + 1.8 * near * (grain - 0.5)) + near * (grain - 0.5) * (self.ground2 - self.ground)
+            colour = colour * (1.0 + 1.3 * near * (grain - 0.5)) + 0.4 * near * (grain - 0.5) * (self.ground2 - self.ground)
         rock = self._rock(z, broad, fine)
         steep = smoothstep(0.12, 0.3, slope + 0.08 * (fine - 0.5))
         if self.layered:
