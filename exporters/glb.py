@@ -43,6 +43,7 @@ from ._collider import collider_material, collider_mesh  # issue 22: collider cl
 from ._common import choice, option_names, read_options, world_for
 from ._far_plane import fit_far_plane  # issue 22: the sky inside a 1000 m far plane
 from ._sphere_caps import ground_rings, sky_domes, sphere_material  # issue 22: caps from the full sphere
+from .terrain_mesh import add_ground_mesh  # issue 21: a procedural world's own ground
 from ._gltf import (CLAMP, LINEAR, LINEAR_MIPMAP_LINEAR, QUANTIZATION, REPEAT, UNLIT, Blob, material as new_material,
                     primitive, quantize_positions)
 from ._grid_mesh import triangulate
@@ -205,7 +206,9 @@ def export_glb(snapshot, options: dict) -> bytes:
     opts, fmt, origin = _glb_options(options)
     opts = fit_far_plane(snapshot, opts, SKY_SEGMENTS)
     world, grid, tris, (texture_bytes, mime) = _mesh_and_texture(snapshot, opts, fmt)
-    lift = np.float32((world.ground_height or world.settings.eye_height) if origin == "ground" else 0.0)
+    # A procedural world (snapshot.terrain) stands its eye exactly eye_height above its own ground.
+    ground = world.settings.eye_height if getattr(snapshot, "terrain", None) is not None else world.ground_height
+    lift = np.float32((ground or world.settings.eye_height) if origin == "ground" else 0.0)
     gltf = _GlbWriter(world, opts, origin, lift, texture_bytes, mime)
     _add_world(gltf, snapshot, world, grid, tris, opts)
     gltf.finish(world)
@@ -325,7 +328,9 @@ def _add_world(out: _GlbWriter, snapshot, world, grid, tris, opts: dict) -> None
     sphere = getattr(snapshot, "sphere", None)  # issue 22: above and below the band from the full sphere
     sphere_mat = partial(sphere_material, out.gltf, out.blob, sphere, opts["unlit"], out.materials)
     terrain_mat = out.material("terrain", opts["unlit"])
-    _add_terrain(out, world, grid, tris, opts, terrain_mat, None if sphere is None else sphere_mat)
+    # A procedural world carries its own ground, far around the eye (it replaces the ground disc).
+    has_ground = add_ground_mesh(out.gltf, out.blob, out.nodes, snapshot, float(out.lift))
+    _add_terrain(out, world, grid, tris, opts, terrain_mat, None if sphere is None else sphere_mat, has_ground)
     # issue 22: a background layer behind depth cuts replaces the skirts there
     layer = add_background(snapshot, world, opts, out.gltf, out.blob, out.materials, out.add)
     positions, _, uvs, distance, sky = grid
@@ -346,7 +351,8 @@ def _add_world(out: _GlbWriter, snapshot, world, grid, tris, opts: dict) -> None
                     extras={"collider": True})
 
 
-def _add_terrain(out: _GlbWriter, world, grid, tris, opts: dict, terrain_mat: int, sphere_mat) -> None:
+def _add_terrain(out: _GlbWriter, world, grid, tris, opts: dict, terrain_mat: int, sphere_mat,
+                 has_ground: bool = False) -> None:
     """The terrain and, closed, the ground under the eye (a disc; rings textured from the sphere when
     ``sphere_mat`` gives its material)."""
     positions, normals, uvs, distance, _ = grid
@@ -356,7 +362,7 @@ def _add_terrain(out: _GlbWriter, world, grid, tris, opts: dict, terrain_mat: in
         return
     used, faces = tris.terrain_vertices, tris.terrain
     out.add("terrain", flat_pos[used], faces, flat_nrm[used] if want_normals else None, flat_uv[used], terrain_mat)
-    if opts["closed"]:
+    if opts["closed"] and not has_ground:
         h, wv = distance.shape
         rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
         depth = float(world.ground_height or world.settings.eye_height)

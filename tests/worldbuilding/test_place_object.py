@@ -150,7 +150,7 @@ def test_the_border_band_lies_inside_the_region_and_wraps():
 
 
 @pytest.mark.parametrize("kw, fragment", [
-    (dict(distance=1200.0, width=900.0), "sky"),
+    (dict(distance=5000.0, width=3000.0), "sky"),  # beyond the procedural world's far plane (3900 m)
     (dict(lift=500.0), "outside the panorama's view"),
     (dict(distance=0.2), "nearer than"),
 ])

@@ -82,6 +82,9 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
                            guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
                            regions=regions)
     world = pipe.make(request, output, scene_dir, progress=progress_for(quiet), image=image, fov=fov)
+    unmodelled = world.snapshot.geometry.get("procedural", {}).get("note")
+    if unmodelled:  # e.g. "procedural: 'cathedral' is not modelled; showing the nearest landscape"
+        click.echo(unmodelled, err=True)
     note(f"wrote scene {world.scene.path}/ (version {world.version}) and {output}", quiet)
 
 
