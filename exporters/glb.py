@@ -41,7 +41,7 @@ from worldgen.specs import ExporterSpec
 from ._background import add_background  # issue 22: the layer behind depth cuts
 from ._collider import collider_material, collider_mesh  # issue 22: collider closed at the spawn point, hidden
 from ._common import choice, option_names, read_options, world_for
-from ._far_plane import fit_far_plane  # issue 22: the sky inside a 1000 m far plane
+from ._far_plane import far_compression, fit_world  # issue 22: everything inside a 1000 m far plane
 from ._sphere_caps import ground_rings, sky_domes, sphere_material  # issue 22: caps from the full sphere
 from .terrain_mesh import add_ground_mesh  # issue 21: a procedural world's own ground
 from ._gltf import (CLAMP, LINEAR, LINEAR_MIPMAP_LINEAR, QUANTIZATION, REPEAT, UNLIT, Blob, material as new_material,
@@ -204,13 +204,12 @@ def _skirts(flat_pos, flat_uv, flat_dist, flat_sky, cut: np.ndarray, horizon: np
 
 def export_glb(snapshot, options: dict) -> bytes:
     opts, fmt, origin = _glb_options(options)
-    opts = fit_far_plane(snapshot, opts, SKY_SEGMENTS)
-    world, grid, tris, (texture_bytes, mime) = _mesh_and_texture(snapshot, opts, fmt)
+    world, grid, tris, (texture_bytes, mime), compression = _mesh_and_texture(snapshot, opts, fmt)
     # A procedural world (snapshot.terrain) stands its eye exactly eye_height above its own ground.
     ground = world.settings.eye_height if getattr(snapshot, "terrain", None) is not None else world.ground_height
     lift = np.float32((ground or world.settings.eye_height) if origin == "ground" else 0.0)
     gltf = _GlbWriter(world, opts, origin, lift, texture_bytes, mime)
-    _add_world(gltf, snapshot, world, grid, tris, opts)
+    _add_world(gltf, snapshot, world, grid, tris, opts, compression)
     gltf.finish(world)
     # Layers without geometry (e.g. edges) travel as textures behind KHR_materials_variants.
     wrap = snapshot.projection.full_circle and opts["uv16"]
@@ -247,6 +246,9 @@ def _mesh_and_texture(snapshot, opts: dict, fmt: str):
         full = snapshot.projection.full_circle
         texture_job = pool.submit(_encode_texture, snapshot.image, fmt, opts["jpeg_quality"], full and opts["uv16"])
         world = world_for(snapshot, opts)
+        # Everything inside common far planes: far geometry compressed along its rays (_far_plane).
+        compression = far_compression(world.projection, world.settings.far, SKY_SEGMENTS)
+        world = fit_world(world, compression)
         grid = _vertex_grid(world, world.wraps, opts["uv16"])
         positions, _, _, distance, sky = grid
         simplify = None
@@ -258,7 +260,7 @@ def _mesh_and_texture(snapshot, opts: dict, fmt: str):
                                max_texel=opts["max_texel"], max_level=opts["max_level"], seam=world.wraps)
         tris = triangulate(distance, sky, opts["cut_threshold"], "duplicate" if world.wraps else "none",
                            want_sky=False, simplify=simplify)
-        return world, grid, tris, texture_job.result()
+        return world, grid, tris, texture_job.result(), compression
 
 
 class _GlbWriter:
@@ -320,7 +322,7 @@ class _GlbWriter:
             gltf.extensionsRequired = [QUANTIZATION]
 
 
-def _add_world(out: _GlbWriter, snapshot, world, grid, tris, opts: dict) -> None:
+def _add_world(out: _GlbWriter, snapshot, world, grid, tris, opts: dict, compression=None) -> None:
     """The terrain and, as the options ask, the ground, the background layer or the backdrop skirts,
     the sky (with domes from the full sphere when the snapshot has one) and the collider."""
     from functools import partial
@@ -329,7 +331,7 @@ def _add_world(out: _GlbWriter, snapshot, world, grid, tris, opts: dict) -> None
     sphere_mat = partial(sphere_material, out.gltf, out.blob, sphere, opts["unlit"], out.materials)
     terrain_mat = out.material("terrain", opts["unlit"])
     # A procedural world carries its own ground, far around the eye (it replaces the ground disc).
-    has_ground = add_ground_mesh(out.gltf, out.blob, out.nodes, snapshot, float(out.lift))
+    has_ground = add_ground_mesh(out.gltf, out.blob, out.nodes, snapshot, float(out.lift), compression)
     _add_terrain(out, world, grid, tris, opts, terrain_mat, None if sphere is None else sphere_mat, has_ground)
     # issue 22: a background layer behind depth cuts replaces the skirts there
     layer = add_background(snapshot, world, opts, out.gltf, out.blob, out.materials, out.add)

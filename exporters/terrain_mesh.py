@@ -20,7 +20,7 @@ _UNLIT = "KHR_materials_unlit"
 SINK_M, SINK_PER_M = 0.10, 0.004
 
 
-def ground_positions(world, mesh, lift: float) -> np.ndarray:
+def ground_positions(world, mesh, lift: float, compression=None) -> np.ndarray:
     """World metres (x east, y north, z up) -> the GLB frame: y up, the eye at (0, lift, 0),
     north along -z (the panorama's first column), sunk below the true ground: a little, plus as
     much as a coarse cell can stray from it on a slope."""
@@ -28,10 +28,14 @@ def ground_positions(world, mesh, lift: float) -> np.ndarray:
     vertices = mesh.vertices
     dx, dy = vertices[:, 0] - ex, vertices[:, 1] - ey
     sink = SINK_M + SINK_PER_M * np.hypot(dx, dy) + 0.5 * mesh.cell_sizes() * mesh.slope
-    return np.stack([dx, vertices[:, 2] - ez + lift - sink, -dy], axis=1).astype(np.float32)
+    positions = np.stack([dx, vertices[:, 2] - ez + lift - sink, -dy], axis=1).astype(np.float32)
+    if compression is not None:  # far ground moved along its rays from the eye, as the panorama mesh is
+        eye = np.array([0.0, lift, 0.0], np.float32)
+        positions = eye + (positions - eye) * compression.scale(np.hypot(dx, dy))[:, None]
+    return positions.astype(np.float32)
 
 
-def add_ground_mesh(gltf, blob, nodes: list, snapshot, lift: float) -> bool:
+def add_ground_mesh(gltf, blob, nodes: list, snapshot, lift: float, compression=None) -> bool:
     """Append the ``ground`` node for a snapshot that carries its world; False when it has none."""
     from pygltflib import Accessor, Attributes, Material, Mesh, Node, PbrMetallicRoughness, Primitive
 
@@ -39,7 +43,7 @@ def add_ground_mesh(gltf, blob, nodes: list, snapshot, lift: float) -> bool:
     if world is None:
         return False
     mesh = world.terrain_mesh()
-    positions = ground_positions(world, mesh, lift)
+    positions = ground_positions(world, mesh, lift, compression)
     rgba = np.empty((len(mesh.colours), 4), np.uint8)
     rgba[:, :3] = np.clip(mesh.colours * 255.0 + 0.5, 0, 255)
     rgba[:, 3] = 255
