@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr.")
+from .grammar import json_option, quiet_option  # noqa: F401  (re-exported: every command imports options)
 
 
 def checked(field: str):
@@ -29,7 +29,9 @@ device_option = click.option("--device", default=None, help="torch device (cuda,
 
 
 def parse_size(value: str) -> tuple[int, int]:
-    """'2048x512' -> (2048, 512), with a usable error."""
+    """'2048x512' -> (2048, 512), with a usable error. Text that is not WIDTHxHEIGHT is a usage error
+    (exit 2, like any value click cannot parse); a well-formed size that worldgen's rules refuse (not a
+    multiple of 8, too large) is refused later with exit 1 (docs/cli.md, "Exit codes")."""
     try:
         w, h = (int(part) for part in value.lower().split("x"))
     except ValueError:
@@ -66,6 +68,11 @@ def model_options(func):
     return func
 
 
+glb_option = click.option("--glb", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                          help="Export the result to this GLB (default: NAME.glb beside a new scene folder; for a "
+                               "SCENE, refresh SCENE.glb beside it when it exists).")
+
+
 def sampling_options(default_guidance: float = 7.5, prompt_help: str = "Prompt (default: the scene's)."):
     """--prompt/--negative/--steps/--guidance/--method/--glb/--seed/--quiet."""
 
@@ -81,11 +88,10 @@ def sampling_options(default_guidance: float = 7.5, prompt_help: str = "Prompt (
                          help="How known content conditions the model: masked = the inpainting checkpoint's "
                               "mask input (needs one), blend = re-noise and blend it every step, auto = masked "
                               "when the model has it."),
-            click.option("--glb", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                         help="Export the result to this GLB (default: refresh SCENE.glb beside the scene "
-                              "folder when it exists)."),
+            glb_option,
             seed_option,
             quiet_option,
+            json_option,
         ]):
             func = option(func)
         return func
@@ -112,3 +118,19 @@ def task_pipeline(kw: dict, scene=None):
     from ..api import WorldPipeline
 
     return WorldPipeline.for_scene(scene, **model_settings(kw))
+
+
+def new_scene_glb(output: Path, glb) -> Path:
+    """The GLB of a scene made from outside files: ``--glb``, else NAME.glb beside the new folder NAME/
+    (as `worldgen pano`, `build` and `batch` write one)."""
+    return Path(glb) if glb is not None else output.with_name(output.name + ".glb")
+
+
+def report_world(world, kw: dict, message: str, glb=None) -> None:
+    """End a scene task: the note on stderr, and with --json the scene, version, GLB and backend."""
+    from ..world.outputs import glb_target
+    from .grammar import report
+
+    written = glb_target(world.scene.path, glb if glb is not None else kw.get("glb"))
+    report(message, quiet=kw["quiet"], as_json=kw.get("as_json", False), scene=world.scene.path,
+           version=world.version, glb=written, backend=world.backend, operation=world.operation)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import device_option, note, parse_size, quiet_option, seed_option
+from ..options import device_option, json_option, note, parse_size, quiet_option, seed_option
 from ..timing import verbose_option, timed_command
 
 
@@ -44,14 +44,18 @@ from ..timing import verbose_option, timed_command
               help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
                    "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")
 @verbose_option
+@json_option
 def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
-         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False):
-    """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
+         modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False,
+         as_json=False):
+    """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB.
+
+    With --json, prints one JSON object on stdout: the scene folder, version, GLB, backend and seconds.
+    """
     click.get_current_context().with_resource(timed_command(verbose))  # --verbose: phase times on exit
     from ...api import WorldPipeline
-    from ...world.backends import REAL_WEIGHTS_HINT
     from ...world.outputs import new_world_paths
-    from ..progress import progress_for
+    from ..grammar import report
 
     width, height = parse_size(size)
     # Every value is checked before anything is loaded or sent (the same request either way).
@@ -62,9 +66,26 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     if server:  # the server loads and runs the model; the checks above are the same either way
         from .serve import pano_on_server
 
-        return pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
-                              negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
-                              regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
+        pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
+                       negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
+                       regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
+        return report(f"made on {server}", quiet=True, as_json=as_json, scene=scene_dir, version=1, glb=output,
+                      server=server)
+    world = _make_here(prompt, output, scene_dir, backend, model, base, extra_model, width, height, span, preset, steps,
+                       guidance, negative_prompt, modality, scheduler, dtype, window_batch, seed, device, quiet,
+                       regions)
+    report(f"wrote scene {world.scene.path}/ (version {world.version}) and {output}", quiet=quiet, as_json=as_json,
+           scene=world.scene.path, version=world.version, glb=output, backend=world.backend,
+           size=list(world.size), seed=world.seed)
+
+
+def _make_here(prompt, output, scene_dir, backend, model, base, extra_model, width, height, span, preset, steps,
+               guidance, negative_prompt, modality, scheduler, dtype, window_batch, seed, device, quiet, regions):
+    """Load the model in this process and make the world (the local half of `worldgen pano`)."""
+    from ...api import WorldPipeline
+    from ...world.backends import REAL_WEIGHTS_HINT
+    from ..progress import progress_for
+
     pipe = WorldPipeline.from_pretrained(model or "auto", backend=backend, base=base, extra_model=extra_model,
                                          device=device, dtype=dtype, scheduler=scheduler, window_batch=window_batch,
                                          modality=modality)
@@ -73,8 +94,7 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     request = pipe.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
                            guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
                            regions=regions)
-    world = pipe.make(request, output, scene_dir, progress=progress_for(quiet))
-    note(f"wrote scene {world.scene.path}/ (version {world.version}) and {output}", quiet)
+    return pipe.make(request, output, scene_dir, progress=progress_for(quiet))
 
 
 commands = [pano]
