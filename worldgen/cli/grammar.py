@@ -74,11 +74,19 @@ def elapsed_s() -> float:
     return 0.0 if started is None else time.perf_counter() - started
 
 
+def note(message: str, quiet: bool) -> None:
+    """A note for the person at the terminal (stderr), silenced by --quiet. Control characters (from
+    prompts or file names inside the message) are escaped: nothing can forge a line or drive the terminal."""
+    from ..validation import printable
+
+    if not quiet:
+        click.echo(f"worldgen: {printable(message)}", err=True)
+
+
 def report(message: str, *, quiet: bool, as_json: bool, **fields) -> None:
     """End a command: ``message`` on stderr for a person (unless quiet), and with ``--json`` one JSON
     object on stdout for a script: ``fields`` (paths become strings) plus version and seconds."""
     from .. import __version__
-    from .options import note
 
     note(message, quiet)
     if as_json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .grammar import json_option, quiet_option  # noqa: F401  (re-exported: every command imports options)
+from .grammar import json_option, note, quiet_option  # noqa: F401  (re-exported: every command imports options)
 
 
 def checked(field: str):
@@ -39,13 +39,6 @@ def parse_size(value: str) -> tuple[int, int]:
     return w, h
 
 
-def note(message: str, quiet: bool) -> None:
-    """A note for the person at the terminal (stderr), silenced by --quiet. Control characters (from
-    prompts or file names inside the message) are escaped: nothing can forge a line or drive the terminal."""
-    from ..validation import printable
-
-    if not quiet:
-        click.echo(f"worldgen: {printable(message)}", err=True)
 
 
 SCHEDULER_HELP = "ddim (default, the published recipe), dpm++, unipc, euler, euler-a, ddpm, pndm."
@@ -134,3 +127,51 @@ def report_world(world, kw: dict, message: str, glb=None) -> None:
     written = glb_target(world.scene.path, glb if glb is not None else kw.get("glb"))
     report(message, quiet=kw["quiet"], as_json=kw.get("as_json", False), scene=world.scene.path,
            version=world.version, glb=written, backend=world.backend, operation=world.operation)
+
+
+# Option sets of the commands that make new worlds (pano, batch, build, serve): one spelling each ----
+
+def option_set(*options):
+    """Several click options as one decorator (applied so that --help lists them in this order)."""
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+def backend_option(default="auto"):
+    return click.option("--backend", default=default, show_default=default is not None,
+                        help="auto, jointnet, procedural, or a plugin's name.")
+
+
+model_option = click.option("--model", default=None,
+                            help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
+base_option = click.option("--base", default=None,
+                           help="Stable Diffusion 2.1-base: a folder (diffusers layout) or a Hub id in the local "
+                                "Hugging Face cache.")
+extra_model_option = click.option("--extra-model", default=None,
+                                  help="A second JointNet checkpoint with the same RGB branch (e.g. normals beside "
+                                       "depth): generate three layers at once.")
+dtype_option = click.option("--dtype", default=None,
+                            help="float32, float16 or bfloat16 (default: bfloat16 on GPUs that have it, else "
+                                 "float16; float32 on CPU).")
+window_batch_option = click.option("--window-batch", type=click.IntRange(min=1), default=None,
+                                   help="Windows per model call (default: from free memory; pin it when outputs "
+                                        "must match across machines).")
+
+
+def preset_option(default=None):
+    return click.option("--preset", type=click.Choice(["published", "fast"]), default=default,
+                        show_default=default is not None,
+                        help="Sampling recipe: published (DDIM 50, the paper's windows) or fast (DPM-Solver++ 14 "
+                             "steps, half the windows, guidance in the first half).")
+
+
+steps_option = click.option("--steps", type=int, default=None, help="Denoising steps (default: the preset's, 50 or 14).")
+guidance_option = click.option("--guidance", type=float, default=7.5, show_default=True,
+                               help="Classifier-free guidance scale.")
+negative_option = click.option("--negative", "negative_prompt", default="", help="Negative prompt.")
+scheduler_option = click.option("--scheduler", default=None, help=SCHEDULER_HELP + " Default: the preset's.")
+span_option = click.option("--span", type=float, default=360.0, show_default=True,
+                           help="Horizontal span in degrees, (0, 360].")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..options import device_option, json_option, note, parse_size, quiet_option, seed_option
+from ..options import (backend_option, base_option, device_option, dtype_option, extra_model_option, guidance_option,
+                       json_option, model_option, negative_option, note, option_set, parse_size, preset_option,
+                       quiet_option, scheduler_option, seed_option, span_option, steps_option, window_batch_option)
 from ..timing import verbose_option, timed_command
 
 
@@ -14,32 +16,15 @@ from ..timing import verbose_option, timed_command
 @click.argument("prompt")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="GLB to write; the scene folder NAME/ goes beside it. Default: a name from the prompt.")
-@click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
-@click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
-@click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
-@click.option("--extra-model", default=None,
-              help="A second JointNet checkpoint with the same RGB branch (e.g. normals beside depth): "
-                   "generate three layers at once.")
+@option_set(backend_option(), model_option, base_option, extra_model_option)
 @click.option("--size", default="2048x512", show_default=True, help="Panorama WIDTHxHEIGHT in pixels (multiples of 8).")
-@click.option("--span", type=float, default=360.0, show_default=True, help="Horizontal span in degrees, (0, 360].")
-@click.option("--preset", type=click.Choice(["published", "fast"]), default="published", show_default=True,
-              help="Sampling recipe: published (DDIM 50, the paper's windows) or fast (DPM-Solver++ 14 steps, "
-                   "half the windows, guidance in the first half; about a tenth of the work).")
-@click.option("--steps", type=int, default=None, help="Denoising steps (default: the preset's, 50 or 14).")
-@click.option("--guidance", type=float, default=7.5, show_default=True, help="Classifier-free guidance scale.")
-@click.option("--negative", "negative_prompt", default="", help="Negative prompt.")
+@option_set(span_option, preset_option("published"), steps_option, guidance_option, negative_option)
 @click.option("--region", "regions", multiple=True, metavar="A:B[@E1:E2][*W]=PROMPT",
               help="A region prompt, repeatable: azimuth A..B degrees (optionally elevations E1..E2, weight W) "
                    "follows PROMPT, e.g. --region \"0:90=a lighthouse on a cliff\"; MASK.png=PROMPT for a mask.")
 @click.option("--modality", default=None,
               help="Modalities to generate with the RGB, e.g. depth or depth,edges (default: all the model has).")
-@click.option("--scheduler", default=None, help="ddim, dpm++, unipc, euler (default: the preset's).")
-@click.option("--dtype", default=None,
-              help="float32, float16 or bfloat16 (default: bfloat16 on GPUs that have it, else float16; float32 on CPU).")
-@click.option("--window-batch", type=int, default=None, help="Windows per model call (default: from free memory).")
-@seed_option
-@device_option
-@quiet_option
+@option_set(scheduler_option, dtype_option, window_batch_option, seed_option, device_option, quiet_option)
 @click.option("--server", default=None, metavar="URL",
               help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
                    "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")

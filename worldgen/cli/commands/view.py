@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import note, parse_size, quiet_option
+from ..options import json_option, parse_size, quiet_option
 
 
 @click.command()
@@ -25,10 +25,16 @@ from ..options import note, parse_size, quiet_option
 @click.option("--max-vertices", type=int, default=None,
               help="Decimate a scene folder to about this many vertices (default: 2M window/screenshot, 1M web).")
 @quiet_option
-def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertices, quiet):
-    """Look at SOURCE (a scene folder, .glb, point-cloud .ply or splat .ply) from where the panorama was taken."""
-    from ...viewer import window as viewer
+@json_option
+def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertices, quiet, as_json):
+    """Look at SOURCE (a scene folder, .glb, point-cloud .ply or splat .ply) from where the panorama was taken.
+
+    Needs the viewer extra: pip install 'worldgen[view]'. --json reports the screenshot written.
+    """
     from ...errors import UserInputError
+    from ..grammar import native_output_silenced, report
+
+    viewer = _viewer(needs_open3d=not web)
 
     from ...output_paths import check_output_path
     from ...validation import check, check_optional, check_screenshot_size
@@ -41,10 +47,10 @@ def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertice
     if screenshot:
         width, height = check_screenshot_size(*parse_size(size))
         check_output_path(screenshot, what="--screenshot")
-        written = viewer.screenshot(source, screenshot, width, height, yaw, pitch, fov,
-                                    max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES)
-        note(f"wrote {written}", quiet)
-        return
+        with native_output_silenced(quiet):  # open3d's renderer logs straight to fds 1 and 2
+            written = viewer.screenshot(source, screenshot, width, height, yaw, pitch, fov,
+                                        max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES)
+        return report(f"wrote {written}", quiet=quiet, as_json=as_json, path=written, size=[width, height])
     if web:
         server = viewer.start_web(source, host=host, port=port, max_vertices=max_vertices or viewer.WEB_MAX_VERTICES)
         click.echo(f"worldgen: serving {source} at http://{host}:{server.get_port()} (Ctrl-C to stop)", err=True)
@@ -54,6 +60,23 @@ def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertice
             server.stop()
         return
     viewer.open_window(source, max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES, fov_deg=fov)
+
+
+def _viewer(needs_open3d: bool):
+    """The viewer module, or one line naming the extra when its dependencies are missing."""
+    import importlib.util
+
+    from ...errors import UserInputError
+
+    missing = [name for name in (["open3d"] if needs_open3d else []) + ["viser"] * (not needs_open3d)
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        extra = "view" if missing[0] == "open3d" else "web"
+        raise UserInputError(f"`worldgen view{' --web' if extra == 'web' else ''}` needs {missing[0]}: "
+                             f"pip install 'worldgen[{extra}]'")
+    from ...viewer import window
+
+    return window
 
 
 commands = [view]
