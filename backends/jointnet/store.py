@@ -24,6 +24,7 @@ from worldgen.scene.atomic import atomic_write_text
 from worldgen.errors import ModelError, UserInputError
 from worldgen.paths import model_store_root as store_root
 
+from .weights import weight_hashes
 from .archives import find_checkpoint, safe_extract
 from .loading import (BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
                       check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
@@ -45,6 +46,8 @@ class ModelEntry:
     # dtype name -> a copy of the checkpoint as safetensors in that dtype (``ModelStore.convert``);
     # entries from before conversions existed have none and load their original files.
     converted: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)  # relative weight file -> sha256, computed once at `add` (weights.py)
+    license: Optional[str] = None  # the weights' licence (from the Hub card or --license), shown by `models list`
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -131,7 +134,7 @@ class ModelStore:
 
     # changes ------------------------------------------------------------------------------------
     def add(self, source, name: str, base=None, modality: Optional[str] = None,
-            make_default: bool = False) -> ModelEntry:
+            make_default: bool = False, license: Optional[str] = None) -> ModelEntry:
         """Register a checkpoint folder (in place) or zip (unpacked into the store) under ``name``."""
         if not NAME_RE.match(name or ""):
             raise UserInputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64), "
@@ -160,6 +163,7 @@ class ModelStore:
                 modality=modality or checkpoint_modality(checkpoint),
                 inpaint=_is_inpaint(checkpoint), managed=managed,
                 added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                weights=weight_hashes(checkpoint), license=license,
             )
             data = self._read()
             data["models"][name] = {k: v for k, v in asdict(entry).items() if k != "name"}

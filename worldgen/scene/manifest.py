@@ -42,7 +42,7 @@ def json_safe(value: Any) -> Any:
 
 
 RECORD_ORDER = ("version", "operation", "created", "parent", "prompt", "negative_prompt", "seed", "backend",
-                 "modality", "projection", "size", "geometry", "layers", "previews", "params")
+                 "modality", "projection", "size", "geometry", "layers", "previews", "params", "provenance")
 
 
 def is_int(value: Any) -> bool:

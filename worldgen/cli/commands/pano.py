@@ -13,7 +13,7 @@ from ..timing import verbose_option, timed_command
 
 
 @click.command()
-@click.argument("prompt")
+@click.argument("prompt", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="GLB to write; the scene folder NAME/ goes beside it. Default: a name from the prompt.")
 @option_set(backend_option(), model_option, base_option, extra_model_option)
@@ -28,11 +28,14 @@ from ..timing import verbose_option, timed_command
 @click.option("--server", default=None, metavar="URL",
               help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
                    "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")
+@click.option("--from", "from_scene", default=None, metavar="SCENE[@vN]",
+              help="Replay a version made by `worldgen pano` (default: the latest) from its scene.json: same "
+                   "prompt, seed, size, sampling and model; only -o, --device and the output options apply.")
 @verbose_option
 @json_option
 def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
          modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False,
-         as_json=False):
+         as_json=False, from_scene=None):
     """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB.
 
     With --json, prints one JSON object on stdout: the scene folder, version, GLB, backend and seconds.
@@ -42,6 +45,10 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     from ...world.outputs import new_world_paths
     from ..grammar import report
 
+    if from_scene is not None:
+        return _replay(from_scene, output, device, quiet, as_json)
+    if prompt is None:
+        raise click.UsageError("give a PROMPT, or --from SCENE[@vN] to replay a version")
     width, height = parse_size(size)
     # Every value is checked before anything is loaded or sent (the same request either way).
     WorldPipeline.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
@@ -80,6 +87,28 @@ def _make_here(prompt, output, scene_dir, backend, model, base, extra_model, wid
                            guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
                            regions=regions)
     return pipe.make(request, output, scene_dir, progress=progress_for(quiet))
+
+
+def _replay(source: str, output, device, quiet: bool, as_json: bool) -> None:
+    """`--from SCENE[@vN]`: the recorded request on the recorded backend and model, into a new scene."""
+    from ...api import WorldPipeline
+    from ...geometry.regions import Region
+    from ...world.outputs import new_world_paths
+    from ...world.replay import replay_plan
+    from ..grammar import report
+    from ..progress import progress_for
+
+    plan = replay_plan(source)
+    wanted, settings = plan["request"], dict(plan["settings"])
+    output, scene_dir = new_world_paths(output, wanted["prompt"])
+    pipe = WorldPipeline.from_pretrained(settings.pop("model", None) or "auto", backend=plan["backend"],
+                                         device=device, **settings)
+    regions = [Region.from_dict(region) for region in wanted.pop("regions")]
+    request = pipe.request(wanted.pop("prompt"), regions=regions, **wanted)
+    world = pipe.make(request, output, scene_dir, progress=progress_for(quiet))
+    report(f"replayed {source} (version {plan['version']}): scene {world.scene.path}/ and {output}", quiet=quiet,
+           as_json=as_json, scene=world.scene.path, version=world.version, glb=output, backend=world.backend,
+           replayed=source)
 
 
 commands = [pano]
