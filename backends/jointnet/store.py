@@ -24,6 +24,7 @@ from worldgen.scene.atomic import atomic_write_text
 from worldgen.errors import ModelError, UserInputError
 from worldgen.paths import model_store_root as store_root
 
+from . import hub
 from .weights import weight_hashes
 from .archives import find_checkpoint, safe_extract
 from .loading import (BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
@@ -142,10 +143,11 @@ class ModelStore:
         if self.get(name) is not None:
             raise UserInputError(f"a model named {name!r} is already registered; choose another --name "
                                  f"or run `worldgen models remove {name}` first")
-        source = Path(source).expanduser()
+        source, base = hub.local_path(source), hub.local_path(base)  # Hub ids: their cached snapshot folders
         if not source.exists():
-            raise UserInputError(f"{source} does not exist; pass a checkpoint folder or its .zip")
-        base_path = check_base_dir(Path(base).expanduser().resolve()) if base else None
+            raise UserInputError(f"{source} does not exist; pass a checkpoint folder, its .zip or a Hub id")
+        base_path = check_base_dir(base.resolve()) if base else None
+        license = license or hub.card_license(source)
 
         managed = source.is_file()
         if managed:
@@ -330,7 +332,7 @@ def resolve_model(name_or_path, base=None, store: Optional[ModelStore] = None) -
         checkpoint = check_checkpoint_dir(entry.checkpoint_dir)
 
     if base is not None:
-        return checkpoint, check_base_dir(Path(base).expanduser().resolve())
+        return checkpoint, check_base_dir(hub.local_path(base).resolve())  # a folder or a cached Hub id
     candidates = []
     if entry is not None and entry.base:
         candidates.append(Path(entry.base))
