@@ -41,6 +41,7 @@ def worldgen(*args, cwd, cache):
     return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_models_add_and_base_take_hub_ids_from_the_cache_offline(tmp_path, hub):
     added = worldgen("models", "add", "tiny-org/jointnet-tiny", "--name", "jt", "--base", "tiny-org/sd-tiny-base",
                      "--no-convert", "--json", "-q", cwd=tmp_path, cache=hub)
