@@ -42,7 +42,7 @@ def _weights(model) -> Optional[dict]:
     if not model:
         return None
     try:
-        from .backends.jointnet.weights import registered
+        from .backends.jointnet.registered import registered
     except ImportError:
         return None
     entry = registered(model)

@@ -115,7 +115,7 @@ class JointNetBackend(LatentLayers, Backend):
 
     def settings(self) -> dict:
         # Only keys ``from_settings`` takes, so a scene's record can load the same backend again.
-        from .weights import registered
+        from .registered import registered
 
         entry = registered(self.model_dir)  # a registered model is recorded by name, not by this machine's path
         same_base = entry is not None and entry.base_dir is not None and Path(entry.base_dir) == Path(self.base_dir)
