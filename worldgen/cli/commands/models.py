@@ -95,7 +95,9 @@ def list_models(as_json):
         default = store.default_name()
         return report("", quiet=True, as_json=True, models=[_entry_record(e, e.name == default) for e in entries])
     if not entries:
-        click.echo("no models registered; add one with `worldgen models add PATH_OR_ZIP --name NAME`", err=True)
+        from ..grammar import is_quiet
+
+        note("no models registered; add one with `worldgen models add PATH_OR_ZIP --name NAME`", is_quiet())
         return
     default = store.default_name()
     for e in entries:
