@@ -113,3 +113,16 @@ def test_quiet_silences_open3d_native_lines(tmp_path):
     assert shot.returncode == 0, shot.stderr
     assert (tmp_path / "s.png").is_file()
     assert shot.stdout == "" and shot.stderr == "", (shot.stdout, shot.stderr)  # no FEngine/Vulkan lines
+
+
+def test_view_names_the_extra_when_open3d_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "open3d" else real(name, *a))
+    made = CliRunner().invoke(cli, ["pano", "a lake", "--backend", "procedural", "--size", "128x32",
+                                    "-o", str(tmp_path / "w.glb"), "-q"])
+    assert made.exit_code == 0, made.output
+    result = CliRunner().invoke(cli, ["view", str(tmp_path / "w"), "--screenshot", str(tmp_path / "s.png")])
+    assert result.exit_code == 1 and "pip install 'worldgen[view]'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
