@@ -22,18 +22,37 @@ def software() -> dict:
     return found
 
 
-def describe(backend_name: Optional[str], settings: dict) -> dict:
-    """The provenance record of a version made by ``backend_name`` with ``settings``."""
+def describe(backend_name: Optional[str], settings: dict, params: Optional[dict] = None) -> dict:
+    """The provenance record of a version made by ``backend_name`` with ``settings`` (the backend's)
+    for a request whose recorded ``params`` name its preset and scheduler."""
+    params = params or {}
     record = {"software": software(), "backend": backend_name}
-    for key in ("device", "dtype", "scheduler", "window_batch", "preset"):
+    for key in ("device", "dtype", "window_batch", "preset"):
         if key in settings:
             record[key] = settings[key]
+    if "window_batch" in record and record["window_batch"] is None:
+        record["window_batch"] = "auto"  # planned from free memory at run time (pin it with --window-batch)
+    if "scheduler" in settings or "scheduler" in params:
+        record["scheduler"] = _scheduler_used(settings, params)
     if backend_name == "procedural" and "device" not in record:
         record["device"] = "cpu"  # numpy on the CPU, whatever the machine has
     weights = _weights(settings.get("model"))
     if weights is not None:
         record["weights"] = weights
     return record
+
+
+def _scheduler_used(settings: dict, params: dict) -> Optional[str]:
+    """The request's scheduler, else the backend's, else the preset's (as the sampler chooses)."""
+    chosen = params.get("scheduler") or settings.get("scheduler")
+    if chosen:
+        return chosen
+    try:
+        from .sampler.presets import resolve_sampling
+
+        return resolve_sampling(params.get("preset") or settings.get("preset")).scheduler_name
+    except Exception:  # an unknown preset name in an old record: say nothing rather than guess
+        return None
 
 
 def _weights(model) -> Optional[dict]:

@@ -66,7 +66,8 @@ def test_tiny_jointnet_records_registered_name_hashes_and_replays_on_cpu(tmp_pat
     assert version["backend"]["name"] == "jointnet" and version["backend"]["settings"]["model"] == "tinyjn"
     assert str(tiny_checkpoint) not in json.dumps(version["backend"])  # by name, not this machine's path
     provenance = version["provenance"]
-    assert provenance["device"] == "cpu" and provenance["dtype"] == "float32"
+    assert provenance["device"] == "cpu" and provenance["dtype"] == "float32" and provenance["scheduler"] == "ddim"
+    assert provenance["window_batch"] == "auto"
     assert provenance["weights"]["model"] == "tinyjn"
     assert provenance["weights"]["sha256"] == weight_hashes(tiny_checkpoint)
     assert provenance["software"]["diffusers"]
