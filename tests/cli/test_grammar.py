@@ -126,3 +126,18 @@ def test_view_names_the_extra_when_open3d_is_missing(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["view", str(tmp_path / "w"), "--screenshot", str(tmp_path / "s.png")])
     assert result.exit_code == 1 and "pip install 'worldgen[view]'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["paint"],                                          # neither a scene nor a modality file
+    ["refine"],
+    ["outpaint"],
+    ["pano"],                                           # neither a prompt nor --from
+    ["depth", "."],                                     # a folder is a scene: -o does not go with it
+])
+def test_missing_or_conflicting_inputs_are_usage_errors(args, tmp_path):
+    if args[0] == "depth":
+        args = ["depth", str(tmp_path), "-o", str(tmp_path / "x")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output

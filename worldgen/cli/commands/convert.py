@@ -33,11 +33,10 @@ def depth(image_file, output, span, **kw):
     from ..progress import progress_for
 
     if image_file.is_dir():  # a scene: its depth becomes a new version there
-        from ...errors import UserInputError
         from ...world.depth_layer import add_depth_version
 
         if output is not None:
-            raise UserInputError(f"{image_file} is a scene: its depth becomes a new version there; drop -o")
+            raise click.UsageError(f"{image_file} is a scene: its depth becomes a new version there; drop -o")
         scene, version = add_depth_version(image_file, kw, steps=kw["steps"], seed=kw["seed"],
                                            negative_prompt=kw["negative_prompt"], glb=kw["glb"],
                                            progress=progress_for(kw["quiet"]))
@@ -74,12 +73,11 @@ def paint(scene_dir, from_version, modality_file, span, output, **kw):
       worldgen paint fjord --prompt "the same fjord in winter, snow"
       worldgen paint --modality-file depth.png --prompt "a cave" -o cave
     """
-    from ...errors import UserInputError
     from ..options import task_options, task_pipeline
     from ..progress import progress_for
 
     if (scene_dir is None) == (modality_file is None):
-        raise UserInputError("give a SCENE folder, or --modality-file FILE with -o (not both)")
+        raise click.UsageError("give a SCENE folder, or --modality-file FILE with -o (not both)")
     pipe = task_pipeline(kw, scene_dir)
     target = scene_dir
     if modality_file is not None:

@@ -34,19 +34,18 @@ def outpaint(scene_dir, span, height, x, from_version, photo, fov, output, **kw)
       worldgen outpaint fjord --height 768
       worldgen outpaint --image beach.jpg --fov 70 --prompt "a sandy beach" -o beach
     """
-    from ...errors import UserInputError
     from ..options import task_options, task_pipeline
     from ..progress import progress_for
 
     if (scene_dir is None) == (photo is None):
-        raise UserInputError("give a SCENE folder to extend, or --image FILE with -o (not both)")
+        raise click.UsageError("give a SCENE folder to extend, or --image FILE with -o (not both)")
     pipe = task_pipeline(kw, scene_dir)
     common = dict(x=x, glb=kw["glb"], progress=progress_for(kw["quiet"]), **task_options(kw))
     if scene_dir is not None:
         world = pipe.outpaint(scene_dir, span=span, height=height, version=from_version, **common)
     else:
         if not kw.get("prompt"):
-            raise UserInputError("--image needs --prompt describing the world around it")
+            raise click.UsageError("--image needs --prompt describing the world around it")
         from ...world.outputs import new_scene_path
 
         output = new_scene_path(output)

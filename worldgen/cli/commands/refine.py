@@ -36,14 +36,13 @@ def refine(scene_dir, scale, size, strength, keep, from_version, image_file, mod
       worldgen refine fjord --scale 1 --strength 0.3 --keep modality
       worldgen refine --image pano.png --modality-file depth.png -o pano-hd
     """
-    from ...errors import UserInputError
     from ..options import task_options, task_pipeline
     from ..progress import progress_for
 
     if (scene_dir is None) == (image_file is None):
-        raise UserInputError("give a SCENE folder, or outside files with --image, --modality-file and -o (not both)")
+        raise click.UsageError("give a SCENE folder, or outside files with --image, --modality-file and -o (not both)")
     if image_file is not None and modality_file is None:
-        raise UserInputError("--image needs its --modality-file (the layer to refine with it)")
+        raise click.UsageError("--image needs its --modality-file (the layer to refine with it)")
     target = scene_dir
     pipe = task_pipeline(kw, scene_dir)
     if image_file is not None:
