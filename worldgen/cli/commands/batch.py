@@ -140,7 +140,9 @@ def _report(summary: dict, out: Path, as_json: bool) -> None:
     if as_json:
         import json
 
-        click.echo(json.dumps(summary, indent=2))
+        from ... import __version__
+
+        click.echo(json.dumps({**summary, "output": str(out), "worldgen": __version__}, indent=2))
     else:
         _print_summary(summary, out)
     if summary["failed"] or summary["missing"]:

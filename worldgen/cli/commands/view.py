@@ -59,7 +59,8 @@ def view(source, screenshot, web, host, port, size, yaw, pitch, fov, max_vertice
         finally:
             server.stop()
         return
-    viewer.open_window(source, max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES, fov_deg=fov)
+    with native_output_silenced(quiet):
+        viewer.open_window(source, max_vertices=max_vertices or viewer.DEFAULT_MAX_VERTICES, fov_deg=fov)
 
 
 def _viewer(needs_open3d: bool):
