@@ -141,3 +141,9 @@ def test_missing_or_conflicting_inputs_are_usage_errors(args, tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+def test_shell_completion_script_is_what_docs_cli_md_says(tmp_path):
+    done = worldgen(cwd=tmp_path, env={"_WORLDGEN_COMPLETE": "bash_source"})
+    assert done.returncode == 0 and "complete" in done.stdout and "_WORLDGEN_COMPLETE" in done.stdout
+    assert "_WORLDGEN_COMPLETE=bash_source worldgen" in (Path(__file__).parents[2] / "docs/cli.md").read_text()
