@@ -20,11 +20,12 @@ def file_sha256(path: Path) -> str:
 
 
 def weight_hashes(checkpoint: Path) -> dict:
-    """{relative path: sha256} of every weight file under ``checkpoint`` (sorted, symlinks followed
-    only inside it)."""
+    """{relative path: sha256} of every weight file under ``checkpoint`` (sorted). A file that is a
+    symlink is hashed through it (the Hugging Face cache keeps each snapshot file as a link to a blob);
+    only regular files are read, never a device or a pipe."""
     checkpoint = Path(checkpoint)
     found = {}
     for path in sorted(checkpoint.rglob("*")):
-        if path.suffix in WEIGHT_SUFFIXES and path.is_file() and checkpoint.resolve() in path.resolve().parents:
+        if path.suffix in WEIGHT_SUFFIXES and path.is_file():
             found[path.relative_to(checkpoint).as_posix()] = file_sha256(path)
     return found

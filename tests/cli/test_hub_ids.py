@@ -14,11 +14,22 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
 def cache_model(cache: Path, repo: str, source: Path, card: str = "") -> Path:
+    """As huggingface_hub lays a model out: each snapshot file a symlink to a content-named blob."""
+    import hashlib
+
     folder = cache / f"models--{repo.replace('/', '--')}"
     snapshot = folder / "snapshots" / REVISION
     shutil.copytree(source, snapshot)
     if card:
         (snapshot / "README.md").write_text(card)
+    (folder / "blobs").mkdir()
+    for path in [p for p in snapshot.rglob("*") if p.is_file()]:
+        blob = folder / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        if not blob.exists():
+            path.rename(blob)
+        else:
+            path.unlink()
+        path.symlink_to(os.path.relpath(blob, path.parent))
     (folder / "refs").mkdir(parents=True)
     (folder / "refs" / "main").write_text(REVISION)
     return snapshot
@@ -49,6 +60,7 @@ def test_models_add_and_base_take_hub_ids_from_the_cache_offline(tmp_path, hub):
     entry = json.loads(added.stdout)
     assert entry["path"].startswith(str(hub)) and entry["base"].startswith(str(hub))
     assert entry["license"] == "openrail++"  # from the model card
+    assert entry["weights_sha256"] and all(len(h) == 64 for h in entry["weights_sha256"].values())
     listing = worldgen("models", "list", cwd=tmp_path, cache=hub)
     assert "licence openrail++" in listing.stdout, listing.stdout
     made = worldgen("pano", "a lake", "--model", "jt", "--device", "cpu", "--size", "64x16", "--steps", "1",
