@@ -52,7 +52,12 @@ def layer_columns(snapshot, world, opts: dict) -> list[tuple[str, np.ndarray]]:
 
 def voxel_downsample(points, colors, normals, voxel: float):
     """open3d voxel downsampling; returns float32 arrays (normals renormalised)."""
-    import open3d as o3d
+    try:
+        import open3d as o3d
+    except ImportError:
+        from worldgen.errors import UserInputError
+
+        raise UserInputError("-O voxel_size needs open3d: pip install 'worldgen[view]' (or leave voxel_size out)") from None
 
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
     cloud.colors = o3d.utility.Vector3dVector(colors.astype(np.float64))

@@ -42,8 +42,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "${PIP[@]}" torch==2.13.0 || "${PIP[@]}" torch --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-extras="."
-[ "$WITH_TEST" = 1 ] && extras=".[test,web,train]"
+extras=".[view,web]"   # `make demo` installs the viewer too; plain `pip install worldgen` leaves it out
+[ "$WITH_TEST" = 1 ] && extras=".[test,view,web,train]"
 "${PIP[@]}" -e "$extras"
 
 if [ "$WITH_TEST" = 1 ] && [ ! -f .tools/node_modules/gltf-validator/package.json ] && command -v npm >/dev/null; then

@@ -323,7 +323,7 @@ def check_commands(models: ModelState) -> list[Finding]:
                                  "no inpainting checkpoint: known content conditions by blending", ADD_INPAINT_FIX))
     for command in ("export", "history"):
         found.append(Finding("commands", command, OK, "needs no weights"))
-    found.append(_module_command("view", "open3d", "the viewer window and --screenshot", "pip install open3d"))
+    found.append(_module_command("view", "open3d", "the viewer window and --screenshot", "pip install 'worldgen[view]'"))
     found.append(_module_command("view --web", "viser", "the browser viewer", "pip install viser"))
     found.append(_module_command("batch", "accelerate", "one process per GPU", "pip install accelerate"))
     train = _module_command("train", "accelerate", "training", "pip install accelerate")

@@ -115,7 +115,12 @@ class JointNetBackend(LatentLayers, Backend):
 
     def settings(self) -> dict:
         # Only keys ``from_settings`` takes, so a scene's record can load the same backend again.
-        return {"model": str(self.model_dir), "base": str(self.base_dir),
+        from .registered import registered
+
+        entry = registered(self.model_dir)  # a registered model is recorded by name, not by this machine's path
+        same_base = entry is not None and entry.base_dir is not None and Path(entry.base_dir) == Path(self.base_dir)
+        return {"model": entry.name if entry is not None else str(self.model_dir),
+                "base": None if same_base else str(self.base_dir), "device": str(self.device),
                 "scheduler": self.scheduler_name, "dtype": str(self.dtype).replace("torch.", ""),
                 "window_batch": self.window_batch,
                 **({"region_mode": self.region_mode} if self.region_mode != "blend" else {}),

@@ -181,7 +181,10 @@ class MultiModalBackend(JointNetBackend):
         return backend
 
     def settings(self) -> dict:
-        return {**super().settings(), "extra_model": str(self.extra_dir)}
+        from .registered import registered
+
+        entry = registered(self.extra_dir)  # by its registered name where it has one, as the main model
+        return {**super().settings(), "extra_model": entry.name if entry is not None else str(self.extra_dir)}
 
     # The stacked modality canvas ------------------------------------------------------------------
     def _specs(self):

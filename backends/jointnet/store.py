@@ -24,6 +24,8 @@ from worldgen.scene.atomic import atomic_write_text
 from worldgen.errors import ModelError, UserInputError
 from worldgen.paths import model_store_root as store_root
 
+from . import hub
+from .weights import weight_hashes
 from .archives import find_checkpoint, safe_extract
 from .loading import (BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
                       check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
@@ -45,6 +47,8 @@ class ModelEntry:
     # dtype name -> a copy of the checkpoint as safetensors in that dtype (``ModelStore.convert``);
     # entries from before conversions existed have none and load their original files.
     converted: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)  # relative weight file -> sha256, computed once at `add` (weights.py)
+    license: Optional[str] = None  # the weights' licence (from the Hub card or --license), shown by `models list`
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -131,7 +135,7 @@ class ModelStore:
 
     # changes ------------------------------------------------------------------------------------
     def add(self, source, name: str, base=None, modality: Optional[str] = None,
-            make_default: bool = False) -> ModelEntry:
+            make_default: bool = False, license: Optional[str] = None) -> ModelEntry:
         """Register a checkpoint folder (in place) or zip (unpacked into the store) under ``name``."""
         if not NAME_RE.match(name or ""):
             raise UserInputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64), "
@@ -139,10 +143,11 @@ class ModelStore:
         if self.get(name) is not None:
             raise UserInputError(f"a model named {name!r} is already registered; choose another --name "
                                  f"or run `worldgen models remove {name}` first")
-        source = Path(source).expanduser()
+        source, base = hub.local_path(source), hub.local_path(base)  # Hub ids: their cached snapshot folders
         if not source.exists():
-            raise UserInputError(f"{source} does not exist; pass a checkpoint folder or its .zip")
-        base_path = check_base_dir(Path(base).expanduser().resolve()) if base else None
+            raise UserInputError(f"{source} does not exist; pass a checkpoint folder, its .zip or a Hub id")
+        base_path = check_base_dir(base.resolve()) if base else None
+        license = license or hub.card_license(source)
 
         managed = source.is_file()
         if managed:
@@ -160,6 +165,7 @@ class ModelStore:
                 modality=modality or checkpoint_modality(checkpoint),
                 inpaint=_is_inpaint(checkpoint), managed=managed,
                 added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                weights=weight_hashes(checkpoint), license=license,
             )
             data = self._read()
             data["models"][name] = {k: v for k, v in asdict(entry).items() if k != "name"}
@@ -326,7 +332,7 @@ def resolve_model(name_or_path, base=None, store: Optional[ModelStore] = None) -
         checkpoint = check_checkpoint_dir(entry.checkpoint_dir)
 
     if base is not None:
-        return checkpoint, check_base_dir(Path(base).expanduser().resolve())
+        return checkpoint, check_base_dir(hub.local_path(base).resolve())  # a folder or a cached Hub id
     candidates = []
     if entry is not None and entry.base:
         candidates.append(Path(entry.base))

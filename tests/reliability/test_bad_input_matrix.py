@@ -437,7 +437,7 @@ def _(env):
 
 
 def _outside_refine(env, modality: Path) -> list:
-    return ["refine", "--image", env.image("pano.png", 64, 32), "--modality", modality, "-o", env.work / "new",
+    return ["refine", "--image", env.image("pano.png", 64, 32), "--modality-file", modality, "-o", env.work / "new",
             "--model", env.model(), "--base", fixture_dir() / "base", "--steps", "1", "-q"]
 
 

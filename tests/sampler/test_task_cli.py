@@ -77,7 +77,7 @@ def test_refine_outside_rgbd_files_makes_a_new_scene(tmp_path, tiny_models):
     image = _png(tmp_path / "pano.png", _image(rng, 32, 128))
     depth = _png(tmp_path / "depth.png", to_uint16(rng.random((32, 128)), (0.0, 1.0)))
     out = tmp_path / "pano-hd"
-    result = run("refine", "--image", image, "--modality", depth, "-o", out, "--model", tiny_models["generate"],
+    result = run("refine", "--image", image, "--modality-file", depth, "-o", out, "--model", tiny_models["generate"],
                  "--scale", "2", "--steps", "3", "-q")
     assert result.exit_code == 0, result.output
     assert Scene.open(out).load().size == (256, 64)
@@ -165,10 +165,10 @@ def test_refine_outside_files_must_match(tmp_path, tiny_models):
     image = _png(tmp_path / "pano.png", _image(rng, 32, 128))
     depth = tmp_path / "depth.npy"
     np.save(depth, rng.random((32, 64)).astype(np.float32))
-    one_line_error(run("refine", "--image", image, "--modality", depth, "-o", tmp_path / "x",
+    one_line_error(run("refine", "--image", image, "--modality-file", depth, "-o", tmp_path / "x",
                        "--model", tiny_models["generate"], "-q"), "same size")
     one_line_error(run("refine", "--image", image, "-o", tmp_path / "x", "-q"), "--modality")
-    one_line_error(run("refine", "--image", image, "--modality", tmp_path / "missing.npy", "-q"), "does not exist")
+    one_line_error(run("refine", "--image", image, "--modality-file", tmp_path / "missing.npy", "-q"), "does not exist")
 
 
 def test_outpaint_bad_inputs(tmp_path, scene_dir, tiny_models):
@@ -187,7 +187,7 @@ def test_conversion_bad_inputs(tmp_path, scene_dir, tiny_models):
     (tmp_path / "notes.txt").write_text("not an image")
     one_line_error(run("depth", tmp_path / "notes.txt", "-o", tmp_path / "d", "-q"), "not a readable image")
     one_line_error(run("paint", scene_dir, "--method", "masked", *FAST), "no masked-latent input")
-    one_line_error(run("paint", "--modality", tmp_path / "notes.txt", "-o", tmp_path / "p",
+    one_line_error(run("paint", "--modality-file", tmp_path / "notes.txt", "-o", tmp_path / "p",
                        "--model", tiny_models["generate"], "-q"), ".npy")
 
 

@@ -18,7 +18,7 @@ from ..scene.atomic import atomic_write_text
 from ..errors import WorldgenError
 from .jobs import Job
 from .shards import _batch_dir, _rank_path, _status_path, existing_world, glb_path, scene_path, shard
-from .summary import summarize, write_plan
+from .summary import summarize, summary_name, write_plan
 
 STAGING_SEP = "~"  # never in a job name, so NAME~* globs only that job's staging folders
 
@@ -89,6 +89,18 @@ def run_shard(jobs: Sequence[Job], out: str | Path, make_world: MakeWorld, *, ra
 
 
 def _run_one(job: Job, out: Path, make_world: MakeWorld, rank: int) -> JobResult:
+    """One job under its lock: two processes given the same job (overlapping shards, a rerun while the
+    first still runs) never build it at once; the second finds it complete and skips it."""
+    import fcntl
+
+    lock_path = _batch_dir(out) / "locks" / f"{job.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        return _run_locked(job, out, make_world, rank)
+
+
+def _run_locked(job: Job, out: Path, make_world: MakeWorld, rank: int) -> JobResult:
     state, why = existing_world(out, job)
     if state == "complete":
         return JobResult(job.name, job.index, "skipped", rank=rank)
@@ -134,14 +146,25 @@ def _write_status(out: Path, job: Job, result: JobResult, world: int) -> None:
 
 def run_batch(jobs: Sequence[Job], out: str | Path, make_world: MakeWorld, *, rank: int = 0, world: int = 1,
               barrier: Optional[Callable[[], None]] = None,
-              on_result: Optional[Callable[[JobResult, int, int], None]] = None) -> Optional[dict]:
+              on_result: Optional[Callable[[JobResult, int, int], None]] = None,
+              shard_of: tuple[int, int] = (0, 1)) -> Optional[dict]:
     """Run this rank's shard, wait for every rank (``barrier``), and return the summary on rank 0
-    (None on the others). With one process and no barrier, it simply runs every job in order."""
+    (None on the others). With one process and no barrier, it simply runs every job in order.
+
+    ``shard_of`` (I, N): this launch is shard I of N separate launches (`--shard I/N`, e.g. a job
+    array) writing into the same OUT: its ranks are the global ranks I*world .. I*world+world-1 of
+    N*world, so shards never share a job or a report file; each summarizes its own jobs."""
     out = Path(out)
-    if rank == 0:
-        write_plan(jobs, out, world)
-    run_shard(jobs, out, make_world, rank=rank, world=world, on_result=on_result)
+    index, count = shard_of
+    first, total = index * world, count * world
+    if rank + first == 0:
+        write_plan(jobs, out, total)
+    run_shard(jobs, out, make_world, rank=first + rank, world=total, on_result=on_result)
     if barrier is not None:
         barrier()
-    return summarize(jobs, out, world) if rank == 0 else None
+    if rank != 0:
+        return None
+    mine = [job for position, job in enumerate(sorted(jobs, key=lambda j: j.index))
+            if first <= position % total < first + world]
+    return summarize(mine, out, total, ranks=range(first, first + world), name=summary_name(shard_of))
 

@@ -18,11 +18,25 @@ BATCH_DIR = ".batch"
 # Sharding --------------------------------------------------------------------------------------
 
 def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:
-    """The jobs rank ``rank`` of ``world`` runs: those whose index i has i % world == rank.
-    By index, not list position, so the split does not depend on the order jobs are handed in."""
+    """The jobs rank ``rank`` of ``world`` runs: every world-th job counted in index order from the
+    rank-th (for a whole JOBS file: those whose index i has i % world == rank). By index order, not
+    list position, so the split does not depend on the order jobs are handed in."""
     if world < 1 or not 0 <= rank < world:
         raise UserInputError(f"rank {rank} of {world} processes is not a valid shard; rank runs from 0 to world-1")
-    return sorted((job for job in jobs if job.index % world == rank), key=lambda job: job.index)
+    return sorted(jobs, key=lambda job: job.index)[rank::world]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' (0 <= I < N, e.g. a Slurm array's task id and count) -> (I, N)."""
+    index, sep, count = str(text).partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise UserInputError(f"--shard {text!r} is not I/N with 0 <= I < N, e.g. --shard 0/4 "
+                             f"(Slurm: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-3)")
+    return i, n
 
 
 # Output layout ---------------------------------------------------------------------------------

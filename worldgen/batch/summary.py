@@ -17,12 +17,22 @@ PLAN_NAME = "jobs.json"
 
 def write_plan(jobs: Sequence[Job], out: str | Path, world: int) -> Path:
     """OUT/.batch/jobs.json: every job as resolved (name, seed, parameters) and the rank that runs it."""
-    plan = [job.plan() | {"rank": job.index % world} for job in jobs]
+    order = sorted(jobs, key=lambda job: job.index)
+    plan = [job.plan() | {"rank": position % world} for position, job in enumerate(order)]  # as ``shard`` splits
     return atomic_write_text(_batch_dir(Path(out)) / PLAN_NAME, json.dumps({"world": world, "jobs": plan}, indent=2) + "\n")
 
 
-def summarize(jobs: Sequence[Job], out: str | Path, world: int) -> dict:
-    """Aggregate the per-job status files and per-rank reports into OUT/.batch/summary.json."""
+def summary_name(shard: tuple[int, int] = (0, 1)) -> str:
+    """summary.json, or summary-shard-I-of-N.json for one shard of a `--shard I/N` job array (shards
+    share OUT, so each keeps its own summary)."""
+    index, count = shard
+    return SUMMARY_NAME if count == 1 else f"summary-shard-{index}-of-{count}.json"
+
+
+def summarize(jobs: Sequence[Job], out: str | Path, world: int, ranks: Optional[Sequence[int]] = None,
+              name: str = SUMMARY_NAME) -> dict:
+    """Aggregate the per-job status files and the reports of ``ranks`` (default: all ``world``) into
+    OUT/.batch/``name``."""
     out = Path(out)
     counts = {"done": 0, "skipped": 0, "failed": 0, "missing": 0}
     failures, missing, seconds = [], [], []
@@ -41,17 +51,17 @@ def summarize(jobs: Sequence[Job], out: str | Path, world: int) -> dict:
             missing.append(job.name)
         elif status == "done" and isinstance(record.get("seconds"), (int, float)):
             seconds.append(float(record["seconds"]))
-    ranks = []
-    for rank in range(world):
+    reports = []
+    for rank in (range(world) if ranks is None else ranks):
         try:
             report = jsonfiles.loads(_rank_path(out, rank).read_text(encoding="utf-8"))
             if not isinstance(report, dict):
                 raise ValueError("not an object")
-            ranks.append(report)
+            reports.append(report)
         except (OSError, ValueError):
-            ranks.append({"rank": rank, "missing": True})
-    walls = [r["wall_seconds"] for r in ranks if "wall_seconds" in r]
-    after_load = [r["wall_seconds"] - r.get("load_seconds", 0.0) for r in ranks if "wall_seconds" in r]
+            reports.append({"rank": rank, "missing": True})
+    walls = [r["wall_seconds"] for r in reports if "wall_seconds" in r]
+    after_load = [r["wall_seconds"] - r.get("load_seconds", 0.0) for r in reports if "wall_seconds" in r]
     wall = max(walls) if walls else None
     summary = {
         "jobs": len(jobs), **counts, "world": world,
@@ -62,9 +72,9 @@ def summarize(jobs: Sequence[Job], out: str | Path, world: int) -> dict:
         # and without it, since a long batch amortises the load).
         "worlds_per_minute": _rate(counts["done"], wall),
         "worlds_per_minute_after_load": _rate(counts["done"], max(after_load) if after_load else None),
-        "ranks": ranks,
+        "ranks": reports,
     }
-    atomic_write_text(_batch_dir(out) / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(_batch_dir(out) / name, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -22,6 +22,7 @@ import click
 from .. import __version__
 from ..errors import WorldgenError
 from . import commands as commands_pkg
+from .grammar import add_common_options
 
 
 from ..world.advice import DEBUG_ENV, DEBUG_HINT, advice_for as _advice_for, one_line as _one_line  # noqa: E402,F401
@@ -57,6 +58,7 @@ def _load_commands() -> None:
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{commands_pkg.__name__}.{info.name}")
         for command in getattr(module, "commands", []):
+            add_common_options(command)  # -q/--quiet and -v/--verbose on every command (grammar.py)
             cli.add_command(command)
 
 

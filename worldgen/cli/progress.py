@@ -1,4 +1,5 @@
-"""Render ``ProgressEvent``s as tqdm bars on stderr, one bar per stage; ``--quiet`` renders nothing."""
+"""Render ``ProgressEvent``s as tqdm bars on stderr, one bar per stage; ``--quiet``, or a stderr that is
+not a terminal, renders nothing."""
 
 from __future__ import annotations
 
@@ -36,4 +37,6 @@ class BarRenderer:
 
 
 def progress_for(quiet: bool) -> Optional[ProgressCallback]:
-    return None if quiet else BarRenderer()
+    """Bars only for a person at a terminal: never into a pipe or a log file (their carriage returns
+    and escape codes garble both), never under --quiet."""
+    return None if quiet or not sys.stderr.isatty() else BarRenderer()

@@ -34,6 +34,10 @@ import numpy as np
 from ..backend import Backend, check_prompt
 from ..validation import check, check_optional
 from ..errors import UserInputError
+
+
+class HiddenPlacement(UserInputError):
+    """A placement that nearer content would hide completely (`worldgen build` skips it unless --strict)."""
 from ..scene.snapshot import Snapshot
 
 SHAPES = ("flat", "curved", "round")
@@ -252,7 +256,7 @@ def target_depth(snapshot: Snapshot, placement: Placement) -> TargetDepth:
         current[sky_mask(depth[..., 0], settings)] = np.inf
         region &= current > object_distance
         if not region.any():
-            raise UserInputError("everything there is nearer than the object, so it would be hidden; move it nearer "
+            raise HiddenPlacement("everything there is nearer than the object, so it would be hidden; move it nearer "
                                  "(smaller --distance) or elsewhere (--azimuth)")
 
     object_disparity = distance_to_disparity(np.where(region, object_distance, 1.0), settings)

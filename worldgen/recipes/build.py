@@ -23,6 +23,8 @@ class BuildOptions:
     settings: dict = field(default_factory=dict)  # overrides backend settings (model, device, dtype, ...)
     seed: Optional[int] = None
     steps: Optional[int] = None  # every diffusion step count (a quick preview)
+    strict: bool = False  # a placement that would be hidden stops the build (else it is skipped and reported)
+    skipped: list = field(default_factory=list)  # filled in by ``build``: "place[k] (prompt): why" per skip
 
 
 def resolve_backend(recipe: Recipe, options: BuildOptions, note: Note = lambda text: None):
@@ -166,7 +168,7 @@ def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, 
         note(f"the {spec.name} backend cannot paint, so placed objects are plain placeholder shapes at the right "
              f"depth; use a JointNet model to paint them")
     for k, place in enumerate(recipe.places, start=1):
-        world = _place(pipe, scene, recipe, options, place, k, seed, origin, progress)
+        world = _place(pipe, scene, recipe, options, place, k, seed, origin, progress, note) or world
     for k, step in enumerate(recipe.refines, start=1):
         if not pipe.supports("refine"):
             note(f"refine pass {k} skipped: the {spec.name} backend cannot refine (use a JointNet model)")
@@ -181,9 +183,13 @@ def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, 
     return world.snapshot
 
 
-def _place(pipe, scene, recipe: Recipe, options: BuildOptions, place, k: int, seed: int, origin: dict, progress):
-    """Placement ``k`` of the recipe as a new version of ``scene`` (painted when the backend can)."""
+def _place(pipe, scene, recipe: Recipe, options: BuildOptions, place, k: int, seed: int, origin: dict, progress,
+           note: Note = lambda text: None):
+    """Placement ``k`` of the recipe as a new version of ``scene`` (painted when the backend can); None
+    when it would be hidden and the build is not strict (the skip is noted and kept in ``options.skipped``)."""
     import dataclasses
+
+    from ..geometry.placement import HiddenPlacement
 
     placement = _fit_mask(place.placement, scene.load().size)
     fields = {f.name: getattr(placement, f.name) for f in dataclasses.fields(placement)
@@ -195,6 +201,13 @@ def _place(pipe, scene, recipe: Recipe, options: BuildOptions, place, k: int, se
                           seed=(seed + 1000 * k) % 2**64, scheduler=recipe.scheduler,
                           negative_prompt=place.negative if place.negative is not None else recipe.negative,
                           progress=progress, record=origin, **fields)
+    except HiddenPlacement as exc:
+        if options.strict:
+            raise UserInputError(f"{recipe.path}: place[{k}] ({placement.prompt!r}): {_plain(exc)}") from None
+        options.skipped.append(f"place[{k}] ({placement.prompt!r}): {_plain(exc)}")
+        note(f"skipped place[{k}] ({placement.prompt!r}): it would be hidden by nearer content (--strict stops "
+             f"the build instead)")
+        return None
     except UserInputError as exc:
         raise UserInputError(f"{recipe.path}: place[{k}] ({placement.prompt!r}): {_plain(exc)}") from None
 

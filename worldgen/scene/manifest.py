@@ -42,7 +42,8 @@ def json_safe(value: Any) -> Any:
 
 
 RECORD_ORDER = ("version", "operation", "created", "parent", "prompt", "negative_prompt", "seed", "backend",
-                 "modality", "projection", "size", "geometry", "layers", "previews", "sphere", "background", "params")
+                 "modality", "projection", "size", "geometry", "layers", "previews", "sphere", "background", "params",
+                 "provenance")
 
 
 def is_int(value: Any) -> bool:

@@ -20,6 +20,8 @@ types, is refused with one line.
 
 from __future__ import annotations
 
+from ..provenance import describe
+
 import os
 import secrets
 import shutil
@@ -215,6 +217,8 @@ class Scene:
             "geometry": json_safe(snapshot.geometry),
             "params": json_safe(params or {}),
         }
+        fields["provenance"] = json_safe(describe(fields["backend"]["name"], fields["backend"]["settings"],
+                                                  fields["params"]))
         # Named before it exists (not mkdtemp): a Ctrl-C right after the mkdir can still clean it up;
         # named after this process: a later writer can prove it abandoned if this one is SIGKILLed.
         staging = self.path / staging_name(secrets.token_hex(6))

@@ -50,10 +50,11 @@ def keep_result(target: Target, snapshot, backend, operation: str, *, seed: int,
     """The task's result as a World: a new version of the target's scene (or a new scene at ``output``),
     with its GLB refreshed; kept in memory when the target is not a scene and no output is given."""
     from .versions import write_result
-
     params = dict(params, from_version=target.from_version) if target.from_version else dict(params)
-    world = World(snapshot, operation=operation, seed=seed, backend=getattr(backend, "name", None),
-                  backend_settings=backend.settings() if backend is not None else {},
+    from .versions import PLACEHOLDER_BACKEND, PLACEHOLDER_SETTINGS
+
+    world = World(snapshot, operation=operation, seed=seed, backend=getattr(backend, "name", PLACEHOLDER_BACKEND),
+                  backend_settings=backend.settings() if backend is not None else dict(PLACEHOLDER_SETTINGS),
                   modality=getattr(backend, "modality", None), negative_prompt=negative_prompt or "", params=params)
     if target.scene is None and output is None:
         if glb is not None:

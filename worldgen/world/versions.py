@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 
+PLACEHOLDER_BACKEND = "procedural"
+PLACEHOLDER_SETTINGS = {"painter": "placeholder"}
+
+
 def record_params(**params) -> dict:
     """What the manifest keeps about a run (no arrays, no None noise)."""
     return {k: v for k, v in params.items() if v is not None and not hasattr(v, "shape")}
@@ -25,6 +29,8 @@ def write_result(scene_path: Optional[Path], scene, snapshot, backend, operation
     common = dict(operation=operation, seed=seed, params=params)
     if backend is not None:
         common.update(backend=backend.name, backend_settings=backend.settings())
+    else:  # the model-free placeholder painter made it: never record the scene's earlier backend
+        common.update(backend=PLACEHOLDER_BACKEND, backend_settings=dict(PLACEHOLDER_SETTINGS))
     if negative_prompt is not None:
         common.update(prompt=snapshot.prompt, modality=getattr(backend, "modality", None),
                       negative_prompt=negative_prompt)

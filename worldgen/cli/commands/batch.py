@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..options import checked, device_option, note, parse_size, quiet_option
+from ..options import (backend_option, base_option, checked, device_option, dtype_option, guidance_option, model_option,
+                       negative_option, note, option_set, parse_size, preset_option, quiet_option, scheduler_option,
+                       span_option, steps_option, window_batch_option)
 
 # A rank that finishes its shard early waits at the final barrier for the slowest one; that wait can
 # be as long as a few worlds, far past torch's default collective timeout.
@@ -15,33 +17,24 @@ BARRIER_TIMEOUT_HOURS = 24
 
 @click.command()
 @click.argument("jobs", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the worlds (OUT/NAME/ + OUT/NAME.glb). Default: named after JOBS.")
-@click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
-@click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
-@click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
+@click.option("-o", "--output", "--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the worlds (OUT/NAME/ + OUT/NAME.glb). Default: named after JOBS. (--out: old name.)")
+@option_set(backend_option(), model_option, base_option)
 @click.option("--size", default="2048x512", show_default=True, help="Default panorama WIDTHxHEIGHT for jobs without one.")
-@click.option("--span", type=float, default=360.0, show_default=True, help="Default horizontal span in degrees.")
-@click.option("--preset", type=click.Choice(["published", "fast"]), default=None,
-              help="Sampling recipe, exactly as `worldgen pano --preset` (default: published; recipe jobs keep "
-                   "their own unless this is given).")
-@click.option("--steps", type=int, default=None, help="Default denoising steps (default: the preset's, 50 or 14).")
-@click.option("--guidance", type=float, default=7.5, show_default=True, help="Default classifier-free guidance scale.")
-@click.option("--negative", "negative_prompt", default="", help="Default negative prompt.")
+@option_set(span_option, preset_option(), steps_option, guidance_option, negative_option)
 @click.option("--modality", default="depth", show_default=True, help="Default modality generated with the RGB.")
-@click.option("--scheduler", default=None, help="ddim (default), dpm++, unipc, euler.")
-@click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: float16 on GPU, float32 on CPU).")
-@click.option("--window-batch", type=int, default=None,
-              help="Windows per model call. Pin it when outputs must match across machines "
-                   "(the default depends on free memory).")
+@option_set(scheduler_option, dtype_option, window_batch_option)
 @click.option("--seed", type=int, default=0, show_default=True, callback=checked("seed"),
               help="Batch seed: jobs without a seed get one derived from it and their name.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only shard I of N (0 <= I < N) of JOBS: for job arrays and several machines writing into "
+                   "the same OUT (docs/scale-out.md). Each shard writes OUT/.batch/summary-shard-I-of-N.json.")
 @click.option("--dry-run", is_flag=True, help="Check every job and show what would run; generate nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON on stdout.")
 @device_option
 @quiet_option
 def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, negative_prompt, modality, scheduler, dtype,
-          window_batch, seed, dry_run, as_json, device, quiet):
+          window_batch, seed, shard, dry_run, as_json, device, quiet):
     """Generate every world listed in JOBS (.jsonl, .toml or .txt) into OUT.
 
     \b
@@ -57,23 +50,37 @@ def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, 
     \b
       accelerate launch --multi_gpu --num_processes 2 -m worldgen.cli.main batch JOBS -o OUT
     Each process takes every N-th job; the worlds are the same whatever the number of processes.
+    A job array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT (see docs/scale-out.md).
     """
-    from ...batch import JobDefaults, load_jobs
+    from ...batch.shards import parse_shard
     from ...world.outputs import output_folder
     from ...sampler.presets import resolve_sampling
 
-    width, height = parse_size(size)
+    shard_of = parse_shard(shard) if shard is not None else (0, 1)
     sampling = resolve_sampling(preset, steps, scheduler)
-    defaults = JobDefaults(width=width, height=height, span_deg=span, steps=sampling.steps, guidance=guidance,
-                           negative=negative_prompt, modality=modality, scheduler=scheduler,
-                           preset=sampling.preset.name)
-    job_list = load_jobs(jobs, defaults, batch_seed=seed)
+    job_list = _jobs(jobs, size, span, sampling, guidance, negative_prompt, modality, scheduler, seed)
     out = out or Path(jobs.stem)
     output_folder(out)
     if dry_run:
         _dry_run(job_list, out)
         return
+    _run(job_list, out, shard_of, backend, model, base, dtype, device, scheduler, window_batch, preset, sampling,
+         quiet, as_json)
 
+
+def _jobs(jobs, size, span, sampling, guidance, negative_prompt, modality, scheduler, seed):
+    from ...batch import JobDefaults, load_jobs
+
+    width, height = parse_size(size)
+    defaults = JobDefaults(width=width, height=height, span_deg=span, steps=sampling.steps, guidance=guidance,
+                           negative=negative_prompt, modality=modality, scheduler=scheduler,
+                           preset=sampling.preset.name)
+    return load_jobs(jobs, defaults, batch_seed=seed)
+
+
+def _run(job_list, out, shard_of, backend, model, base, dtype, device, scheduler, window_batch, preset, sampling,
+         quiet, as_json):
+    """Load the model once in each process and run this process's part of the jobs."""
     from ...api import WorldPipeline
     from ...batch import PanoWorldMaker, run_batch
     from ...world.backends import REAL_WEIGHTS_HINT
@@ -90,7 +97,8 @@ def batch(jobs, out, backend, model, base, size, span, preset, steps, guidance, 
     maker = PanoWorldMaker(pipe.spec, pipe.settings, preset=sampling.preset.name if preset is not None else None,
                            backend_name=None if backend == "auto" else backend)
     who = f"[rank {rank}/{world}] " if world > 1 else ""
-    summary = run_batch(job_list, out, maker, rank=rank, world=world,
+    who += f"[shard {shard_of[0]}/{shard_of[1]}] " if shard_of[1] > 1 else ""
+    summary = run_batch(job_list, out, maker, rank=rank, world=world, shard_of=shard_of,
                         barrier=state.wait_for_everyone if world > 1 else None,
                         on_result=lambda result, position, total: note(f"{who}{position}/{total} {result.name}: "
                                                                        f"{_outcome(result)}", quiet))
@@ -132,12 +140,14 @@ def _report(summary: dict, out: Path, as_json: bool) -> None:
     if as_json:
         import json
 
-        click.echo(json.dumps(summary, indent=2))
+        from ... import __version__
+
+        click.echo(json.dumps({**summary, "output": str(out), "worldgen": __version__}, indent=2))
     else:
         _print_summary(summary, out)
     if summary["failed"] or summary["missing"]:
         raise WorldgenError(f"{summary['failed'] + summary['missing']} of {summary['jobs']} jobs did not finish "
-                            f"(see {out}/.batch/summary.json); fix them and rerun the same command: finished "
+                            f"(see {out}/.batch/); fix them and rerun the same command: finished "
                             f"worlds are skipped")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import checked, device_option, note, parse_size, quiet_option
+from ..options import checked, device_option, json_option, note, parse_size, quiet_option
 
 
 @click.command()
@@ -28,10 +28,13 @@ from ..options import checked, device_option, note, parse_size, quiet_option
 @click.option("--size", default=None, help="Override the panorama's WIDTHxHEIGHT (a quick preview of the same world).")
 @click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: float16 on GPU).")
 @click.option("--window-batch", type=click.IntRange(min=1), default=None, help="Windows per model call.")
+@click.option("--strict", is_flag=True,
+              help="Stop at a placement that nearer content would hide (default: skip it and say so).")
 @device_option
 @quiet_option
+@json_option
 def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed, preset, steps, size, dtype, window_batch,
-          device, quiet):
+          strict, device, quiet, as_json):
     """Build the world described by RECIPE (a TOML scene recipe, see scenes/) and export it.
 
     \b
@@ -40,12 +43,33 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
       worldgen build scenes/lakeside-cabin.toml -o cabin.glb
       worldgen build scenes/alpine-lake.toml --size 1024x256 --steps 20
     """
-    from ...errors import WorldgenError
-    from ...recipes import BuildOptions, RecipeError, build as run_build, load_recipe, plan, resolve_backend
+    from ...recipes import BuildOptions, build as run_build
+    from ...world.outputs import new_world_paths
+    from ..grammar import report
 
-    override = parse_size(size) if size else None
+    recipe = _load(recipe_file, size, dry_run)
+
+    output, _ = new_world_paths(output or Path(f"{recipe.name}.glb"), recipe.name)
+    options = BuildOptions(backend=backend, seed=seed, steps=steps,
+                           settings={"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
+                                     "device": device, "window_batch": window_batch, "preset": preset},
+                           strict=strict)
+    if dry_run:
+        return _dry_run(recipe, output, options)
+    from ..progress import progress_for
+
+    scene = run_build(recipe, output, options, progress=progress_for(quiet), note=lambda text: note(text, quiet))
+    report(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet=quiet, as_json=as_json,
+           scene=scene.path, version=scene.current, glb=output, skipped=options.skipped)
+
+
+def _load(recipe_file, size, dry_run: bool):
+    """The recipe, with --size applied; under --dry-run every problem is listed before the one-line error."""
+    from ...errors import WorldgenError
+    from ...recipes import RecipeError, load_recipe
+
     try:
-        recipe = load_recipe(recipe_file, size=override)
+        return load_recipe(recipe_file, size=parse_size(size) if size else None)
     except RecipeError as exc:
         if not dry_run:
             raise
@@ -53,26 +77,19 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
             click.echo(line)
         raise WorldgenError(f"{len(exc.issues)} problem{'s' if len(exc.issues) > 1 else ''} in {recipe_file}; "
                             f"fix the lines above") from None
-    from ...world.outputs import new_world_paths
 
-    output, _ = new_world_paths(output or Path(f"{recipe.name}.glb"), recipe.name)
-    options = BuildOptions(backend=backend, seed=seed, steps=steps,
-                           settings={"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
-                                     "device": device, "window_batch": window_batch, "preset": preset})
-    if dry_run:
-        notes: list[str] = []
-        spec, settings = resolve_backend(recipe, options, notes.append)
-        label = spec.name + (f" (model {settings['model']})" if settings.get("model") else "")
-        for line in plan(recipe, output, options, backend_label=label, tasks=tuple(spec.tasks)):
-            click.echo(line)
-        for text in notes:
-            click.echo(f"note: {text}")
-        click.echo("recipe is valid; nothing was generated (--dry-run)")
-        return
-    from ..progress import progress_for
 
-    scene = run_build(recipe, output, options, progress=progress_for(quiet), note=lambda text: note(text, quiet))
-    note(f"wrote scene {scene.path}/ (version {scene.current}) and {output}", quiet)
+def _dry_run(recipe, output, options) -> None:
+    from ...recipes import plan, resolve_backend
+
+    notes: list[str] = []
+    spec, settings = resolve_backend(recipe, options, notes.append)
+    label = spec.name + (f" (model {settings['model']})" if settings.get("model") else "")
+    for line in plan(recipe, output, options, backend_label=label, tasks=tuple(spec.tasks)):
+        click.echo(line)
+    for text in notes:
+        click.echo(f"note: {text}")
+    click.echo("recipe is valid; nothing was generated (--dry-run)")
 
 
 commands = [build]

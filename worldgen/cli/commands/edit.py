@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import model_options, note, sampling_options
+from ..options import model_options, report_world, sampling_options
 
 
 @click.command()
@@ -33,7 +33,7 @@ def edit(scene_dir, mask_file, layers, strength, from_version, **kw):
     world = task_pipeline(kw, scene_dir).edit(scene_dir, mask_file, layers=layers, strength=strength,
                                               version=from_version, glb=kw["glb"],
                                               progress=progress_for(kw["quiet"]), **task_options(kw))
-    note(f"edited {world.params['changed_pixels']} pixels: {world.scene.path}/ version {world.version}", kw["quiet"])
+    report_world(world, kw, f"edited {world.params['changed_pixels']} pixels: {world.scene.path}/ version {world.version}")
 
 
 commands = [edit]

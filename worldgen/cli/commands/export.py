@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import note, quiet_option
+from ..options import json_option, quiet_option
 
 
 def parse_option_pairs(pairs: tuple[str, ...]) -> dict:
@@ -34,12 +34,14 @@ def parse_option_pairs(pairs: tuple[str, ...]) -> dict:
                    "sky_disparity, fit_ground.")
 @click.option("--list-options", is_flag=True, help="Print the chosen exporter's options and exit.")
 @quiet_option
-def export(scene, fmt, output, version, option_pairs, list_options, quiet):
+@json_option
+def export(scene, fmt, output, version, option_pairs, list_options, quiet, as_json):
     """Export SCENE (a scene folder) as a 3D file: y up, metres; GLB puts the ground at y = 0 with the eye
     above it (-O origin=camera: the eye at the origin), PLY and splats the camera at the origin."""
     from ...export_files import default_export_path, export_to_file, exporter_for
     from ...output_paths import check_output_path
     from ...scene.store import Scene
+    from ..grammar import native_output_silenced, report
     from ..progress import progress_for
 
     spec = exporter_for(fmt)
@@ -52,8 +54,17 @@ def export(scene, fmt, output, version, option_pairs, list_options, quiet):
     target = output or default_export_path(scene, fmt)
     check_output_path(target, what="-o")  # before the scene is read: a bad path costs nothing
     snapshot = Scene.open(scene).load(version)
-    written = export_to_file(snapshot, fmt, target, options, progress=progress_for(quiet))
-    note(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)", quiet)
+    with native_output_silenced(quiet):  # the ply exporter runs open3d
+        written = export_to_file(snapshot, fmt, target, options, progress=progress_for(quiet))
+    report(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)", quiet=quiet, as_json=as_json, path=written,
+           format=spec.name, scene=scene, version=snapshot_version(scene, version), bytes=written.stat().st_size)
+
+
+def snapshot_version(scene, version):
+    """The version number exported: the one asked for, else the scene's latest."""
+    from ...scene.store import Scene
+
+    return version if version is not None else Scene.open(scene).current
 
 
 commands = [export]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..options import json_option
+
 
 def _field(value, width: int = 0) -> str:
     """A manifest value as one safe cell: any type becomes text, control characters are escaped (a
@@ -16,11 +18,16 @@ def _field(value, width: int = 0) -> str:
 
 @click.command()
 @click.argument("scene", type=click.Path(file_okay=False))
-def history(scene):
-    """List every version of SCENE: number, operation, date, backend, size, prompt (and where it started)."""
+@json_option
+def history(scene, as_json):
+    """List every version of SCENE: number, operation, date, backend, size, prompt (and where it started).
+    With --json: the scene's version records as scene.json keeps them, and which one is current."""
     from ...scene.store import Scene
+    from ..grammar import report
 
     s = Scene.open(scene)
+    if as_json:
+        return report("", quiet=True, as_json=True, scene=scene, current=s.current, versions=s.versions)
     for record in s.versions:
         size = record.get("size")
         size = "x".join(str(n) for n in size) if isinstance(size, list) else _field(size)

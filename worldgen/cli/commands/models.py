@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ..options import note, quiet_option
+from ..options import json_option, note, quiet_option
 
 MODALITY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -29,10 +29,11 @@ def models() -> None:
 
 
 @models.command("add")
-@click.argument("source", type=click.Path(exists=True, path_type=str))
+@click.argument("source")
 @click.option("--name", required=True, help="Name to use with --model, e.g. rgbd.")
-@click.option("--base", type=click.Path(exists=True, file_okay=False, path_type=str), default=None,
-              help="Base model folder (diffusers layout of stable-diffusion-2-1-base).")
+@click.option("--base", default=None,
+              help="Base model: a folder (diffusers layout of stable-diffusion-2-1-base) or a Hub id such as "
+                   "stabilityai/stable-diffusion-2-1-base (read from the Hugging Face cache).")
 @click.option("--modality", default=None, callback=_check_modality,
               help="Modality the checkpoint carries (default: from its worldgen.json, else depth).")
 @click.option("--default", "make_default", is_flag=True, help="Use this model when --model is not given.")
@@ -42,13 +43,18 @@ def models() -> None:
 @click.option("--no-convert", is_flag=True,
               help="Keep only the original files (else pickled .bin weights are converted once to safetensors "
                    "in the compute dtype, into the store, for fast loading; the originals are never changed).")
+@click.option("--license", "license_name", default=None,
+              help="The weights' licence (SPDX id or name), shown by `models list` (default: from a Hub model's card).")
 @quiet_option
-def add(source, name, base, modality, make_default, dtype, no_convert, quiet):
-    """Register SOURCE (a checkpoint folder, or a .zip that is unpacked into the store)."""
+@json_option
+def add(source, name, base, modality, make_default, dtype, no_convert, license_name, quiet, as_json):
+    """Register SOURCE: a checkpoint folder, a .zip (unpacked into the store), or a Hub id (org/name[@rev],
+    its snapshot in the Hugging Face cache; HF_HUB_OFFLINE=1 reads only the cache). The weights' SHA-256
+    hashes are computed once here and recorded by every scene made with the model."""
     from worldgen.backends.jointnet.store import ModelStore
 
     store = ModelStore()
-    entry = store.add(source, name, base=base, modality=modality, make_default=make_default)
+    entry = store.add(source, name, base=base, modality=modality, make_default=make_default, license=license_name)
     if not no_convert:
         from worldgen.backends.jointnet.settings import compute_dtype_name
 
@@ -62,24 +68,43 @@ def add(source, name, base, modality, make_default, dtype, no_convert, quiet):
             note(f"converted {name!r} to {chosen} safetensors in {converted} (read straight onto the device at load)", quiet)
     if entry.base_dir is None:
         note(f"{name!r} has no base model yet: pass --base PATH to `worldgen pano`, or re-add it with --base", quiet)
+    if as_json:
+        from ..grammar import report
+
+        return report("", quiet=True, as_json=True, **_entry_record(entry, False))
     click.echo(f"{entry.name}\t{entry.path}")
 
 
+def _entry_record(entry, is_default: bool) -> dict:
+    return {"name": entry.name, "default": is_default, "modality": entry.modality, "inpaint": entry.inpaint,
+            "path": entry.path, "base": str(entry.base_dir) if entry.base_dir else None,
+            "license": entry.license, "weights_sha256": entry.weights}
+
+
 @models.command("list")
-def list_models():
-    """List registered models (* marks the default)."""
+@json_option
+def list_models(as_json):
+    """List registered models (* marks the default) with their modality, kind, licence and folders."""
     from worldgen.backends.jointnet.store import ModelStore
 
     store = ModelStore()
     entries = store.entries()
+    if as_json:
+        from ..grammar import report
+
+        default = store.default_name()
+        return report("", quiet=True, as_json=True, models=[_entry_record(e, e.name == default) for e in entries])
     if not entries:
-        click.echo("no models registered; add one with `worldgen models add PATH_OR_ZIP --name NAME`", err=True)
+        from ..grammar import is_quiet
+
+        note("no models registered; add one with `worldgen models add PATH_OR_ZIP --name NAME`", is_quiet())
         return
     default = store.default_name()
     for e in entries:
         base = str(e.base_dir) if e.base_dir else "(no base: pass --base)"
         kind = "inpaint" if e.inpaint else "generate"
-        click.echo(f"{'*' if e.name == default else ' '} {e.name}\t{e.modality}\t{kind}\t{e.path}\t{base}")
+        licence = f"licence {e.license}" if e.license else "licence unknown"
+        click.echo(f"{'*' if e.name == default else ' '} {e.name}\t{e.modality}\t{kind}\t{licence}\t{e.path}\t{base}")
 
 
 @models.command("remove")
@@ -112,7 +137,8 @@ def default(name, clear):
 @click.option("--modality", default="depth", show_default=True, callback=_check_modality)
 @click.option("--family", type=click.Choice(["sd", "if"]), default="sd", show_default=True,
               help="Base model: sd (Stable Diffusion, latent space) or if (DeepFloyd-IF, pixel space).")
-def tiny(directory, seed, inpaint, modality, family):
+@json_option
+def tiny(directory, seed, inpaint, modality, family, as_json):
     """Write a tiny random checkpoint with its own base to DIRECTORY (for tests and demos).
 
     The result works with `worldgen pano --model DIRECTORY` without --base; its pictures are noise.
@@ -121,7 +147,12 @@ def tiny(directory, seed, inpaint, modality, family):
     from worldgen.output_paths import check_output_path
 
     check_output_path(directory, what="DIRECTORY", folder=True)
-    click.echo(str(write_tiny_checkpoint(directory, seed=seed, inpaint=inpaint, modality=modality, family=family)))
+    written = write_tiny_checkpoint(directory, seed=seed, inpaint=inpaint, modality=modality, family=family)
+    if as_json:
+        from ..grammar import report
+
+        return report("", quiet=True, as_json=True, path=written)
+    click.echo(str(written))
 
 
 commands = [models]

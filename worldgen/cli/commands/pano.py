@@ -6,57 +6,52 @@ from pathlib import Path
 
 import click
 
-from ..options import device_option, note, parse_size, quiet_option, seed_option
+from ..options import (backend_option, base_option, device_option, dtype_option, extra_model_option, guidance_option,
+                       json_option, model_option, negative_option, note, option_set, parse_size, preset_option,
+                       quiet_option, scheduler_option, seed_option, span_option, steps_option, window_batch_option)
 from ..timing import verbose_option, timed_command
 
 
 @click.command()
-@click.argument("prompt")
+@click.argument("prompt", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="GLB to write; the scene folder NAME/ goes beside it. Default: a name from the prompt.")
-@click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
-@click.option("--model", default=None, help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
-@click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
-@click.option("--extra-model", default=None,
-              help="A second JointNet checkpoint with the same RGB branch (e.g. normals beside depth): "
-                   "generate three layers at once.")
+@option_set(backend_option(), model_option, base_option, extra_model_option)
 @click.option("--size", default="2048x512", show_default=True, help="Panorama WIDTHxHEIGHT in pixels (multiples of 8).")
-@click.option("--span", type=float, default=360.0, show_default=True, help="Horizontal span in degrees, (0, 360].")
-@click.option("--preset", type=click.Choice(["published", "fast"]), default="published", show_default=True,
-              help="Sampling recipe: published (DDIM 50, the paper's windows) or fast (DPM-Solver++ 14 steps, "
-                   "half the windows, guidance in the first half; about a tenth of the work).")
-@click.option("--steps", type=int, default=None, help="Denoising steps (default: the preset's, 50 or 14).")
-@click.option("--guidance", type=float, default=7.5, show_default=True, help="Classifier-free guidance scale.")
-@click.option("--negative", "negative_prompt", default="", help="Negative prompt.")
+@option_set(span_option, preset_option("published"), steps_option, guidance_option, negative_option)
 @click.option("--region", "regions", multiple=True, metavar="A:B[@E1:E2][*W]=PROMPT",
               help="A region prompt, repeatable: azimuth A..B degrees (optionally elevations E1..E2, weight W) "
                    "follows PROMPT, e.g. --region \"0:90=a lighthouse on a cliff\"; MASK.png=PROMPT for a mask.")
 @click.option("--modality", default=None,
               help="Modalities to generate with the RGB, e.g. depth or depth,edges (default: all the model has).")
-@click.option("--scheduler", default=None, help="ddim, dpm++, unipc, euler (default: the preset's).")
-@click.option("--dtype", default=None,
-              help="float32, float16 or bfloat16 (default: bfloat16 on GPUs that have it, else float16; float32 on CPU).")
-@click.option("--window-batch", type=int, default=None, help="Windows per model call (default: from free memory).")
-@seed_option
-@device_option
-@quiet_option
+@option_set(scheduler_option, dtype_option, window_batch_option, seed_option, device_option, quiet_option)
 @click.option("--server", default=None, metavar="URL",
               help="Have a running `worldgen serve` make the world (its model stays loaded between worlds), "
                    "e.g. http://127.0.0.1:8765; the scene and GLB are downloaded to -o as usual.")
-@verbose_option
+@click.option("--from", "from_scene", default=None, metavar="SCENE[@vN]",
+              help="Replay a version made by `worldgen pano` (default: the latest) from its scene.json: same "
+                   "prompt, seed, size, sampling and model; only -o, --device and the output options apply.")
 @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Grow the world around this photo (resampled into the panorama, its depth estimated).")
 @click.option("--fov", type=float, default=None, help="--image's horizontal field of view in degrees (default: EXIF).")
+@verbose_option
+@json_option
 def pano(prompt, output, backend, model, base, extra_model, size, span, preset, steps, guidance, negative_prompt,
          modality, scheduler, dtype, window_batch, seed, device, quiet, regions=(), server=None, verbose=False,
-         image=None, fov=None):
-    """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB."""
+         as_json=False, from_scene=None, image=None, fov=None):
+    """Generate a seamless 360-degree RGB-D panorama world from PROMPT and export it as GLB.
+
+    With --json, prints one JSON object on stdout: the scene folder, version, GLB, backend and seconds.
+    """
     click.get_current_context().with_resource(timed_command(verbose))  # --verbose: phase times on exit
     from ...api import WorldPipeline
-    from ...world.backends import REAL_WEIGHTS_HINT
     from ...world.outputs import new_world_paths
-    from ..progress import progress_for
+    from ..grammar import report
 
+    if from_scene is not None:
+        return _replay(from_scene, output, device, quiet, as_json)
+    if prompt is None:
+        raise click.UsageError("give a PROMPT, or --from SCENE[@vN] to replay a version")
     width, height = parse_size(size)
     # Every value is checked before anything is loaded or sent (the same request either way).
     WorldPipeline.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
@@ -64,15 +59,31 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
                           regions=regions)
     output, scene_dir = new_world_paths(output, prompt)
     if server and image is not None:
-        from ...errors import UserInputError
-
-        raise UserInputError("--image runs on this machine; leave out --server")
+        raise click.UsageError("--image runs on this machine; leave out --server")
     if server:  # the server loads and runs the model; the checks above are the same either way
         from .serve import pano_on_server
 
-        return pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
-                              negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
-                              regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
+        pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
+                       negative_prompt=negative_prompt, modality=modality, scheduler=scheduler, seed=seed,
+                       regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
+        return report(f"made on {server}", quiet=True, as_json=as_json, scene=scene_dir, version=1, glb=output,
+                      server=server)
+    world = _make_here(prompt, output, scene_dir, backend, model, base, extra_model, width, height, span, preset, steps,
+                       guidance, negative_prompt, modality, scheduler, dtype, window_batch, seed, device, quiet,
+                       regions, image, fov)
+    report(f"wrote scene {world.scene.path}/ (version {world.version}) and {output}", quiet=quiet, as_json=as_json,
+           scene=world.scene.path, version=world.version, glb=output, backend=world.backend,
+           size=list(world.size), seed=world.seed)
+
+
+def _make_here(prompt, output, scene_dir, backend, model, base, extra_model, width, height, span, preset, steps,
+               guidance, negative_prompt, modality, scheduler, dtype, window_batch, seed, device, quiet, regions,
+               image=None, fov=None):
+    """Load the model in this process and make the world (the local half of `worldgen pano`)."""
+    from ...api import WorldPipeline
+    from ...world.backends import REAL_WEIGHTS_HINT
+    from ..progress import progress_for
+
     pipe = WorldPipeline.from_pretrained(model or "auto", backend=backend, base=base, extra_model=extra_model,
                                          device=device, dtype=dtype, scheduler=scheduler, window_batch=window_batch,
                                          modality=modality)
@@ -85,7 +96,29 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     unmodelled = world.snapshot.geometry.get("procedural", {}).get("note")
     if unmodelled:  # e.g. "procedural: 'cathedral' is not modelled; showing the nearest landscape"
         click.echo(unmodelled, err=True)
-    note(f"wrote scene {world.scene.path}/ (version {world.version}) and {output}", quiet)
+    return world
+
+
+def _replay(source: str, output, device, quiet: bool, as_json: bool) -> None:
+    """`--from SCENE[@vN]`: the recorded request on the recorded backend and model, into a new scene."""
+    from ...api import WorldPipeline
+    from ...geometry.regions import Region
+    from ...world.outputs import new_world_paths
+    from ...world.replay import replay_plan
+    from ..grammar import report
+    from ..progress import progress_for
+
+    plan = replay_plan(source)
+    wanted, settings = plan["request"], dict(plan["settings"])
+    output, scene_dir = new_world_paths(output, wanted["prompt"])
+    pipe = WorldPipeline.from_pretrained(settings.pop("model", None) or "auto", backend=plan["backend"],
+                                         device=device, **settings)
+    regions = [Region.from_dict(region) for region in wanted.pop("regions")]
+    request = pipe.request(wanted.pop("prompt"), regions=regions, **wanted)
+    world = pipe.make(request, output, scene_dir, progress=progress_for(quiet))
+    report(f"replayed {source} (version {plan['version']}): scene {world.scene.path}/ and {output}", quiet=quiet,
+           as_json=as_json, scene=world.scene.path, version=world.version, glb=output, backend=world.backend,
+           replayed=source)
 
 
 commands = [pano]

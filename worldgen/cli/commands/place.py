@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import model_options, note, quiet_option, seed_option
+from ..options import glb_option, json_option, model_options, note, quiet_option, report_world, seed_option
 
 SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.placement.SHAPES (not imported: --help stays instant)
 
@@ -40,10 +40,10 @@ SHAPE_CHOICES = ["flat", "curved", "round"]  # worldgen.placement.SHAPES (not im
 @click.option("--guidance", type=float, default=7.5, show_default=True, help="Classifier-free guidance scale.")
 @click.option("--method", type=click.Choice(["auto", "masked", "blend"]), default="auto", show_default=True,
               help="How the known depth conditions the model (see `worldgen edit --help`).")
-@click.option("--glb", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Export the result to this GLB (default: refresh SCENE.glb beside the scene folder when it exists).")
+@glb_option
 @seed_option
 @quiet_option
+@json_option
 def place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_file, no_occlude, border,
           border_strength, backend_name, from_version, **kw):
     """Place WHAT (a prompt) in SCENE_DIR at --distance metres; writes a new version and refreshes its GLB.
@@ -57,6 +57,14 @@ def place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_f
       worldgen place fjord "a wooden cabin" --azimuth 40 --distance 12 --width 8
       worldgen place fjord "a stone tower" --mask tower.png --distance 30 --shape round
     """
+    world = _place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_file, no_occlude, border,
+                   border_strength, backend_name, from_version, kw)
+    report_world(world, kw, f"placed {what!r} at {distance:g} m ({world.params['placement']['pixels']} pixels): "
+                            f"{world.scene.path}/ version {world.version}")
+
+
+def _place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_file, no_occlude, border,
+           border_strength, backend_name, from_version, kw):
     from ...world.backends import PLACEHOLDER_HINT
     from ..options import task_pipeline
     from ..progress import progress_for
@@ -70,8 +78,7 @@ def place(scene_dir, what, distance, azimuth, width, height, lift, shape, mask_f
                        method=kw["method"])
     if not world.report["painted"]:
         note(PLACEHOLDER_HINT, kw["quiet"])
-    note(f"placed {what!r} at {distance:g} m ({world.params['placement']['pixels']} pixels): "
-         f"{world.scene.path}/ version {world.version}", kw["quiet"])
+    return world
 
 
 commands = [place]

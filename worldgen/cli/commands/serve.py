@@ -13,7 +13,8 @@ from typing import Optional
 
 import click
 
-from ..options import note, quiet_option
+from ..options import (backend_option, base_option, dtype_option, extra_model_option, model_option, note, option_set,
+                       quiet_option, window_batch_option)
 
 DEFAULT_OUT = Path("served-worlds")
 STOP_TIMEOUT_S = 120  # a running job stops at its next step; this bounds a step that never ends
@@ -29,17 +30,11 @@ STOP_TIMEOUT_S = 120  # a running job stops at its next step; this bounds a step
                    "WORLDGEN_SERVE_TOKEN environment variable, if set.")
 @click.option("--client-timeout", type=click.FloatRange(0.5, 600), default=20.0, show_default=True,
               help="Seconds a client has to send a request's headers, and again its body.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
-              help="Output root: every world is written under it (requests can name folders inside it only).")
-@click.option("--backend", default="auto", show_default=True, help="auto, jointnet, procedural, or a plugin's name.")
-@click.option("--model", default=None,
-              help="JointNet checkpoint: a registered name or a folder (see `worldgen models`).")
-@click.option("--base", default=None, help="Stable Diffusion 2.1-base folder (diffusers layout) for the checkpoint.")
-@click.option("--extra-model", default=None, help="A second JointNet checkpoint sharing the RGB branch (three layers).")
-@click.option("--dtype", default=None,
-              help="float32, float16 or bfloat16 (default: bfloat16/float16 on GPU, float32 on CPU).")
-@click.option("--window-batch", type=click.IntRange(min=1), default=None,
-              help="Windows per model call (default: from free memory).")
+@click.option("-o", "--output", "--out", "out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+              show_default=True,
+              help="Output root: every world is written under it (requests can name folders inside it only). "
+                   "(--out: old name.)")
+@option_set(backend_option(), model_option, base_option, extra_model_option, dtype_option, window_batch_option)
 @click.option("--device", "devices", multiple=True,
               help="A torch device to run jobs on, repeatable: one worker (one job at a time) per device. "
                    "Default: every CUDA GPU, else the best device.")
@@ -61,7 +56,6 @@ def serve(host, port, token_file, client_timeout, out, backend, model, base, ext
     from ...server import DEFAULT_PORT
     from ...server.http import check_bind, make_server
     from ...server.outputs import OutputRoot
-    from ...server.service import WorldService
     from ...world.backends import REAL_WEIGHTS_HINT, choose_backend
 
     token = _token(token_file)
@@ -78,6 +72,13 @@ def serve(host, port, token_file, client_timeout, out, backend, model, base, ext
         settings["preset"] = preset  # the loaded default; each job still passes its own preset
     httpd = make_server(None, host, DEFAULT_PORT if port is None else port, token=token,
                         client_timeout=client_timeout, on_error=None if quiet else lambda text: click.echo(text, err=True))
+    _run_until_signal(httpd, spec, settings, devices, root, preset, max_queued, quiet)
+
+
+def _run_until_signal(httpd, spec, settings: dict, devices, root, preset: str, max_queued: int, quiet: bool) -> None:
+    """Load the model on each device, serve until SIGINT/SIGTERM, then stop cleanly."""
+    from ...server.service import WorldService
+
     try:
         workers = _devices(spec.name, devices)
         note(f"loading {spec.name} once on {', '.join(d or 'the default device' for d in workers)}", quiet)
