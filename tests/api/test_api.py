@@ -101,7 +101,7 @@ def test_scene_tasks_return_new_versions_and_never_touch_the_source(tmp_path):
     scene = world.save(tmp_path / "lake")
     world.export("glb", tmp_path / "lake.glb")
     before = (tmp_path / "lake.glb").read_bytes()
-    placed = pipe.place(scene, "a stone tower", distance=12, azimuth=90, width=4, painter="procedural")
+    placed = pipe.place(scene, "a stone tower", distance=6, azimuth=90, width=4, painter="procedural")
     assert (placed.scene.path, placed.version) == (scene.path, 2) and placed.report["painted"] is False
     assert not np.array_equal(placed.image, world.image)  # the object is there
     assert np.array_equal(type(world).from_scene(tmp_path / "lake", 1).image, world.image)  # version 1 kept

@@ -16,7 +16,8 @@ from worldgen.cli.main import cli
 
 # Commands that make or list something, and so take --json.
 MAKES_OR_LISTS = {"pano", "build", "batch", "depth", "paint", "refine", "outpaint", "edit", "place", "export",
-                  "history", "train", "view", "doctor", "plugins", "models add", "models list", "models tiny"}
+                  "history", "train", "view", "doctor", "plugins", "models add", "models list", "models tiny",
+                  "sphere", "layers"}
 
 
 def leaves(group=cli, prefix=()):

@@ -47,7 +47,7 @@ def test_procedural_version_records_provenance_and_replays_to_the_same_image(tmp
 
 def test_replay_refuses_a_version_not_made_by_pano(tmp_path):
     ok("pano", "a lake", "--backend", "procedural", "--size", "128x32", "-o", tmp_path / "a.glb", "-q")
-    ok("place", tmp_path / "a", "a hut", "--azimuth", "0", "--distance", "30", "--width", "3", "--height", "1",
+    ok("place", tmp_path / "a", "a hut", "--azimuth", "0", "--distance", "12", "--width", "4", "--height", "3",
        "--backend", "procedural", "-q")
     result = CliRunner().invoke(cli, ["pano", "--from", f"{tmp_path / 'a'}@v2", "-o", str(tmp_path / "c.glb")])
     assert result.exit_code == 1 and "place" in result.output
@@ -108,16 +108,16 @@ name = "procedural"
 [[place]]
 prompt = "a hut"
 azimuth = 0
-distance = 30
-width = 3
-height = 1
+distance = 12
+width = 4
+height = 3
 
 [[place]]
 prompt = "a far tower"
-azimuth = 90
-distance = 80
-width = 3
-height = 1
+azimuth = 270
+distance = 200
+width = 20
+height = 10
 """
 
 

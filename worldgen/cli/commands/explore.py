@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..options import model_options, model_settings, note, sampling_options, task_options
+from ..options import model_options, model_settings, report_world, sampling_options, task_options
 
 _VERSION = click.option("--version", "from_version", type=int, default=None,
                         help="Scene version to start from (default: latest).")
@@ -44,8 +44,8 @@ def sphere(scene_dir, width, view_size, overlap_deg, from_version, **kw):
         progress=progress_for(kw["quiet"]), **task_options(kw))
     sphere_layer = world.snapshot.sphere
     h, w = sphere_layer.distance.shape
-    note(f"sphere {w}x{h} ({sphere_layer.known.mean() * 100:.1f} % filled): {world.scene.path}/ version "
-         f"{world.version}", kw["quiet"])
+    report_world(world, kw, f"sphere {w}x{h} ({sphere_layer.known.mean() * 100:.1f} % filled): {world.scene.path}/ "
+                            f"version {world.version}")
 
 
 @click.command()
@@ -67,8 +67,8 @@ def layers(scene_dir, move, radius, threshold, from_version, **kw):
     world = _pipeline(kw, scene_dir, "layers").layers(
         scene_dir, move=move, radius=radius, threshold=threshold, version=from_version, glb=kw["glb"],
         progress=progress_for(kw["quiet"]), **task_options(kw))
-    note(f"background behind {world.params['hidden_pixels']} pixels: {world.scene.path}/ version {world.version}",
-         kw["quiet"])
+    report_world(world, kw, f"background behind {world.params['hidden_pixels']} pixels: {world.scene.path}/ version "
+                            f"{world.version}")
 
 
 commands = [sphere, layers]
