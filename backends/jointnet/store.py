@@ -9,6 +9,7 @@ symlinks); folders are registered where they are, so multi-GB checkpoints are no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -110,6 +111,19 @@ class ModelStore:
     def _write(self, data: dict) -> None:
         atomic_write_text(self.index_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
+    @contextlib.contextmanager
+    def _changing(self, check_default: bool = True):
+        """The index, read, changed by the ``with`` block and rewritten under the store's writer lock: the
+        scene lock's ``flock`` on the store folder, so parallel `models add` runs each see the others'
+        entries instead of overwriting them (no lock file to go stale; a killed writer frees it)."""
+        from worldgen.scene.lock import scene_lock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with scene_lock(self.root):
+            data = self._read(check_default)
+            yield data
+            self._write(data)
+
     def _entry(self, name: str, raw: dict) -> ModelEntry:
         fields = {k: raw[k] for k in ModelEntry.__dataclass_fields__ if k in raw and k != "name"}
         return ModelEntry(name=name, **fields)
@@ -161,11 +175,12 @@ class ModelStore:
                 inpaint=_is_inpaint(checkpoint), managed=managed,
                 added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-            data = self._read()
-            data["models"][name] = {k: v for k, v in asdict(entry).items() if k != "name"}
-            if make_default:
-                data["default"] = name
-            self._write(data)
+            with self._changing() as data:
+                if name in data["models"]:  # registered by a parallel `models add` since the check above
+                    raise UserInputError(f"a model named {name!r} is already registered; choose another --name")
+                data["models"][name] = {k: v for k, v in asdict(entry).items() if k != "name"}
+                if make_default:
+                    data["default"] = name
         except BaseException:
             if managed:
                 shutil.rmtree(self.models_dir / name, ignore_errors=True)
@@ -194,9 +209,10 @@ class ModelStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        data = self._read()
-        data["models"][name].setdefault("converted", {})[dtype] = str(final.resolve())
-        self._write(data)
+        with self._changing() as data:
+            if name not in data["models"]:
+                raise UserInputError(f"model {name!r} was removed while it was being converted")
+            data["models"][name].setdefault("converted", {})[dtype] = str(final.resolve())
         return final
 
     def _unpack(self, archive: Path, name: str) -> Path:
@@ -221,13 +237,12 @@ class ModelStore:
         return (final / relative).resolve()
 
     def remove(self, name: str) -> ModelEntry:
-        data = self._read()
-        if name not in data["models"]:
-            raise UserInputError(f"no model named {name!r}; see `worldgen models list`")
-        entry = self._entry(name, data["models"].pop(name))
-        if data.get("default") == name:
-            data["default"] = None
-        self._write(data)
+        with self._changing() as data:
+            if name not in data["models"]:
+                raise UserInputError(f"no model named {name!r}; see `worldgen models list`")
+            entry = self._entry(name, data["models"].pop(name))
+            if data.get("default") == name:
+                data["default"] = None
         if entry.managed:
             # Only ever a folder the store unpacked itself (names are checked, so this stays inside).
             shutil.rmtree(self.models_dir / entry.name, ignore_errors=True)
@@ -235,11 +250,11 @@ class ModelStore:
         return entry
 
     def set_default(self, name: Optional[str]) -> None:
-        data = self._read(check_default=False)  # so `models default --clear` repairs a bad default
-        if name is not None and name not in data["models"]:
-            raise UserInputError(f"no model named {name!r}; register it with `worldgen models add PATH --name {name}`")
-        data["default"] = name
-        self._write(data)
+        with self._changing(check_default=False) as data:  # so `models default --clear` repairs a bad default
+            if name is not None and name not in data["models"]:
+                raise UserInputError(f"no model named {name!r}; register it with "
+                                     f"`worldgen models add PATH --name {name}`")
+            data["default"] = name
 
 
 def write_converted(checkpoint: Path, target: Path, dtype: str) -> None:
