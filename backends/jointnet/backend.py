@@ -82,7 +82,7 @@ class JointNetBackend(LatentLayers, Backend):
 
         from worldgen.sampler.presets import resolve_sampling
 
-        from .loading import checkpoint_modality
+        from .store import checkpoint_modality
         from .pipeline import load_jointnet
         from .schedulers import make_scheduler
         from .store import converted_weights

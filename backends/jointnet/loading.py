@@ -250,24 +250,6 @@ def save_pair(pair, checkpoint_dir: Path, modality: Optional[str] = None) -> Pat
 
 # ---- which modality a checkpoint carries ---------------------------------------------------------------
 
-def checkpoint_modality(checkpoint_dir: Path) -> str:
-    """The modality a checkpoint's first branch makes: what `worldgen models add --modality` registered
-    for it (a flag overrides), else ``worldgen.json``'s, else depth (official checkpoints)."""
-    from .store import registered_modality
-
-    registered = registered_modality(checkpoint_dir)
-    if registered:
-        return registered
-    meta_path = Path(checkpoint_dir) / WORLDGEN_META
-    if not meta_path.exists():
-        return DEFAULT_MODALITY
-    meta = read_json(meta_path, "checkpoint metadata")
-    name = meta.get("modality", DEFAULT_MODALITY) if isinstance(meta, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        raise ModelError(f"{meta_path}: 'modality' must be a name like \"depth\"; fix or delete the file")
-    return name.strip()
-
-
 def write_checkpoint_modality(checkpoint_dir: Path, modality: str) -> None:
     meta_path = Path(checkpoint_dir) / WORLDGEN_META
     meta = read_json(meta_path, "checkpoint metadata") if meta_path.exists() else {}

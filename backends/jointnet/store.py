@@ -26,9 +26,8 @@ from worldgen.errors import ModelError, UserInputError
 from worldgen.paths import model_store_root as store_root
 
 from .archives import find_checkpoint, safe_extract
-from .loading import (BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
-                      check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
-                      weights_file)
+from .loading import (BRANCH_DIRS, CONFIG_NAME, DEFAULT_MODALITY, SAFETENSORS_NAME, WORLDGEN_META,
+                      check_base_dir, check_checkpoint_dir, is_base_dir, is_checkpoint_dir, read_json, weights_file)
 
 INDEX_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -303,9 +302,23 @@ def registered_modality(checkpoint_dir) -> Optional[str]:
     return next((e.modality for e in entries if e.modality and Path(e.path).resolve() == checkpoint_dir), None)
 
 
-def _is_inpaint(checkpoint: Path) -> bool:
-    from .loading import read_json
+def checkpoint_modality(checkpoint_dir: Path) -> str:
+    """The modality a checkpoint's first branch makes: what `worldgen models add --modality` registered
+    for it (a flag overrides), else ``worldgen.json``'s, else depth (official checkpoints)."""
+    registered = registered_modality(checkpoint_dir)
+    if registered:
+        return registered
+    meta_path = Path(checkpoint_dir) / WORLDGEN_META
+    if not meta_path.exists():
+        return DEFAULT_MODALITY
+    meta = read_json(meta_path, "checkpoint metadata")
+    name = meta.get("modality", DEFAULT_MODALITY) if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise ModelError(f"{meta_path}: 'modality' must be a name like \"depth\"; fix or delete the file")
+    return name.strip()
 
+
+def _is_inpaint(checkpoint: Path) -> bool:
     return bool(read_json(checkpoint / "unet" / "config.json", "JointNet branch unet").get("has_masked_latent_input"))
 
 

@@ -3,27 +3,16 @@ and ``build_for_batch``, the hook `worldgen batch` calls for ``recipe = "..."`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import UserInputError
-from .model import ExportStep, Recipe
+from .model import BuildOptions, ExportStep, Recipe
 from .parse import _extension, _plain, load_recipe
 
 Note = Callable[[str], None]
 
 # Running ------------------------------------------------------------------------------------------------
-
-@dataclass
-class BuildOptions:
-    """What the command line (or a batch) changes about a recipe's run."""
-
-    backend: Optional[str] = None  # overrides backend.name
-    settings: dict = field(default_factory=dict)  # overrides backend settings (model, device, dtype, ...)
-    seed: Optional[int] = None
-    steps: Optional[int] = None  # every diffusion step count (a quick preview)
-
 
 def resolve_backend(recipe: Recipe, options: BuildOptions, note: Note = lambda text: None):
     """(backend spec, load settings) for the recipe's [backend] table with the command-line overrides.

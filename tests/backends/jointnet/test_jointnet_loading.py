@@ -11,8 +11,9 @@ import torch
 
 from worldgen.backends.jointnet import loading
 from worldgen.backends.jointnet.loading import (CONFIG_019_REMOVED, CONFIG_019_RENAMED, CONFIG_ADDED_SINCE_019,
-                                                CONFIG_METADATA, checkpoint_modality, load_pair,
-                                                normalize_branch_config, save_pair, write_checkpoint_modality)
+                                                CONFIG_METADATA, load_pair, normalize_branch_config, save_pair,
+                                                write_checkpoint_modality)
+from worldgen.backends.jointnet.store import checkpoint_modality
 from worldgen.backends.jointnet.model import JointNetModel
 from worldgen.errors import ModelError
 
