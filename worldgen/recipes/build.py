@@ -3,6 +3,7 @@ and ``build_for_batch``, the hook `worldgen batch` calls for ``recipe = "..."`` 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -98,6 +99,29 @@ def _checked_export_path(recipe: Recipe, export: ExportStep, glb: Path, folder: 
     return target
 
 
+def _planned_exports(recipe: Recipe, glb: Path, folder: Path, force: bool) -> list[tuple[ExportStep, Path]]:
+    """Every export's target, all checked before anything is built or written: a refusal of the third
+    path must not come after the first has replaced a file. A path the recipe names may replace an
+    existing file only with ``force`` (it is the user's file, not one this build wrote), unless it is
+    the build's own GLB (-o)."""
+    planned: list[tuple[ExportStep, Path]] = []
+    seen: dict[Path, str] = {}
+    for export in recipe.exports:
+        target = _checked_export_path(recipe, export, glb, folder)
+        key = target.resolve()
+        if key in seen:
+            raise UserInputError(f"{recipe.path}: exports {seen[key]!r} and {export.path or export.format!r} both "
+                                 f"write {target}; give one of them another path")
+        seen[key] = export.path or export.format
+        if (export.path is not None and not force and os.path.lexists(target)
+                and key != Path(glb).resolve()):
+            raise UserInputError(f"{recipe.path}: export path {export.path!r} would replace the existing file "
+                                 f"{target}, which this build did not write; move it away, change the path, "
+                                 f"or rerun with --force")
+        planned.append((export, target))
+    return planned
+
+
 def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, progress=None,
           note: Note = lambda text: None, backend=None, spec=None, export_folder: Optional[Path] = None):
     """Run the recipe: the scene goes to ``glb`` without its suffix, the GLB to ``glb``, other exports
@@ -105,7 +129,6 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
 
     The scene is built in a hidden folder beside its destination and renamed into place when every
     step has succeeded, so a failed build leaves no half-made scene behind (and can simply be rerun)."""
-    import os
     import shutil
     import tempfile
 
@@ -115,6 +138,7 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
     scene_dir = glb.with_suffix("")
     if scene_dir.exists() and ((scene_dir / MANIFEST_NAME).exists() or any(scene_dir.iterdir())):
         raise UserInputError(f"{scene_dir} already holds a scene; pick another -o name or delete it")
+    exports = _planned_exports(recipe, glb, export_folder or glb.parent, options.force)
     if spec is None or backend is None:
         spec, settings = resolve_backend(recipe, options, note)
         backend = spec.load(settings)
@@ -130,10 +154,8 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
 
     from ..export_files import export_to_file
 
-    folder = export_folder or glb.parent
-    for export in recipe.exports:
-        export_to_file(snapshot, export.format, _checked_export_path(recipe, export, glb, folder), export.options,
-                       progress=progress, managed=export_folder)
+    for export, target in exports:
+        export_to_file(snapshot, export.format, target, export.options, progress=progress, managed=export_folder)
     return Scene.open(scene_dir)
 
 

@@ -16,6 +16,7 @@ class BuildOptions:
     settings: dict = field(default_factory=dict)  # overrides backend settings (model, device, dtype, ...)
     seed: Optional[int] = None
     steps: Optional[int] = None  # every diffusion step count (a quick preview)
+    force: bool = False  # an [[export]] path may replace a file that exists already
 
 
 # The validated recipe ---------------------------------------------------------------------------------

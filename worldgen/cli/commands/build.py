@@ -28,10 +28,11 @@ from ..options import checked, device_option, note, parse_size, quiet_option
 @click.option("--size", default=None, help="Override the panorama's WIDTHxHEIGHT (a quick preview of the same world).")
 @click.option("--dtype", default=None, help="float32, float16 or bfloat16 (default: float16 on GPU).")
 @click.option("--window-batch", type=click.IntRange(min=1), default=None, help="Windows per model call.")
+@click.option("--force", is_flag=True, help="Let the recipe's [[export]] paths replace files that exist already.")
 @device_option
 @quiet_option
 def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed, preset, steps, size, dtype, window_batch,
-          device, quiet):
+          force, device, quiet):
     """Build the world described by RECIPE (a TOML scene recipe, see scenes/) and export it.
 
     \b
@@ -56,7 +57,7 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
     from ...world.outputs import new_world_paths
 
     output, _ = new_world_paths(output or Path(f"{recipe.name}.glb"), recipe.name)
-    options = BuildOptions(backend=backend, seed=seed, steps=steps,
+    options = BuildOptions(backend=backend, seed=seed, steps=steps, force=force,
                            settings={"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
                                      "device": device, "window_batch": window_batch, "preset": preset})
     if dry_run:
