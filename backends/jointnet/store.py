@@ -30,7 +30,9 @@ from .loading import (BRANCH_DIRS, CONFIG_NAME, DEFAULT_MODALITY, SAFETENSORS_NA
                       check_base_dir, check_checkpoint_dir, is_base_dir, is_checkpoint_dir, read_json, weights_file)
 
 INDEX_VERSION = 1
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Always fullmatch: with match(), "$" also matches before a final newline, so "rgbd\n" was registered.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MODALITY_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 @dataclass
@@ -92,7 +94,7 @@ class ModelStore:
 
     def _check_raw_entry(self, name, raw) -> None:
         problem = None
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             problem = "is not a valid model name"
         elif not isinstance(raw, dict):
             problem = "is not an object"
@@ -146,9 +148,12 @@ class ModelStore:
     def add(self, source, name: str, base=None, modality: Optional[str] = None,
             make_default: bool = False) -> ModelEntry:
         """Register a checkpoint folder (in place) or zip (unpacked into the store) under ``name``."""
-        if not NAME_RE.match(name or ""):
+        if not NAME_RE.fullmatch(name or ""):
             raise UserInputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64), "
                                  f"starting with a letter or digit")
+        if modality is not None and not MODALITY_RE.fullmatch(modality):
+            raise UserInputError(f"modality {modality!r} is not a modality name like 'depth' or 'normal' "
+                                 f"(lower-case letters, digits, '_' or '-')")
         if self.get(name) is not None:
             raise UserInputError(f"a model named {name!r} is already registered; choose another --name "
                                  f"or run `worldgen models remove {name}` first")
