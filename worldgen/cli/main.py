@@ -41,7 +41,9 @@ class OneLineUsageError(click.UsageError):
     def show(self, file=None) -> None:
         from ..validation import printable
 
-        where = self.ctx.command_path if self.ctx is not None else "worldgen"
+        # Named "worldgen" whatever the program was invoked as (python -m, a test runner).
+        below = self.ctx.command_path.split(" ")[1:] if self.ctx is not None else []
+        where = " ".join(["worldgen", *below])
         message = printable(" ".join(self.format_message().split())).rstrip(".")
         click.echo(f"Error: {message}; see `{where} --help`", err=True)
 
