@@ -142,6 +142,7 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
     if spec is None or backend is None:
         spec, settings = resolve_backend(recipe, options, note)
         backend = spec.load(settings)
+    _check_step_counts(recipe, options, backend)
     scene_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{scene_dir.name}.", suffix=".building", dir=scene_dir.parent))
     try:
@@ -157,6 +158,23 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
     for export, target in exports:
         export_to_file(snapshot, export.format, target, export.options, progress=progress, managed=export_folder)
     return Scene.open(scene_dir)
+
+
+def _check_step_counts(recipe: Recipe, options: BuildOptions, backend) -> None:
+    """Every pass's step count against the scheduler it will run, before the first pass starts: a
+    refine pass the scheduler cannot run must not fail after the panorama took minutes."""
+    check = getattr(backend, "checked_scheduler", None)
+    if check is None:
+        return
+    sampling = recipe.sampling(options)
+    counts = [sampling.steps]
+    counts += [options.steps or place.steps or sampling.steps for place in recipe.places]
+    counts += [step.request(recipe, options.steps, options=options).steps for step in recipe.refines]
+    for steps in sorted(set(counts), reverse=True):
+        try:
+            check(steps, recipe.scheduler, sampling.preset, label="steps")
+        except UserInputError as exc:
+            raise UserInputError(f"{recipe.path}: {_plain(exc)}") from None
 
 
 def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, spec, progress, note: Note):
