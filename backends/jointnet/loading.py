@@ -20,6 +20,8 @@ from typing import Any, Optional
 from worldgen.scene.atomic import atomic_write_bytes, atomic_write_text
 from worldgen.errors import ModelError
 
+from .weights_check import check_config_size
+
 BRANCH_DIRS = ("unet", "jointnet")  # RGB branch, modality branch
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "diffusion_pytorch_model.safetensors"
@@ -161,6 +163,9 @@ def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None, 
     if weights is None:
         raise ModelError(f"{what}: no {SAFETENSORS_NAME} or {PICKLE_NAME} in {folder}; re-download the checkpoint")
     state = read_state_dict(weights, device)
+    # A config asking for far more layers than the weights hold is refused before diffusers builds it
+    # (3000 layers per block took 83 s and 1.6 GB before the mismatch showed).
+    check_config_size(config, state.keys(), what, weights)
     # Built on the meta device and given the loaded tensors (assign=True): no time is spent on a
     # random initialisation that the weights would overwrite (seconds for an SD-sized UNet).
     with torch.device("meta"):

@@ -26,7 +26,9 @@ from worldgen.errors import ModelError, UserInputError
 from worldgen.paths import model_store_root as store_root
 
 from .archives import find_checkpoint, safe_extract
-from .loading import (BRANCH_DIRS, CONFIG_NAME, DEFAULT_MODALITY, SAFETENSORS_NAME, WORLDGEN_META,
+from .checkpoint_check import check_checkpoint_weights
+from .convert import write_converted
+from .loading import (BRANCH_DIRS, DEFAULT_MODALITY, WORLDGEN_META,
                       check_base_dir, check_checkpoint_dir, is_base_dir, is_checkpoint_dir, read_json, weights_file)
 
 INDEX_VERSION = 1
@@ -173,6 +175,7 @@ class ModelStore:
             checkpoint = found.resolve()
         try:
             check_checkpoint_dir(checkpoint)
+            check_checkpoint_weights(checkpoint)  # a model that cannot load is never registered
             entry = ModelEntry(
                 name=name, path=str(checkpoint), base=str(base_path) if base_path else None,
                 modality=modality or checkpoint_modality(checkpoint),
@@ -259,27 +262,6 @@ class ModelStore:
                 raise UserInputError(f"no model named {name!r}; register it with "
                                      f"`worldgen models add PATH --name {name}`")
             data["default"] = name
-
-
-def write_converted(checkpoint: Path, target: Path, dtype: str) -> None:
-    """``checkpoint``'s branches into ``target`` in the official layout: config.json copied byte for
-    byte, weights as safetensors with every floating-point tensor cast to ``dtype`` exactly as loading
-    the original in that dtype casts it (so the copy computes the same)."""
-    import torch
-    from safetensors.torch import save_file
-
-    from .loading import read_state_dict
-
-    cast = getattr(torch, dtype)
-    for sub in BRANCH_DIRS:
-        (target / sub).mkdir(parents=True)
-        state = read_state_dict(weights_file(checkpoint / sub))
-        state = {k: (v.to(cast) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-        save_file(state, str(target / sub / SAFETENSORS_NAME), metadata={"format": "pt", "dtype": dtype})
-        del state
-        shutil.copyfile(checkpoint / sub / CONFIG_NAME, target / sub / CONFIG_NAME)
-    if (checkpoint / WORLDGEN_META).is_file():
-        shutil.copyfile(checkpoint / WORLDGEN_META, target / WORLDGEN_META)
 
 
 def converted_weights(checkpoint_dir, dtype: str, store: Optional[ModelStore] = None) -> Optional[Path]:
