@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -134,6 +135,9 @@ def read_state_dict(path: Path, device=None) -> dict:
             return load_file(str(path), device=where)
         # weights_only refuses any pickle that would construct arbitrary objects.
         state = _torch_load(torch, path, where)
+    except pickle.UnpicklingError:  # torch's message advises turning weights_only off: not repeated
+        raise ModelError(f"{path} was refused: it is a pickle that holds more than plain tensors, and worldgen "
+                         f"never unpickles anything else; re-download the checkpoint, ideally as .safetensors") from None
     except Exception as exc:  # corrupt or hostile files surface as many exception types
         raise ModelError(f"cannot read weights {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
                          f"re-download the checkpoint") from None
@@ -324,9 +328,20 @@ def load_text_encoder(folder: Path, dtype=None, device=None):
     with quiet_loading():
         try:
             return getattr(transformers, arch).from_pretrained(str(folder), **kwargs).eval()
+        except pickle.UnpicklingError:
+            # torch's own message advises turning weights_only off: never repeat that advice.
+            raise ModelError(f"{_pickled_weights(Path(folder))} was refused: it is a pickle that holds more than "
+                             f"plain tensors, and worldgen never unpickles anything else; use a model.safetensors "
+                             f"from a trusted source instead") from None
         except OSError as exc:
             raise ModelError(f"{folder}: cannot load the text encoder ({' '.join(str(exc).split())[:200]}); "
                              f"re-download the base model") from None
+
+
+def _pickled_weights(folder: Path) -> Path:
+    """The pickled weights file in a transformers folder (the one an UnpicklingError came from)."""
+    found = sorted(p for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    return found[0] if found else folder
 
 
 def load_tokenizer(folder: Path):
