@@ -135,7 +135,10 @@ def read_state_dict(path: Path, device=None) -> dict:
             return load_file(str(path), device=where)
         # weights_only refuses any pickle that would construct arbitrary objects.
         state = _torch_load(torch, path, where)
-    except pickle.UnpicklingError:  # torch's message advises turning weights_only off: not repeated
+    except pickle.UnpicklingError as exc:
+        if not _refused_by_weights_only(exc):  # damaged, not hostile
+            raise ModelError(f"cannot read weights {path} (the pickle is damaged); re-download the checkpoint") from None
+        # torch's message advises turning weights_only off: never repeated.
         raise ModelError(f"{path} was refused: it is a pickle that holds more than plain tensors, and worldgen "
                          f"never unpickles anything else; re-download the checkpoint, ideally as .safetensors") from None
     except Exception as exc:  # corrupt or hostile files surface as many exception types
@@ -144,6 +147,12 @@ def read_state_dict(path: Path, device=None) -> dict:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} does not hold a plain state dict of tensors; re-download the checkpoint")
     return state
+
+
+def _refused_by_weights_only(exc: BaseException) -> bool:
+    """torch's weights_only unpickler refused a global (a function or class the pickle would call), as
+    opposed to bytes that are no pickle at all ("Unsupported operand")."""
+    return "global" in str(exc).lower()
 
 
 def _torch_load(torch, path: Path, where: str):
@@ -328,11 +337,12 @@ def load_text_encoder(folder: Path, dtype=None, device=None):
     with quiet_loading():
         try:
             return getattr(transformers, arch).from_pretrained(str(folder), **kwargs).eval()
-        except pickle.UnpicklingError:
+        except pickle.UnpicklingError as exc:
             # torch's own message advises turning weights_only off: never repeat that advice.
-            raise ModelError(f"{_pickled_weights(Path(folder))} was refused: it is a pickle that holds more than "
-                             f"plain tensors, and worldgen never unpickles anything else; use a model.safetensors "
-                             f"from a trusted source instead") from None
+            problem = ("was refused: it is a pickle that holds more than plain tensors, and worldgen never unpickles "
+                       "anything else" if _refused_by_weights_only(exc) else "is damaged")
+            raise ModelError(f"{_pickled_weights(Path(folder))} {problem}; use a model.safetensors from a trusted "
+                             f"source instead") from None
         except OSError as exc:
             raise ModelError(f"{folder}: cannot load the text encoder ({' '.join(str(exc).split())[:200]}); "
                              f"re-download the base model") from None
