@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from worldgen.errors import UserInputError
 from worldgen.specs import ExporterSpec
 
 from ._background import add_background  # issue 22: the layer behind depth cuts
@@ -246,6 +247,10 @@ def _mesh_and_texture(snapshot, opts: dict, fmt: str):
         full = snapshot.projection.full_circle
         texture_job = pool.submit(_encode_texture, snapshot.image, fmt, opts["jpeg_quality"], full and opts["uv16"])
         world = world_for(snapshot, opts)
+        if min(world.distance.shape[:2]) < 2:  # a mesh needs two rows and two columns of vertices
+            width, height = snapshot.size
+            raise UserInputError(f"glb option step {opts['step']} leaves less than one row of triangles in the "
+                                 f"{width}x{height} scene; use a step below {min(width, height)}")
         # Everything inside common far planes: far geometry compressed along its rays (_far_plane).
         compression = far_compression(world.projection, world.settings.far, SKY_SEGMENTS)
         world = fit_world(world, compression)

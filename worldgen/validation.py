@@ -76,7 +76,9 @@ RULES: dict[str, Rule] = {
     "span": Rule(MIN_SPAN_DEG, 360, hint="degrees"),
     "fov": Rule(0, 180, lo_open=True, hi_open=True, hint="degrees"),
     "seed": Rule(0, SEED_MAX, integer=True, text="a whole number between 0 and 2**64-1"),
-    "weight": Rule(0, 100, lo_open=True, hint="1 is the default; weights only matter where regions meet"),
+    # Not just positive: a weight below float32's range (1e-47 is 0 there) leaves pixels whose weights sum
+    # to 0, and the blend divides by that sum (a NaN world); 0.001 keeps every sum a normal float32.
+    "weight": Rule(0.001, 100, hint="1 is the default; weights only matter where regions meet"),
     "feather": Rule(0, 360, hint="degrees"),
     "distance": Rule(0, 100_000, lo_open=True, hint="metres"),
     "metres": Rule(0, 100_000, lo_open=True, hint="metres"),

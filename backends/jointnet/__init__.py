@@ -90,7 +90,7 @@ _EXPORTS = {
     "load_pair": "loading",
     "save_pair": "loading",
     "normalize_branch_config": "loading",
-    "checkpoint_modality": "loading",
+    "checkpoint_modality": "store",
     "is_checkpoint_dir": "loading",
     "load_jointnet": "pipeline",
     "JointNetPipeline": "pipeline",

@@ -82,7 +82,7 @@ class JointNetBackend(LatentLayers, Backend):
 
         from worldgen.sampler.presets import resolve_sampling
 
-        from .loading import checkpoint_modality
+        from .store import checkpoint_modality
         from .pipeline import load_jointnet
         from .schedulers import make_scheduler
         from .store import converted_weights
@@ -258,9 +258,10 @@ class JointNetBackend(LatentLayers, Backend):
             planned = self.window_batch if self.window_batch is not None else self._plan_window_batch(denoise)
             self.planned_window_batch = planned  # what this task used (for reports and benchmarks)
             sampler = TiledSampler(recipe, window_batch=planned)
+            scheduler = self.checked_scheduler(options.steps, options.scheduler, preset)
             with perf.kernels(self.speed), phase("sample"):
                 latents = sampler.sample(
-                    denoise, self._scheduler(options.scheduler, preset), shape=(1, c * self.latent_layers, h, w),
+                    denoise, scheduler, shape=(1, c * self.latent_layers, h, w),
                     steps=options.steps,
                     seed=options.seed, init=known_latents, strength=job.strength,
                     known=Known(known_latents, keep) if keep is not None and bool(keep.any()) else None,
@@ -346,6 +347,15 @@ class JointNetBackend(LatentLayers, Backend):
         # forces it, even though the SD 2.1-base folder names PNDMScheduler.
         preset = preset or self.preset
         return make_scheduler(name or self.scheduler_name or preset.scheduler, self.pipe.scheduler.config)
+
+    def checked_scheduler(self, steps: int, name: Optional[str] = None, preset=None, label: str = "--steps"):
+        """The scheduler a request runs, refused with the most steps it can run when ``steps`` is more
+        (recipes call this for every pass before the first one starts)."""
+        from .schedulers import check_steps
+
+        scheduler = self._scheduler(name, preset)
+        check_steps(scheduler, int(steps), label)
+        return scheduler
 
     def _plan_window_batch(self, denoise) -> Optional[int]:
         """Windows per model call that fit in the GPU memory free now (None off CUDA: all of them)."""

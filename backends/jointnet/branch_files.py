@@ -22,7 +22,8 @@ from worldgen.scene.atomic import atomic_write_bytes, atomic_write_text
 from worldgen.errors import ModelError
 
 from .loading import (CONFIG_NAME, DEFAULT_MODALITY, SAFETENSORS_NAME, WORLDGEN_META, branch_config_json,
-                      checkpoint_modality, load_branch, read_json, read_state_dict, save_pair)
+                      load_branch, read_json, read_state_dict, save_pair)
+from .store import checkpoint_modality
 
 FAMILIES = ("sd", "if")
 LINK_NAME = "rgb_link.safetensors"

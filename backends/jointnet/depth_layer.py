@@ -66,7 +66,7 @@ def add_depth(snapshot, backend=None, steps: int = 50, seed: int = 0, progress=N
 def _registered_depth_backend(current):
     """A backend for the registered default JointNet model when it makes depth, else None."""
     from .backend import JointNetBackend
-    from .loading import checkpoint_modality
+    from .store import checkpoint_modality
     from .store import default_model
 
     entry = default_model()

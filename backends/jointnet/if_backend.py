@@ -69,7 +69,7 @@ class DeepFloydBackend(JointNetBackend):
         from worldgen.sampler.presets import resolve_sampling
 
         from .settings import SETTINGS, check_perf_settings
-        from .loading import checkpoint_modality
+        from .store import checkpoint_modality
 
         unknown = set(settings) - set(SETTINGS) - set(IF_SETTINGS)
         if unknown:

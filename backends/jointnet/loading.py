@@ -14,11 +14,14 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
 from worldgen.scene.atomic import atomic_write_bytes, atomic_write_text
 from worldgen.errors import ModelError
+
+from .weights_check import check_config_size
 
 BRANCH_DIRS = ("unet", "jointnet")  # RGB branch, modality branch
 CONFIG_NAME = "config.json"
@@ -132,12 +135,24 @@ def read_state_dict(path: Path, device=None) -> dict:
             return load_file(str(path), device=where)
         # weights_only refuses any pickle that would construct arbitrary objects.
         state = _torch_load(torch, path, where)
+    except pickle.UnpicklingError as exc:
+        if not _refused_by_weights_only(exc):  # damaged, not hostile
+            raise ModelError(f"cannot read weights {path} (the pickle is damaged); re-download the checkpoint") from None
+        # torch's message advises turning weights_only off: never repeated.
+        raise ModelError(f"{path} was refused: it is a pickle that holds more than plain tensors, and worldgen "
+                         f"never unpickles anything else; re-download the checkpoint, ideally as .safetensors") from None
     except Exception as exc:  # corrupt or hostile files surface as many exception types
         raise ModelError(f"cannot read weights {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
                          f"re-download the checkpoint") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} does not hold a plain state dict of tensors; re-download the checkpoint")
     return state
+
+
+def _refused_by_weights_only(exc: BaseException) -> bool:
+    """torch's weights_only unpickler refused a global (a function or class the pickle would call), as
+    opposed to bytes that are no pickle at all ("Unsupported operand")."""
+    return "global" in str(exc).lower()
 
 
 def _torch_load(torch, path: Path, where: str):
@@ -161,6 +176,9 @@ def load_model_folder(cls, folder: Path, what: str, dtype=None, normalize=None, 
     if weights is None:
         raise ModelError(f"{what}: no {SAFETENSORS_NAME} or {PICKLE_NAME} in {folder}; re-download the checkpoint")
     state = read_state_dict(weights, device)
+    # A config asking for far more layers than the weights hold is refused before diffusers builds it
+    # (3000 layers per block took 83 s and 1.6 GB before the mismatch showed).
+    check_config_size(config, state.keys(), what, weights)
     # Built on the meta device and given the loaded tensors (assign=True): no time is spent on a
     # random initialisation that the weights would overwrite (seconds for an SD-sized UNet).
     with torch.device("meta"):
@@ -250,24 +268,6 @@ def save_pair(pair, checkpoint_dir: Path, modality: Optional[str] = None) -> Pat
 
 # ---- which modality a checkpoint carries ---------------------------------------------------------------
 
-def checkpoint_modality(checkpoint_dir: Path) -> str:
-    """The modality a checkpoint's first branch makes: what `worldgen models add --modality` registered
-    for it (a flag overrides), else ``worldgen.json``'s, else depth (official checkpoints)."""
-    from .store import registered_modality
-
-    registered = registered_modality(checkpoint_dir)
-    if registered:
-        return registered
-    meta_path = Path(checkpoint_dir) / WORLDGEN_META
-    if not meta_path.exists():
-        return DEFAULT_MODALITY
-    meta = read_json(meta_path, "checkpoint metadata")
-    name = meta.get("modality", DEFAULT_MODALITY) if isinstance(meta, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        raise ModelError(f"{meta_path}: 'modality' must be a name like \"depth\"; fix or delete the file")
-    return name.strip()
-
-
 def write_checkpoint_modality(checkpoint_dir: Path, modality: str) -> None:
     meta_path = Path(checkpoint_dir) / WORLDGEN_META
     meta = read_json(meta_path, "checkpoint metadata") if meta_path.exists() else {}
@@ -337,9 +337,21 @@ def load_text_encoder(folder: Path, dtype=None, device=None):
     with quiet_loading():
         try:
             return getattr(transformers, arch).from_pretrained(str(folder), **kwargs).eval()
+        except pickle.UnpicklingError as exc:
+            # torch's own message advises turning weights_only off: never repeat that advice.
+            problem = ("was refused: it is a pickle that holds more than plain tensors, and worldgen never unpickles "
+                       "anything else" if _refused_by_weights_only(exc) else "is damaged")
+            raise ModelError(f"{_pickled_weights(Path(folder))} {problem}; use a model.safetensors from a trusted "
+                             f"source instead") from None
         except OSError as exc:
             raise ModelError(f"{folder}: cannot load the text encoder ({' '.join(str(exc).split())[:200]}); "
                              f"re-download the base model") from None
+
+
+def _pickled_weights(folder: Path) -> Path:
+    """The pickled weights file in a transformers folder (the one an UnpicklingError came from)."""
+    found = sorted(p for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    return found[0] if found else folder
 
 
 def load_tokenizer(folder: Path):

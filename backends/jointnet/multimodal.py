@@ -156,7 +156,8 @@ class MultiModalBackend(JointNetBackend):
 
         from worldgen.sampler import perf
 
-        from .loading import checkpoint_modality, load_pair
+        from .loading import load_pair
+        from .store import checkpoint_modality
 
         settings = dict(settings)
         extra = settings.get("extra_model")

@@ -95,7 +95,7 @@ class JointNetPanoramaPipeline(PromptEncoding, DiffusionPipeline):
         worldgen's loaders. ``scheduler``: a name from ``schedulers.SCHEDULERS``; the default "ddim"
         is the published recipe (the base folder itself names PNDM); None keeps the base's.
         ``dtype`` is named as in current diffusers' ``from_pretrained`` (which deprecates ``torch_dtype``)."""
-        from .loading import checkpoint_modality
+        from .store import checkpoint_modality
         from .pipeline import load_jointnet
 
         square = load_jointnet(checkpoint_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler)

@@ -46,3 +46,39 @@ def make_scheduler(name: Optional[str], base_config: dict):
         raise UserInputError(f"unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}")
     class_name, overrides = SCHEDULERS[key]
     return scheduler_class(class_name).from_config(config, **overrides)
+
+
+def _runnable(scheduler, steps: int) -> bool:
+    """True when ``scheduler`` set up for ``steps`` runs only timesteps the model was trained on.
+    Beyond that, diffusers indexes past its noise tables: an IndexError (DDIM, DDPM, PNDM), an
+    AssertionError (UniPC), or a timestep 1000 whose sigma is NaN (DPM-Solver++) - a NaN world that
+    looked like a precision fault."""
+    import copy
+
+    trial = copy.deepcopy(scheduler)
+    try:
+        trial.set_timesteps(steps)
+    except Exception:  # the refusal above names the fix; what diffusers raised says nothing useful
+        return False
+    timesteps = trial.timesteps
+    trained = int(trial.config.get("num_train_timesteps", 1000))
+    # DPM-Solver++ at 1000 steps collapses to one repeated timestep: as few distinct ones as asked
+    # for is the least a schedule of ``steps`` steps has (PNDM repeats some on purpose, on top).
+    distinct = len(set(timesteps.tolist())) if len(timesteps) else 0
+    return distinct >= steps and 0 <= int(timesteps.min()) and int(timesteps.max()) < trained
+
+
+def check_steps(scheduler, steps: int, label: str = "--steps") -> int:
+    """``steps`` if ``scheduler`` can run that many, else a UserInputError naming the most it can
+    (checked in milliseconds on the scheduler's own tables, before any sampling)."""
+    scheduler = getattr(scheduler, "scheduler", scheduler)  # a wrapper (IF's learned variance): its solver
+    if _runnable(scheduler, steps):
+        return steps
+    most = next((n for n in range(min(steps, 10_000) - 1, 0, -1) if _runnable(scheduler, n)), None)
+    name = type(scheduler).__name__
+    trained = scheduler.config.get("num_train_timesteps", "?")
+    if most is None:
+        raise UserInputError(f"{label} {steps}: the {name} of this model cannot be set up for any step count; "
+                             f"check the base model's scheduler_config.json")
+    raise UserInputError(f"{label} {steps} is more than the {name} of this model can run (it was trained on "
+                         f"{trained} timesteps); use {label} {most} or fewer")

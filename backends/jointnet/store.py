@@ -9,6 +9,7 @@ symlinks); folders are registered where they are, so multi-GB checkpoints are no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,12 +28,15 @@ from worldgen.paths import model_store_root as store_root
 from . import hub
 from .weights import weight_hashes
 from .archives import find_checkpoint, safe_extract
-from .loading import (BRANCH_DIRS, CONFIG_NAME, SAFETENSORS_NAME, WORLDGEN_META,
-                      check_base_dir, check_checkpoint_dir, checkpoint_modality, is_base_dir, is_checkpoint_dir,
-                      weights_file)
+from .checkpoint_check import check_checkpoint_weights
+from .convert import write_converted
+from .loading import (BRANCH_DIRS, DEFAULT_MODALITY, WORLDGEN_META,
+                      check_base_dir, check_checkpoint_dir, is_base_dir, is_checkpoint_dir, read_json, weights_file)
 
 INDEX_VERSION = 1
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Always fullmatch: with match(), "$" also matches before a final newline, so "rgbd\n" was registered.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MODALITY_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 @dataclass
@@ -96,7 +100,7 @@ class ModelStore:
 
     def _check_raw_entry(self, name, raw) -> None:
         problem = None
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             problem = "is not a valid model name"
         elif not isinstance(raw, dict):
             problem = "is not an object"
@@ -113,6 +117,19 @@ class ModelStore:
 
     def _write(self, data: dict) -> None:
         atomic_write_text(self.index_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    @contextlib.contextmanager
+    def _changing(self, check_default: bool = True):
+        """The index, read, changed by the ``with`` block and rewritten under the store's writer lock: the
+        scene lock's ``flock`` on the store folder, so parallel `models add` runs each see the others'
+        entries instead of overwriting them (no lock file to go stale; a killed writer frees it)."""
+        from worldgen.scene.lock import scene_lock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with scene_lock(self.root):
+            data = self._read(check_default)
+            yield data
+            self._write(data)
 
     def _entry(self, name: str, raw: dict) -> ModelEntry:
         fields = {k: raw[k] for k in ModelEntry.__dataclass_fields__ if k in raw and k != "name"}
@@ -137,9 +154,12 @@ class ModelStore:
     def add(self, source, name: str, base=None, modality: Optional[str] = None,
             make_default: bool = False, license: Optional[str] = None) -> ModelEntry:
         """Register a checkpoint folder (in place) or zip (unpacked into the store) under ``name``."""
-        if not NAME_RE.match(name or ""):
+        if not NAME_RE.fullmatch(name or ""):
             raise UserInputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64), "
                                  f"starting with a letter or digit")
+        if modality is not None and not MODALITY_RE.fullmatch(modality):
+            raise UserInputError(f"modality {modality!r} is not a modality name like 'depth' or 'normal' "
+                                 f"(lower-case letters, digits, '_' or '-')")
         if self.get(name) is not None:
             raise UserInputError(f"a model named {name!r} is already registered; choose another --name "
                                  f"or run `worldgen models remove {name}` first")
@@ -160,6 +180,7 @@ class ModelStore:
             checkpoint = found.resolve()
         try:
             check_checkpoint_dir(checkpoint)
+            check_checkpoint_weights(checkpoint)  # a model that cannot load is never registered
             entry = ModelEntry(
                 name=name, path=str(checkpoint), base=str(base_path) if base_path else None,
                 modality=modality or checkpoint_modality(checkpoint),
@@ -167,11 +188,12 @@ class ModelStore:
                 added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 weights=weight_hashes(checkpoint), license=license,
             )
-            data = self._read()
-            data["models"][name] = {k: v for k, v in asdict(entry).items() if k != "name"}
-            if make_default:
-                data["default"] = name
-            self._write(data)
+            with self._changing() as data:
+                if name in data["models"]:  # registered by a parallel `models add` since the check above
+                    raise UserInputError(f"a model named {name!r} is already registered; choose another --name")
+                data["models"][name] = {k: v for k, v in asdict(entry).items() if k != "name"}
+                if make_default:
+                    data["default"] = name
         except BaseException:
             if managed:
                 shutil.rmtree(self.models_dir / name, ignore_errors=True)
@@ -200,9 +222,10 @@ class ModelStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        data = self._read()
-        data["models"][name].setdefault("converted", {})[dtype] = str(final.resolve())
-        self._write(data)
+        with self._changing() as data:
+            if name not in data["models"]:
+                raise UserInputError(f"model {name!r} was removed while it was being converted")
+            data["models"][name].setdefault("converted", {})[dtype] = str(final.resolve())
         return final
 
     def _unpack(self, archive: Path, name: str) -> Path:
@@ -227,13 +250,12 @@ class ModelStore:
         return (final / relative).resolve()
 
     def remove(self, name: str) -> ModelEntry:
-        data = self._read()
-        if name not in data["models"]:
-            raise UserInputError(f"no model named {name!r}; see `worldgen models list`")
-        entry = self._entry(name, data["models"].pop(name))
-        if data.get("default") == name:
-            data["default"] = None
-        self._write(data)
+        with self._changing() as data:
+            if name not in data["models"]:
+                raise UserInputError(f"no model named {name!r}; see `worldgen models list`")
+            entry = self._entry(name, data["models"].pop(name))
+            if data.get("default") == name:
+                data["default"] = None
         if entry.managed:
             # Only ever a folder the store unpacked itself (names are checked, so this stays inside).
             shutil.rmtree(self.models_dir / entry.name, ignore_errors=True)
@@ -241,32 +263,11 @@ class ModelStore:
         return entry
 
     def set_default(self, name: Optional[str]) -> None:
-        data = self._read(check_default=False)  # so `models default --clear` repairs a bad default
-        if name is not None and name not in data["models"]:
-            raise UserInputError(f"no model named {name!r}; register it with `worldgen models add PATH --name {name}`")
-        data["default"] = name
-        self._write(data)
-
-
-def write_converted(checkpoint: Path, target: Path, dtype: str) -> None:
-    """``checkpoint``'s branches into ``target`` in the official layout: config.json copied byte for
-    byte, weights as safetensors with every floating-point tensor cast to ``dtype`` exactly as loading
-    the original in that dtype casts it (so the copy computes the same)."""
-    import torch
-    from safetensors.torch import save_file
-
-    from .loading import read_state_dict
-
-    cast = getattr(torch, dtype)
-    for sub in BRANCH_DIRS:
-        (target / sub).mkdir(parents=True)
-        state = read_state_dict(weights_file(checkpoint / sub))
-        state = {k: (v.to(cast) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-        save_file(state, str(target / sub / SAFETENSORS_NAME), metadata={"format": "pt", "dtype": dtype})
-        del state
-        shutil.copyfile(checkpoint / sub / CONFIG_NAME, target / sub / CONFIG_NAME)
-    if (checkpoint / WORLDGEN_META).is_file():
-        shutil.copyfile(checkpoint / WORLDGEN_META, target / WORLDGEN_META)
+        with self._changing(check_default=False) as data:  # so `models default --clear` repairs a bad default
+            if name is not None and name not in data["models"]:
+                raise UserInputError(f"no model named {name!r}; register it with "
+                                     f"`worldgen models add PATH --name {name}`")
+            data["default"] = name
 
 
 def converted_weights(checkpoint_dir, dtype: str, store: Optional[ModelStore] = None) -> Optional[Path]:
@@ -294,9 +295,23 @@ def registered_modality(checkpoint_dir) -> Optional[str]:
     return next((e.modality for e in entries if e.modality and Path(e.path).resolve() == checkpoint_dir), None)
 
 
-def _is_inpaint(checkpoint: Path) -> bool:
-    from .loading import read_json
+def checkpoint_modality(checkpoint_dir: Path) -> str:
+    """The modality a checkpoint's first branch makes: what `worldgen models add --modality` registered
+    for it (a flag overrides), else ``worldgen.json``'s, else depth (official checkpoints)."""
+    registered = registered_modality(checkpoint_dir)
+    if registered:
+        return registered
+    meta_path = Path(checkpoint_dir) / WORLDGEN_META
+    if not meta_path.exists():
+        return DEFAULT_MODALITY
+    meta = read_json(meta_path, "checkpoint metadata")
+    name = meta.get("modality", DEFAULT_MODALITY) if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise ModelError(f"{meta_path}: 'modality' must be a name like \"depth\"; fix or delete the file")
+    return name.strip()
 
+
+def _is_inpaint(checkpoint: Path) -> bool:
     return bool(read_json(checkpoint / "unet" / "config.json", "JointNet branch unet").get("has_masked_latent_input"))
 
 

@@ -121,7 +121,7 @@ NUMBER_CASES = {
     "size-16384-square": (["--size", "16384x16384"], ["megapixels", "limit"]),
     "seed-negative": (["--seed", "-1"], ["seed", "between 0 and"]),
     "seed-2-64": (["--seed", str(2**64)], ["seed", "between 0 and"]),
-    "region-weight-overflow": (["--region", "0:90*3000000=a lighthouse"], ["weight", "(0, 100]"]),
+    "region-weight-overflow": (["--region", "0:90*3000000=a lighthouse"], ["weight", "between 0.001 and 100"]),
 }
 
 

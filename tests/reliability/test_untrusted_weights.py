@@ -85,7 +85,7 @@ def test_pano_with_a_hostile_checkpoint_fails_in_one_line_and_runs_nothing(tmp_p
     _hostile_zip_pickle(model / "jointnet" / "diffusion_pytorch_model.bin", marker)
     result = invoke(["pano", "hills", "--model", model, "--base", fixture_dir() / "base", "--size", "64x32",
                      "--steps", "1", "-o", tmp_path / "w.glb", "-q"])
-    assert_error(result, "cannot read weights", "re-download")
+    assert_error(result, "was refused", "re-download")
     assert not marker.exists()
     assert not (tmp_path / "w").exists() and not (tmp_path / "w.glb").exists()
 
@@ -113,3 +113,32 @@ def test_a_hostile_training_checkpoint_is_refused_on_resume(tmp_path):
         load_checkpoint(accelerator, folder)
     assert not marker.exists(), "the pickle's payload ran"
     assert "\n" not in str(caught.value)
+
+
+# ---- issue 26, case 10: the refusal names the file and never repeats torch's advice ----------------
+
+def _refusal_is_clean(message: str, path: Path) -> None:
+    assert str(path) in message
+    assert "weights_only" not in message and "trust the source" not in message.lower()
+    assert "\x1b" not in message and "\\x1b" not in message
+
+
+def test_a_hostile_text_encoder_pickle_is_refused_by_name(tmp_path):
+    base = writable_copy(fixture_dir() / "base", tmp_path / "base")
+    (base / "text_encoder" / "model.safetensors").unlink()
+    weights = _hostile_zip_pickle(base / "text_encoder" / "pytorch_model.bin", tmp_path / "MARKER")
+    result = invoke(["pano", "hills", "--model", fixture_dir() / "model", "--base", base, "--size", "64x32",
+                     "--steps", "1", "-o", tmp_path / "w.glb", "-q"])
+    _refusal_is_clean(assert_error(result, "refused", "safetensors"), weights)
+    assert not (tmp_path / "MARKER").exists()
+
+
+@pytest.mark.parametrize("make", [_hostile_zip_pickle, _hostile_legacy_pickle], ids=["torch-zip", "legacy-pickle"])
+def test_a_hostile_branch_pickle_is_refused_by_name(tmp_path, make):
+    from worldgen.backends.jointnet.loading import read_state_dict
+
+    weights = make(tmp_path / "diffusion_pytorch_model.bin", tmp_path / "MARKER")
+    with pytest.raises(ModelError) as info:
+        read_state_dict(weights)
+    _refusal_is_clean(str(info.value), weights)
+    assert not (tmp_path / "MARKER").exists()

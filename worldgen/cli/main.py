@@ -28,7 +28,36 @@ from .grammar import add_common_options
 from ..world.advice import DEBUG_ENV, DEBUG_HINT, advice_for as _advice_for, one_line as _one_line  # noqa: E402,F401
 
 
+# click >= 8.2: a group called without a command raises this to print its help.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error (missing argument, bad option value, unknown command) as ONE line, exit code 2:
+    click's own shows the usage text and a blank line first, where the README promises one line."""
+
+    def __init__(self, exc: click.UsageError):
+        super().__init__(exc.format_message(), exc.ctx)
+
+    def show(self, file=None) -> None:
+        from ..validation import printable
+
+        # Named "worldgen" whatever the program was invoked as (python -m, a test runner).
+        below = self.ctx.command_path.split(" ")[1:] if self.ctx is not None else []
+        where = " ".join(["worldgen", *below])
+        message = printable(" ".join(self.format_message().split())).rstrip(".")
+        click.echo(f"Error: {message}; see `{where} --help`", err=True)
+
+
 class WorldgenGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list) -> list:
+        try:
+            return super().parse_args(ctx, args)
+        except _NO_ARGS_IS_HELP:
+            raise
+        except click.UsageError as exc:  # the group's own options (`worldgen --bogus`)
+            raise OneLineUsageError(exc) from None
+
     def invoke(self, ctx: click.Context):
         from ..scene.lock import set_wait_notice
 
@@ -40,6 +69,10 @@ class WorldgenGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("worldgen: interrupted; nothing was written past the last complete version", err=True)
             ctx.exit(130)
+        except click.UsageError as exc:  # a subcommand's arguments, or an unknown command
+            if isinstance(exc, (OneLineUsageError, _NO_ARGS_IS_HELP)):
+                raise  # `worldgen models` alone shows its help, as asked
+            raise OneLineUsageError(exc) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:

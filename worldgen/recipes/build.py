@@ -3,29 +3,17 @@ and ``build_for_batch``, the hook `worldgen batch` calls for ``recipe = "..."`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import UserInputError
-from .model import ExportStep, Recipe
+from .model import BuildOptions, ExportStep, Recipe
 from .parse import _extension, _plain, load_recipe
 
 Note = Callable[[str], None]
 
 # Running ------------------------------------------------------------------------------------------------
-
-@dataclass
-class BuildOptions:
-    """What the command line (or a batch) changes about a recipe's run."""
-
-    backend: Optional[str] = None  # overrides backend.name
-    settings: dict = field(default_factory=dict)  # overrides backend settings (model, device, dtype, ...)
-    seed: Optional[int] = None
-    steps: Optional[int] = None  # every diffusion step count (a quick preview)
-    strict: bool = False  # a placement that would be hidden stops the build (else it is skipped and reported)
-    skipped: list = field(default_factory=list)  # filled in by ``build``: "place[k] (prompt): why" per skip
-
 
 def resolve_backend(recipe: Recipe, options: BuildOptions, note: Note = lambda text: None):
     """(backend spec, load settings) for the recipe's [backend] table with the command-line overrides.
@@ -44,10 +32,11 @@ def resolve_backend(recipe: Recipe, options: BuildOptions, note: Note = lambda t
     return spec, settings
 
 
-def plan(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), backend_label: Optional[str] = None,
+def plan(recipe: Recipe, glb: Path, options: Optional[BuildOptions] = None, backend_label: Optional[str] = None,
          tasks: tuple[str, ...] = ("generate", "refine", "edit")) -> list[str]:
     """The steps a build will take, as printable lines (``--dry-run``). ``tasks``: what the chosen
     backend can do (its spec's ``tasks``); steps it cannot do are shown as they will run."""
+    options = options if options is not None else BuildOptions()
     seed = recipe.seed if options.seed is None else options.seed
     steps = recipe.sampling(options).steps
     label = backend_label or options.backend or recipe.backend_name
@@ -111,15 +100,39 @@ def _checked_export_path(recipe: Recipe, export: ExportStep, glb: Path, folder: 
     return target
 
 
-def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, progress=None,
+def _planned_exports(recipe: Recipe, glb: Path, folder: Path, force: bool) -> list[tuple[ExportStep, Path]]:
+    """Every export's target, all checked before anything is built or written: a refusal of the third
+    path must not come after the first has replaced a file. A path the recipe names may replace an
+    existing file only with ``force`` (it is the user's file, not one this build wrote), unless it is
+    the build's own GLB (-o)."""
+    planned: list[tuple[ExportStep, Path]] = []
+    seen: dict[Path, str] = {}
+    for export in recipe.exports:
+        target = _checked_export_path(recipe, export, glb, folder)
+        key = target.resolve()
+        if key in seen:
+            raise UserInputError(f"{recipe.path}: exports {seen[key]!r} and {export.path or export.format!r} both "
+                                 f"write {target}; give one of them another path")
+        seen[key] = export.path or export.format
+        if (export.path is not None and not force and os.path.lexists(target)
+                and key != Path(glb).resolve()):
+            raise UserInputError(f"{recipe.path}: export path {export.path!r} would replace the existing file "
+                                 f"{target}, which this build did not write; move it away, change the path, "
+                                 f"or rerun with --force")
+        planned.append((export, target))
+    return planned
+
+
+def build(recipe: Recipe, glb: Path, options: Optional[BuildOptions] = None, *, progress=None,
           note: Note = lambda text: None, backend=None, spec=None, export_folder: Optional[Path] = None):
     """Run the recipe: the scene goes to ``glb`` without its suffix, the GLB to ``glb``, other exports
     beside it (or into ``export_folder``). Returns the scene. ``backend``/``spec`` skip loading.
 
     The scene is built in a hidden folder beside its destination and renamed into place when every
     step has succeeded, so a failed build leaves no half-made scene behind (and can simply be rerun)."""
-    import os
     import shutil
+
+    options = options if options is not None else BuildOptions()  # its own: ``skipped`` is filled in
     import tempfile
 
     from ..scene.manifest import MANIFEST_NAME
@@ -128,9 +141,11 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
     scene_dir = glb.with_suffix("")
     if scene_dir.exists() and ((scene_dir / MANIFEST_NAME).exists() or any(scene_dir.iterdir())):
         raise UserInputError(f"{scene_dir} already holds a scene; pick another -o name or delete it")
+    exports = _planned_exports(recipe, glb, export_folder or glb.parent, options.force)
     if spec is None or backend is None:
         spec, settings = resolve_backend(recipe, options, note)
         backend = spec.load(settings)
+    _check_step_counts(recipe, options, backend)
     scene_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{scene_dir.name}.", suffix=".building", dir=scene_dir.parent))
     try:
@@ -143,11 +158,26 @@ def build(recipe: Recipe, glb: Path, options: BuildOptions = BuildOptions(), *, 
 
     from ..export_files import export_to_file
 
-    folder = export_folder or glb.parent
-    for export in recipe.exports:
-        export_to_file(snapshot, export.format, _checked_export_path(recipe, export, glb, folder), export.options,
-                       progress=progress, managed=export_folder)
+    for export, target in exports:
+        export_to_file(snapshot, export.format, target, export.options, progress=progress, managed=export_folder)
     return Scene.open(scene_dir)
+
+
+def _check_step_counts(recipe: Recipe, options: BuildOptions, backend) -> None:
+    """Every pass's step count against the scheduler it will run, before the first pass starts: a
+    refine pass the scheduler cannot run must not fail after the panorama took minutes."""
+    check = getattr(backend, "checked_scheduler", None)
+    if check is None:
+        return
+    sampling = recipe.sampling(options)
+    counts = [sampling.steps]
+    counts += [options.steps or place.steps or sampling.steps for place in recipe.places]
+    counts += [step.request(recipe, options.steps, options=options).steps for step in recipe.refines]
+    for steps in sorted(set(counts), reverse=True):
+        try:
+            check(steps, recipe.scheduler, sampling.preset, label="steps")
+        except UserInputError as exc:
+            raise UserInputError(f"{recipe.path}: {_plain(exc)}") from None
 
 
 def _run_steps(recipe: Recipe, scene_dir: Path, options: BuildOptions, backend, spec, progress, note: Note):

@@ -5,10 +5,21 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-if TYPE_CHECKING:
-    from .build import BuildOptions
+
+@dataclass
+class BuildOptions:
+    """What the command line (or a batch) changes about a recipe's run."""
+
+    backend: Optional[str] = None  # overrides backend.name
+    settings: dict = field(default_factory=dict)  # overrides backend settings (model, device, dtype, ...)
+    seed: Optional[int] = None
+    steps: Optional[int] = None  # every diffusion step count (a quick preview)
+    force: bool = False  # an [[export]] path may replace a file that exists already
+    strict: bool = False  # a placement that would be hidden stops the build (else it is skipped and reported)
+    skipped: list = field(default_factory=list)  # filled in by ``build``: "place[k] (prompt): why" per skip
+
 
 # The validated recipe ---------------------------------------------------------------------------------
 
@@ -33,7 +44,7 @@ class RefineStep:
     size: Optional[tuple[int, int]] = None
 
     def request(self, recipe: "Recipe", steps: Optional[int] = None, seed: int = 0,
-                options: Optional["BuildOptions"] = None):
+                options: Optional[BuildOptions] = None):
         """The ``RefineRequest`` of this pass: unset fields come from the recipe (steps, guidance,
         negative prompt); ``steps`` overrides them all (a quick preview)."""
         from ..sampler.requests import RefineRequest
@@ -86,7 +97,7 @@ class Recipe:
     def digest(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
-    def sampling(self, options: Optional["BuildOptions"] = None):
+    def sampling(self, options: Optional[BuildOptions] = None):
         """Preset, steps and scheduler of this recipe's run, resolved as `pano` resolves them: the
         command line's --preset/--steps over the recipe's backend.preset/steps."""
         from ..sampler.presets import resolve_sampling
@@ -97,7 +108,7 @@ class Recipe:
         return resolve_sampling(preset, steps, self.scheduler)
 
     def request(self, seed: Optional[int] = None, backend_name: str = "jointnet",
-                options: Optional["BuildOptions"] = None):
+                options: Optional[BuildOptions] = None):
         """The ``GenerateRequest`` of the panorama (with its regions), checked by ``WorldPipeline.request``
         as `pano`, batch jobs and the server check theirs."""
         from ..api import WorldPipeline

@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import jsonfiles
+from ..store import jsonfiles
 from .atomic import atomic_write_text
 from ..errors import SceneError, UserInputError
 from .fs_errors import named
@@ -196,6 +196,7 @@ class Scene:
         from it. The number is claimed at commit time, under the scene lock: another process may
         have added versions meanwhile, and then this one simply comes after them."""
         parent = parent if parent is not None else (self.current or None)
+        _refuse_non_finite(snapshot, self.path)
         previous = self.record(parent) if parent else {}
         files, previews = self._layer_files(snapshot)
         from .extra_layers import files_of
@@ -347,6 +348,22 @@ class Scene:
             files[f"{name}_preview.png"] = encode_png(np.asarray(spec.preview(arr)))
             previews[name] = f"{name}_preview.png"
         return files, previews
+
+
+def _refuse_non_finite(snapshot: Snapshot, path: Path) -> None:
+    """Never commit a layer with NaN or inf: every later command would refuse the version (reading
+    checks it), so a numerical fault must fail the command that made it, before anything is written."""
+    from ..numerics import NumericalError
+
+    for name, arr in [("image", snapshot.image), *snapshot.modalities.items()]:
+        arr = np.asarray(arr)
+        if not np.issubdtype(arr.dtype, np.inexact):
+            continue
+        bad = arr.size - int(np.isfinite(arr).sum())
+        if bad:
+            raise NumericalError(f"the new version of {path} has NaN or infinite values in {name} "
+                                 f"({100 * bad / arr.size:.3g}% of values); nothing was written. The computation "
+                                 f"went wrong: rerun with --dtype float32, or with other region weights or guidance")
 
 
 def _modality_spec(name: str):

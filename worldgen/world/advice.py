@@ -59,8 +59,9 @@ def known_fault(exc: BaseException):
     if isinstance(exc, RecursionError):
         return f"an input file is nested too deeply to read ({one_line(exc)}); simplify or replace it"
     if isinstance(exc, pickle.UnpicklingError) or name == "UnpicklingError":
-        return (f"a weights file was refused because it is not plain tensors ({short(exc)}); use weights "
-                f"from a trusted source, ideally .safetensors")
+        # Not the exception's text: torch's advises turning weights_only off, which worldgen never does.
+        return ("a weights file was refused because it is a pickle that holds more than plain tensors; use "
+                "weights from a trusted source, ideally .safetensors")
     module = type(exc).__module__ or ""
     if module.startswith("open3d") or "[Open3D" in str(exc):
         # open3d colours its messages: drop its own colour codes (user text elsewhere is escaped instead)

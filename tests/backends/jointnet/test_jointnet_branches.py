@@ -95,7 +95,7 @@ def test_pano_reads_the_model_modality(tmp_path, store_home):
 
 
 def test_a_registered_modality_overrides_the_files(fixture_dir, store_home):
-    from worldgen.backends.jointnet.loading import checkpoint_modality
+    from worldgen.backends.jointnet.store import checkpoint_modality
 
     assert checkpoint_modality(fixture_dir / "model") == "depth"  # official: no worldgen.json
     _ok(CliRunner().invoke(cli, ["models", "add", str(fixture_dir / "model"), "--name", "n", "--no-convert",

@@ -71,7 +71,8 @@ def test_diffusers_from_pretrained_returns_the_pipeline_with_identical_output(pi
 
 
 def test_the_saved_folder_is_also_an_official_layout_checkpoint(pipe, saved):
-    from worldgen.backends.jointnet.loading import checkpoint_modality, load_pair
+    from worldgen.backends.jointnet.loading import load_pair
+    from worldgen.backends.jointnet.store import checkpoint_modality
 
     pair = load_pair(saved)
     for name in ("unet", "jointnet"):

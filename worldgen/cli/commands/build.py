@@ -30,11 +30,12 @@ from ..options import checked, device_option, json_option, note, parse_size, qui
 @click.option("--window-batch", type=click.IntRange(min=1), default=None, help="Windows per model call.")
 @click.option("--strict", is_flag=True,
               help="Stop at a placement that nearer content would hide (default: skip it and say so).")
+@click.option("--force", is_flag=True, help="Let the recipe's [[export]] paths replace files that exist already.")
 @device_option
 @quiet_option
 @json_option
 def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed, preset, steps, size, dtype, window_batch,
-          strict, device, quiet, as_json):
+          strict, force, device, quiet, as_json):
     """Build the world described by RECIPE (a TOML scene recipe, see scenes/) and export it.
 
     \b
@@ -53,7 +54,7 @@ def build(recipe_file, output, dry_run, backend, model, base, extra_model, seed,
     options = BuildOptions(backend=backend, seed=seed, steps=steps,
                            settings={"model": model, "base": base, "extra_model": extra_model, "dtype": dtype,
                                      "device": device, "window_batch": window_batch, "preset": preset},
-                           strict=strict)
+                           strict=strict, force=force)
     if dry_run:
         return _dry_run(recipe, output, options)
     from ..progress import progress_for

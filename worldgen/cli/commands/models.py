@@ -8,11 +8,11 @@ import click
 
 from ..options import json_option, note, quiet_option
 
-MODALITY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+MODALITY_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 def _check_modality(ctx, param, value):
-    if value is not None and not MODALITY_RE.match(value):
+    if value is not None and not MODALITY_RE.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not a modality name like 'depth' or 'normal'")
     return value
 
