@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..store import jsonfiles
+from . import jsonfiles
 from .atomic import atomic_write_text
 from ..errors import SceneError, UserInputError
 from .fs_errors import named
