@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 SKY_LIMIT = 900.0  # metres: the farthest any vertex may be from the eye
-SHELL_MARGIN = 1.001  # the sky shell's radius over far (glb's _sky_shell)
+SHELL_MARGIN = 1.001  # the sky shell's radius over far (_shell.sky_shell)
 KNEE = 0.5  # distances below this fraction of the lowered far stay exact
 ROOM = 0.98  # compressed distances stay below this fraction of the lowered far (the sky shell is beyond it)
 

@@ -38,7 +38,7 @@ def _grid_faces(rows: int, cols: int) -> np.ndarray:
 
 def sky_domes(world, radius: float):
     """(positions, faces, uvs) of the two domes beyond the band's top and bottom edges."""
-    from .glb import _facing_eye
+    from ._shell import facing_eye
 
     edge = math.atan(world.projection.height / 2.0 / world.projection.focal_px)
     az = np.linspace(0.0, 2 * math.pi, SEGMENTS + 1)
@@ -52,14 +52,14 @@ def sky_domes(world, radius: float):
         faces.append(_grid_faces(RINGS + 1, SEGMENTS + 1) + offset)
         offset += len(pts)
     positions = np.concatenate([p for p, _ in parts]).astype(np.float32)
-    return positions, _facing_eye(positions, np.concatenate(faces).astype(np.uint32)), \
+    return positions, facing_eye(positions, np.concatenate(faces).astype(np.uint32)), \
         np.concatenate([u for _, u in parts]).astype(np.float32)
 
 
 def ground_rings(flat_pos: np.ndarray, rim: np.ndarray, depth: float):
     """(positions, faces, uvs) of the disc from the terrain's bottom-row vertices ``rim`` (column
     order) to the point ``depth`` below the eye, in rings, with the sphere's texture coordinates."""
-    from .glb import _facing_eye
+    from ._shell import facing_eye
 
     if len(rim) < 2:
         return None
@@ -73,7 +73,7 @@ def ground_rings(flat_pos: np.ndarray, rim: np.ndarray, depth: float):
     uv[-len(rim):, 0] = np.append((turns[:-1] + turns[1:]) / 2, turns[-1])  # the centre: each wedge's middle
     faces = _grid_faces(RINGS + 1, len(rim)).astype(np.uint32)
     positions = pts.astype(np.float32)
-    return positions, _facing_eye(positions, faces), uv
+    return positions, facing_eye(positions, faces), uv
 
 
 def sphere_material(gltf, blob, sphere, unlit: bool, cache: dict) -> int:

@@ -43,6 +43,7 @@ from ._background import add_background  # issue 22: the layer behind depth cuts
 from ._collider import collider_material, collider_mesh  # issue 22: collider closed at the spawn point, hidden
 from ._common import choice, option_names, read_options, world_for
 from ._far_plane import far_compression, fit_world  # issue 22: everything inside a 1000 m far plane
+from ._shell import SKY_SEGMENTS, ground_disc, sky_shell, skirts, texture_width, toward_eye
 from ._sphere_caps import ground_rings, sky_domes, sphere_material  # issue 22: caps from the full sphere
 from .terrain_mesh import add_ground_mesh  # issue 21: a procedural world's own ground
 from ._gltf import (CLAMP, LINEAR, LINEAR_MIPMAP_LINEAR, QUANTIZATION, REPEAT, UNLIT, Blob, material as new_material,
@@ -76,7 +77,6 @@ DEFAULTS = {
     "collider_step": 8,
 }
 
-SKY_SEGMENTS = 128  # sky cylinder columns for a full circle: the texture stays within 0.1 texel
 PARALLAX_MOVE = 2.0  # metres off the eye that ``max_parallax`` is measured at
 
 def _encode_texture(image: np.ndarray, fmt: str, quality: int, wrap: bool) -> tuple[bytes, str]:
@@ -97,10 +97,6 @@ def _encode_texture(image: np.ndarray, fmt: str, quality: int, wrap: bool) -> tu
     return buf.getvalue(), "image/png"
 
 
-def _texture_width(world, uv16: bool) -> int:
-    return world.projection.width + (1 if world.wraps and uv16 else 0)
-
-
 def _vertex_grid(world, wrap_dup: bool, uv16: bool):
     """Per-vertex arrays on the grid, with the first column repeated at the end for a closed,
     textured 360-degree seam (its UVs point at the texture's repeated column)."""
@@ -115,92 +111,12 @@ def _vertex_grid(world, wrap_dup: bool, uv16: bool):
         def dup(a):
             return a
 
-    u = ((cols + 0.5) / _texture_width(world, uv16)).astype(np.float32)
+    u = ((cols + 0.5) / texture_width(world, uv16)).astype(np.float32)
     v = ((world.rows + 0.5) / proj.height).astype(np.float32)
     uv = np.empty((len(v), len(u), 2), dtype=np.float32)
     uv[..., 0] = u[None, :]
     uv[..., 1] = v[:, None]
     return dup(world.points), dup(world.normals), uv, dup(world.distance), dup(world.sky)
-
-
-def _facing_eye(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Faces re-wound where needed so that their front (counter-clockwise) side faces the eye at
-    the origin: closed pieces (caps, disc) are seen from inside."""
-    p = positions.astype(np.float64)
-    a, b, c = p[faces[:, 0]], p[faces[:, 1]], p[faces[:, 2]]
-    away = np.einsum("ij,ij->i", np.cross(b - a, c - a), a + b + c) > 0
-    faces = faces.copy()
-    faces[away] = faces[away][:, [0, 2, 1]]
-    return faces
-
-
-def _sky_shell(world, closed: bool, uv16: bool):
-    """(positions, faces, uvs) of the sky: a coarse cylinder behind everything carrying the whole
-    panorama (from the eye its texture is exact, so it also backs every hairline gap), and flat caps
-    above and below it that continue the top and bottom rows."""
-    proj = world.projection
-    span = math.radians(proj.span_deg)
-    segments = max(8, int(math.ceil(SKY_SEGMENTS * proj.span_deg / 360.0)))
-    # Column positions (in pixels) of the segment ends: a full circle runs from the first column's
-    # centre round to its repeat; a partial span from its left edge to its right edge.
-    if world.wraps:
-        x = np.linspace(0.0, proj.width, segments + 1)
-    else:
-        x = np.linspace(-0.5, proj.width - 0.5, segments + 1)
-    theta = span * (x + 0.5) / proj.width
-    # Chords of a circle lie inside it: push the vertices out so every chord stays beyond ``far``.
-    radius = world.settings.far / math.cos(span / segments / 2) * 1.001
-    t = np.array([proj.height / 2.0, -proj.height / 2.0]) / proj.focal_px  # top and bottom image edges
-    ring = np.stack([np.sin(theta), np.zeros_like(theta), -np.cos(theta)], axis=1) * radius
-    top, bottom = ring + [0.0, radius * t[0], 0.0], ring + [0.0, radius * t[1], 0.0]
-    u = (x + 0.5) / _texture_width(world, uv16)
-    n = segments + 1
-    positions = [top, bottom]
-    uvs = [np.stack([u, np.zeros(n)], 1), np.stack([u, np.ones(n)], 1)]
-    k = np.arange(segments)
-    faces = [np.stack([k, k + n, k + 1], 1), np.stack([k + 1, k + n, k + 1 + n], 1)]
-    if closed:
-        mid = (u[:-1] + u[1:]) / 2
-        for rim, y, v in ((0, top[0, 1], 0.0), (n, bottom[0, 1], 1.0)):
-            base = sum(len(p) for p in positions)
-            positions.append(np.tile([0.0, y, 0.0], (segments, 1)))
-            uvs.append(np.stack([mid, np.full(segments, v)], 1))
-            faces.append(np.stack([rim + k, rim + k + 1, base + k], 1))
-    positions = np.concatenate(positions).astype(np.float32)
-    faces = _facing_eye(positions, np.concatenate(faces).astype(np.uint32))
-    return positions, faces, np.concatenate(uvs).astype(np.float32)
-
-
-def _ground_disc(flat_pos, flat_uv, rim: np.ndarray, depth: float):
-    """(positions, faces, uvs) of a disc from the terrain's bottom edge (``rim``: grid indices in
-    column order) to a point ``depth`` below the eye: it closes the hole under the camera, coloured
-    by the bottom row (each wedge's centre copy takes the middle UV of its wedge)."""
-    if len(rim) < 2:
-        return None
-    m = len(rim) - 1
-    pos = np.concatenate([flat_pos[rim], np.tile([0.0, -depth, 0.0], (m, 1))]).astype(np.float32)
-    uv_rim = flat_uv[rim]
-    uvs = np.concatenate([uv_rim, (uv_rim[:-1] + uv_rim[1:]) / 2]).astype(np.float32)
-    k = np.arange(m)
-    faces = _facing_eye(pos, np.stack([k, k + 1, len(rim) + k], 1).astype(np.uint32))
-    return pos, faces, uvs
-
-
-def _skirts(flat_pos, flat_uv, flat_dist, flat_sky, cut: np.ndarray, horizon: np.ndarray):
-    """(positions, faces, uvs) of the triangles the terrain leaves out between surfaces: across
-    each cut depth edge they connect the near side to the far side (what opens when the camera moves
-    is covered by a stretch of the edge's own texture, not by the sky behind), and along the
-    horizon their sky corners come in to the terrain's distance so the terrain meets the sky."""
-    faces = np.concatenate([cut, horizon]).astype(np.int64)
-    if not len(faces):
-        return None
-    corners = faces.reshape(-1)
-    dist = flat_dist[faces]
-    sky = flat_sky[faces]
-    fill = np.where(sky, -np.inf, dist).max(axis=1, keepdims=True)
-    target = np.where(sky, fill, dist).reshape(-1)
-    pos = flat_pos[corners] * (target / flat_dist[corners])[:, None]
-    return pos.astype(np.float32), np.arange(len(corners), dtype=np.uint32).reshape(-1, 3), flat_uv[corners]
 
 
 def export_glb(snapshot, options: dict) -> bytes:
@@ -343,10 +259,10 @@ def _add_world(out: _GlbWriter, snapshot, world, grid, tris, opts: dict, compres
     positions, _, uvs, distance, sky = grid
     if opts["backdrop"]:
         cut = tris.cut if layer is None else tris.cut[:0]
-        skirt = _skirts(positions.reshape(-1, 3), uvs.reshape(-1, 2), distance.reshape(-1), sky.reshape(-1), cut,
+        skirt = skirts(positions.reshape(-1, 3), uvs.reshape(-1, 2), distance.reshape(-1), sky.reshape(-1), cut,
                         tris.horizon)
         if skirt is not None:
-            out.add("backdrop", skirt[0], skirt[1], _toward_eye(skirt[0]) if opts["normals"] else None, skirt[2],
+            out.add("backdrop", skirt[0], skirt[1], toward_eye(skirt[0]) if opts["normals"] else None, skirt[2],
                     terrain_mat)
     if opts["sky"]:
         _add_sky(out, world, opts, layer is not None, None if sphere is None else sphere_mat)
@@ -373,9 +289,9 @@ def _add_terrain(out: _GlbWriter, world, grid, tris, opts: dict, terrain_mat: in
         h, wv = distance.shape
         rim = used[used >= (h - 1) * wv]  # the terrain's bottom-edge vertices, in column order
         depth = float(world.ground_height or world.settings.eye_height)
-        disc = _ground_disc(flat_pos, flat_uv, rim, depth) if sphere_mat is None else ground_rings(flat_pos, rim, depth)
+        disc = ground_disc(flat_pos, flat_uv, rim, depth) if sphere_mat is None else ground_rings(flat_pos, rim, depth)
         if disc is not None:
-            out.add("ground", disc[0], disc[1], _toward_eye(disc[0]) if want_normals else None, disc[2],
+            out.add("ground", disc[0], disc[1], toward_eye(disc[0]) if want_normals else None, disc[2],
                     terrain_mat if sphere_mat is None else sphere_mat())
 
 
@@ -383,18 +299,12 @@ def _add_sky(out: _GlbWriter, world, opts: dict, has_layer: bool, sphere_mat) ->
     """The sky shell; with a background layer it backs what opens behind the foreground, so its
     texture is the layer's there; with a full sphere, domes close it above and below."""
     want_normals = opts["normals"]
-    sky_pos, sky_faces, sky_uv = _sky_shell(world, opts["closed"] and sphere_mat is None, opts["uv16"])
+    sky_pos, sky_faces, sky_uv = sky_shell(world, opts["closed"] and sphere_mat is None, opts["uv16"])
     sky_mat = out.materials["background"] if has_layer and not opts["uv16"] else out.material("sky", True)
-    out.add("sky", sky_pos, sky_faces, _toward_eye(sky_pos) if want_normals else None, sky_uv, sky_mat)
+    out.add("sky", sky_pos, sky_faces, toward_eye(sky_pos) if want_normals else None, sky_uv, sky_mat)
     if sphere_mat is not None and opts["closed"]:
         dome = sky_domes(world, float(np.linalg.norm(sky_pos[:2], axis=1).max()))
-        out.add("sky-dome", dome[0], dome[1], _toward_eye(dome[0]) if want_normals else None, dome[2], sphere_mat())
-
-
-def _toward_eye(points: np.ndarray) -> np.ndarray:
-    """Unit normals pointing back along each point's ray to the eye (for surfaces seen head-on)."""
-    n = -points.astype(np.float32)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
+        out.add("sky-dome", dome[0], dome[1], toward_eye(dome[0]) if want_normals else None, dome[2], sphere_mat())
 
 
 def _version() -> str:

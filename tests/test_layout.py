@@ -42,8 +42,6 @@ def test_the_checker_finds_a_cycle_a_long_module_and_a_long_function(tmp_path):
     assert len(problems) == 3  # backends -> worldgen.a is one way only: no cycle
 
 
-@pytest.mark.xfail(strict=False, reason="issue 20: the cycles and long pieces left in batch.py, recipes.py, "
-                                        "cli/commands and the procedural backend are being split on other branches")
 def test_the_repository_has_no_cycle_and_no_oversized_module_or_function():
     done = subprocess.run([sys.executable, str(SCRIPT), str(REPO)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout

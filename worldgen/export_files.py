@@ -12,6 +12,7 @@ from typing import Optional
 
 from .scene.atomic import atomic_write_bytes
 from .errors import UserInputError
+from .validation import check_option_values
 from .output_paths import check_output_path
 from .progress import ProgressCallback, report
 
@@ -30,20 +31,6 @@ def default_export_path(scene_path: str | Path, fmt: str) -> Path:
     name = scene_path.resolve().name or "world"
     suffix = ext if ext[1:] == fmt else f".{fmt}{ext}"
     return scene_path.resolve().parent / f"{name}{suffix}"
-
-
-def check_option_values(options: dict) -> None:
-    """Exporter options arrive as text (``-O voxel_size=nan``) or numbers (recipes): whatever each
-    exporter accepts, NaN and infinity are never a usable setting, so they stop here for every format."""
-    import math
-
-    for name, value in options.items():
-        try:
-            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
-        except ValueError:
-            continue  # not a number: the exporter says what it wants
-        if number is not None and not math.isfinite(number):
-            raise UserInputError(f"-O {name}={value} is not a finite number; give a number such as {name}=1")
 
 
 def export_bytes(snapshot, fmt: str, options: Optional[dict] = None) -> bytes:

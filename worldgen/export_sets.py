@@ -14,7 +14,7 @@ def companion_path(main: Path, suffix: str) -> Path:
 
 def export_set(spec, snapshot, options: dict, main: Path) -> tuple[bytes, dict[Path, bytes]]:
     """(main file bytes, {companion path: bytes}) of a multi-file exporter."""
-    from .export_files import check_option_values
+    from .validation import check_option_values
 
     check_option_values(dict(options or {}))
     files = spec.files(snapshot, dict(options or {}))

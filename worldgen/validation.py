@@ -240,3 +240,15 @@ def printable(text: Any) -> str:
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
     return "".join(out)
+
+
+def check_option_values(options: dict) -> None:
+    """Exporter options arrive as text (``-O voxel_size=nan``) or numbers (recipes): whatever each
+    exporter accepts, NaN and infinity are never a usable setting, so they stop here for every format."""
+    for name, value in options.items():
+        try:
+            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        except ValueError:
+            continue  # not a number: the exporter says what it wants
+        if number is not None and not math.isfinite(number):
+            raise UserInputError(f"-O {name}={value} is not a finite number; give a number such as {name}=1")

@@ -48,19 +48,17 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
     from ...world.outputs import new_world_paths
     from ..grammar import report
 
-    if from_scene is not None:
+    if from_scene is not None or prompt is None:
         return _replay(from_scene, output, device, quiet, as_json)
-    if prompt is None:
-        raise click.UsageError("give a PROMPT, or --from SCENE[@vN] to replay a version")
     width, height = parse_size(size)
     # Every value is checked before anything is loaded or sent (the same request either way).
     WorldPipeline.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
                           guidance=guidance, negative_prompt=negative_prompt, modality=modality, scheduler=scheduler,
                           regions=regions)
     output, scene_dir = new_world_paths(output, prompt)
-    if server and image is not None:
-        raise click.UsageError("--image runs on this machine; leave out --server")
-    if server:  # the server loads and runs the model; the checks above are the same either way
+    if server:
+        if image is not None:
+            raise click.UsageError("--image runs on this machine; leave out --server")  # the server loads and runs the model; the checks above are the same either way
         from .serve import pano_on_server
 
         pano_on_server(server, prompt, size=size, span=span, preset=preset, steps=steps, guidance=guidance,
@@ -101,6 +99,8 @@ def _make_here(prompt, output, scene_dir, backend, model, base, extra_model, wid
 
 def _replay(source: str, output, device, quiet: bool, as_json: bool) -> None:
     """`--from SCENE[@vN]`: the recorded request on the recorded backend and model, into a new scene."""
+    if source is None:
+        raise click.UsageError("give a PROMPT, or --from SCENE[@vN] to replay a version")
     from ...api import WorldPipeline
     from ...geometry.regions import Region
     from ...world.outputs import new_world_paths
