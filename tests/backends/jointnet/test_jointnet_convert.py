@@ -79,7 +79,7 @@ def test_the_backend_loads_the_converted_copy(store_home, user_copy, monkeypatch
     branch_files = [p for p in read if p.parent.name in ("unet", "jointnet") and p.parent.parent.name != "base"]
     assert [p.suffix for p in branch_files] == [".safetensors", ".safetensors"]
     assert all(store_home in p.parents for p in branch_files)
-    assert backend.settings()["model"] == str((user_copy / "model").resolve())  # scenes record the real model
+    assert backend.settings()["model"] == "rgbd"  # scenes record a registered model by its name (issue 25)
 
 
 def test_another_dtype_or_an_old_entry_loads_the_original_files(store_home, user_copy, reference):
