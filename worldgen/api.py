@@ -42,12 +42,13 @@ class WorldPipeline:
     # Construction ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model: Optional[str] = "auto", *, backend: Optional[str] = None, device=None, dtype=None,
-                        base=None, extra_model=None, window_batch=None, scheduler=None,
+                        base=None, extra_model=None, window_batch=None, scheduler=None, resident: bool = True,
                         note: Callable[[str], None] = lambda text: None, **settings) -> "WorldPipeline":
         """A pipeline for ``model``: a registered model name or a checkpoint folder (JointNet),
         ``"procedural"`` (the offline backend, no weights), or ``"auto"`` (JointNet when a model is
         registered, else procedural). ``backend`` names a backend plugin instead. Loading happens on
-        the first call; settings a backend does not take are dropped (named through ``note``)."""
+        the first call; settings a backend does not take are dropped (named through ``note``).
+        ``resident`` False: this process makes one world, so no warm-up costs (world/warmup.py)."""
         if model == "procedural":
             model, backend = None, backend or "procedural"
         elif model == "auto":
@@ -56,7 +57,10 @@ class WorldPipeline:
         wanted = dict(model=str(model) if model is not None else None, device=device, dtype=dtype,
                       base=str(base) if base is not None else None, extra_model=extra_model,
                       window_batch=window_batch, scheduler=scheduler, **settings)
-        return cls(spec, _backends.load_settings(spec, wanted, note), fell_back=fell_back)
+        from .world.warmup import with_mode
+
+        chosen = with_mode(spec, _backends.load_settings(spec, wanted, note), resident)
+        return cls(spec, chosen, fell_back=fell_back)
 
     @classmethod
     def for_scene(cls, scene=None, **settings) -> "WorldPipeline":
@@ -88,6 +92,13 @@ class WorldPipeline:
             with phase("load"):
                 self._backend = self._loader() if self._loader else self.spec.load(self.settings)
         return self._backend
+
+    def warm_up(self, *, width: int = 2048, height: int = 512, preset: Optional[str] = None) -> bool:
+        """Load the backend and pay its first-world costs (autotuning, graph capture) now, for worlds
+        of this size and preset; True when there was something to pay (``world.warmup.warm_up``)."""
+        from .world.warmup import warm_up
+
+        return warm_up(self.backend, width=width, height=height, preset=preset)
 
     # Text -> world ----------------------------------------------------------------------------
     def __call__(self, prompt: str, *, width: int = 2048, height: int = 512, span: float = 360.0, seed: int = 0,

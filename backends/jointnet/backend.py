@@ -32,7 +32,7 @@ class JointNetBackend(LatentLayers, Backend):
 
     def __init__(self, pipe, *, model_dir: Path, base_dir: Path, modality: str, device, dtype,
                  scheduler: Optional[str] = None, window_batch: Optional[int] = None, preset=None,
-                 speed: Optional[str] = None, memory: Optional[str] = None) -> None:
+                 speed: Optional[str] = None, memory: Optional[str] = None, resident: bool = True) -> None:
         import dataclasses
 
         from worldgen.phases import phase
@@ -66,8 +66,10 @@ class JointNetBackend(LatentLayers, Backend):
             pipe.text_encoder.to("cpu")
         # Speed (perf.SpeedSettings.for_device): on CUDA fused QKV, cuDNN autotuning and attention,
         # CUDA graphs; "eager" without graphs, "compile" with torch.compile, "off" plain PyTorch.
+        # A one-shot process (``resident`` False) skips autotuning and graphs (issue 24).
         self.speed_name = speed if isinstance(speed, str) else None
-        self.speed = perf.SpeedSettings.named(speed, device)
+        self.resident = resident
+        self.speed = perf.SpeedSettings.named(speed, device, resident=resident)
         if self.low_memory and self.speed.cuda_graphs:
             self.speed = dataclasses.replace(self.speed, cuda_graphs=False)
         with phase("speed set-up"):
@@ -109,7 +111,8 @@ class JointNetBackend(LatentLayers, Backend):
         backend = cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
                       device=device, dtype=dtype, scheduler=scheduler,
                       window_batch=int(window_batch) if window_batch is not None else None,
-                      preset=sampling.preset, speed=settings.get("speed"), memory=settings.get("memory"))
+                      preset=sampling.preset, speed=settings.get("speed"), memory=settings.get("memory"),
+                      resident=settings.get("resident", True))
         backend.region_mode = check_region_mode(settings.get("region_mode"))
         return backend
 
@@ -121,6 +124,12 @@ class JointNetBackend(LatentLayers, Backend):
                 **({"region_mode": self.region_mode} if self.region_mode != "blend" else {}),
                 **({"preset": self.preset.name} if self.preset.name != "published" else {}),
                 **{k: v for k, v in (("speed", self.speed_name), ("memory", self.memory_name)) if v is not None}}
+
+    @property
+    def warm_up_pays(self) -> bool:
+        """Whether a first world costs more than later ones here (cuDNN autotuning, CUDA-graph capture,
+        compile): a resident process then makes one world before its first request (world/warmup.py)."""
+        return self.speed.cudnn_benchmark or self.speed.cuda_graphs or self.speed.compile
 
     @property
     def has_masked_input(self) -> bool:

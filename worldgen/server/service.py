@@ -52,7 +52,7 @@ class WorldService:
         instances = []
         for device in devices:
             device_settings = dict(settings, **({"device": device} if device is not None else {}))
-            instances.append((device, load_backend(spec, device_settings)))
+            instances.append((device, load_backend(spec, device_settings, kwargs.get("default_preset"))))
         return cls(spec.name, instances, root, load_seconds=time.perf_counter() - started, **kwargs)
 
     # Life cycle -------------------------------------------------------------------------------

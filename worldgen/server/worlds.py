@@ -13,9 +13,14 @@ from typing import Any, Optional
 from ..progress import ProgressCallback
 
 
-def load_backend(spec, settings: dict) -> Any:
-    """One resident backend instance (``spec.load``, the call `worldgen pano` makes)."""
-    return spec.load(settings)
+def load_backend(spec, settings: dict, preset: Optional[str] = None) -> Any:
+    """One resident backend instance (``spec.load``, the call `worldgen pano` makes), warmed up for
+    the default world (2048x512, ``preset``) before the server takes its first request."""
+    from ..world.warmup import RESIDENT, warm_up, with_mode
+
+    instance = spec.load(with_mode(spec, settings, RESIDENT))
+    warm_up(instance, preset=preset)
+    return instance
 
 
 def make_world(backend_name: str, instance: Any, request, scene_dir: Path, glb: Path,

@@ -67,7 +67,7 @@ def pano(prompt, output, backend, model, base, extra_model, size, span, preset, 
                               regions=regions, output=output, scene_dir=scene_dir, quiet=quiet)
     pipe = WorldPipeline.from_pretrained(model or "auto", backend=backend, base=base, extra_model=extra_model,
                                          device=device, dtype=dtype, scheduler=scheduler, window_batch=window_batch,
-                                         modality=modality)
+                                         modality=modality, resident=False)  # one world: no warm-up costs
     if pipe.fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
     request = pipe.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
