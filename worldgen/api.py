@@ -140,15 +140,12 @@ class WorldPipeline:
         return make_world(self.name, backend, request, progress)
 
     def make(self, request, glb: Optional[Path], scene_dir: Path, progress=None) -> World:
-        """Generate, save the scene at ``scene_dir`` and export its GLB (what `worldgen pano` writes)."""
-        from .phases import phase
+        """Generate, save the scene at ``scene_dir`` and export its GLB (what `worldgen pano` writes);
+        the two are written at once (``world.generate.write_world``)."""
+        from .world.generate import write_world
 
         world = self.generate(request, progress)
-        with phase("write scene"):
-            world.save(scene_dir)
-        if glb is not None:
-            with phase("export"):
-                world.export("glb", glb)
+        write_world(world, scene_dir, (lambda: world.export("glb", glb)) if glb is not None else None)
         return world
 
     # Scene tasks (each returns a World: a new scene version, or a world in memory) -------------
