@@ -52,7 +52,7 @@ def run_original(code: Optional[str], wheels: Optional[str], checkpoint: Path, b
     # Only the original's site and code on the path: never worldgen's diffusers or transformers.
     env = dict(os.environ, PYTHONPATH=str(site), USE_FLAX="0", USE_TF="0", HF_HUB_OFFLINE="1",
                PYTHONNOUSERSITE="1")
-    size = ["--width", "256", "--height", "64", "--steps", "2", "--stride", "8", "--repeats", "1"] if tiny else \
+    size = ["--width", "128", "--height", "64", "--steps", "3", "--stride", "8", "--repeats", "1"] if tiny else \
         ["--repeats", str(repeats)]
     argv = [sys.executable, str(HERE / "original_pipeline.py"), "--code", str(Path(code).resolve()),
             "--base", str(base), "--model", str(checkpoint), "--device", device, *size]
