@@ -100,6 +100,18 @@ class WorldPipeline:
 
         return warm_up(self.backend, width=width, height=height, preset=preset)
 
+    def _backend_for(self, request):
+        """The backend; when it loads for this first request, a backend that takes a ``text_hint``
+        encodes the request's text while its weights load (backends/jointnet/early_text.py)."""
+        if self._backend is None and self._loader is None and "text_hint" in tuple(self.spec.settings or ()):
+            from .phases import phase
+
+            do_cfg = request.guidance > 1.0 and bool(request.prompt or request.negative_prompt)
+            with phase("load"):
+                self._backend = self.spec.load({**self.settings, "text_hint": [request.prompt,
+                                                                               request.negative_prompt, do_cfg]})
+        return self.backend
+
     # Text -> world ----------------------------------------------------------------------------
     def __call__(self, prompt: str, *, width: int = 2048, height: int = 512, span: float = 360.0, seed: int = 0,
                  preset: Optional[str] = None, steps: Optional[int] = None, guidance: float = 7.5,
@@ -135,7 +147,7 @@ class WorldPipeline:
         """A world for a ready ``GenerateRequest`` (what batch jobs and the server hand over)."""
         from .world.generate import make_world
 
-        backend = self.backend
+        backend = self._backend_for(request)
         request.modality = getattr(backend, "modality", None) or request.modality  # what the model makes
         return make_world(self.name, backend, request, progress)
 

@@ -105,7 +105,7 @@ class JointNetBackend(LatentLayers, Backend):
         # The store's safetensors copy in this dtype when `worldgen models add` made one (else the original).
         weights_dir = converted_weights(model_dir, str(dtype).replace("torch.", ""))
         pipe = load_jointnet(model_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler,
-                             weights_dir=weights_dir)
+                             weights_dir=weights_dir, text_hint=settings.get("text_hint"))
         if dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
             pipe.vae.to(torch.float32)  # the config says this VAE overflows in half precision
         backend = cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),

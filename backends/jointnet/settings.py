@@ -25,6 +25,9 @@ SETTINGS = SETTINGS + ("modality",)
 # Issue 24: whether the process keeps the model for many worlds (serve, batch, the API in a loop:
 # True, the default) or makes one (`worldgen pano`: False, no warm-up costs it cannot win back).
 SETTINGS = SETTINGS + ("resident",)
+# ... and the first request's text, [prompt, negative, do_cfg], encoded while the branches load
+# (early_text.py; never recorded: it changes nothing but when the encoding happens).
+SETTINGS = SETTINGS + ("text_hint",)
 MEMORY_MODES = ("auto", "low", "high")
 DTYPES = ("float32", "float16", "bfloat16")
 
