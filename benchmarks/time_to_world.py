@@ -237,7 +237,56 @@ def versions() -> dict:
     return out
 
 
-def main(argv=None) -> int:
+def cold_figures(args, report: dict, save, *, worldgen, env, work: Path, pano_args) -> None:
+    """New `worldgen pano` processes, fast and published interleaved: medians, phases, peak memory."""
+    cold: dict[str, list] = {"fast": [], "published": []}
+    for i in range(args.repeats):  # interleaved, so both see the same machine state
+        for preset in ("fast", "published"):
+            run = run_process([*worldgen, "pano", PROMPT, "--preset", preset, "--seed", str(i),
+                               "-o", str(work / f"cold-{preset}-{i}.glb"), *pano_args], env,
+                              work / f"cold-{preset}-{i}.log", args.timeout_s)
+            run["glb_bytes"] = (work / f"cold-{preset}-{i}.glb").stat().st_size if run["rc"] == 0 else None
+            cold[preset].append(run)
+            log(f"cold {preset} #{i}: {run['seconds']} s rc {run['rc']}", run.get("tail") or "")
+            report["cold_runs"] = cold
+            save()
+    report["cold_scene_records"] = {preset: _scene_record(work / f"cold-{preset}-0") for preset in cold}
+    for preset in cold:
+        s = summary(cold[preset])
+        report[f"cold_{preset}_s"] = s["median_s"]
+        report[f"cold_{preset}"] = {**s, "phases_median": median_phases(cold[preset]),
+                                    "peak_rss_gib_max": max(r["peak_rss_gib"] for r in cold[preset])}
+    save()
+
+
+def warm_figures(args, report: dict, save, *, worldgen, env, work: Path, out: Path, pano_args, checkpoint: Path,
+                 base: Path) -> None:
+    """The served, in-process and original figures, their phases and ratios, into ``report``."""
+    served = served_runs(worldgen, env, work, pano_args, args.repeats, args.timeout_s)
+    report["served_fast_s"] = served.pop("served_fast_s")
+    report["served"] = served
+    log("served", report["served_fast_s"], served.get("reason", ""))
+    save()
+    report["served_phases"] = ttw_children.run_served_phases(env, work, device=args.device, tiny=args.tiny,
+                                                             repeats=args.repeats, timeout=args.timeout_s * 2)
+    log("served phases", report["served_phases"].get("phases_median") or report["served_phases"].get("reason"))
+    save()
+    if not args.skip_in_process:
+        sampling = in_process(args, out, env)
+        report.update({k: sampling.pop(k) for k in ("published_s", "original_style_s")})
+        report["in_process"] = sampling
+        save()
+    original = ttw_children.run_original(args.original_code, args.original_wheels, checkpoint, base, work,
+                                         device=args.device, tiny=args.tiny, repeats=args.repeats,
+                                         timeout=args.timeout_s * 4)
+    report["original_s"] = original.pop("original_s")
+    report["original"] = original
+    log("original", report["original_s"], original.get("reason", ""))
+    report["ratios"] = ttw_children.ratios(report)
+    save()
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="test-sized models and a small panorama (CPU dry run)")
@@ -252,7 +301,11 @@ def main(argv=None) -> int:
                         help="folder of the original's wheels: diffusers 0.19.3 and its transformers, "
                              "huggingface_hub, tokenizers (default: wheels/ beside --original-code)")
     parser.add_argument("--skip-gpu-tests", action="store_true", help="do not run `pytest -m gpu` first")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
@@ -288,47 +341,9 @@ def main(argv=None) -> int:
     save()
 
     pano_args = ["--verbose", "-q"] + (["--device", "cpu", "--size", "128x64"] if args.tiny else [])
-    cold: dict[str, list] = {"fast": [], "published": []}
-    for i in range(args.repeats):  # interleaved, so both see the same machine state
-        for preset in ("fast", "published"):
-            run = run_process([*worldgen, "pano", PROMPT, "--preset", preset, "--seed", str(i),
-                               "-o", str(work / f"cold-{preset}-{i}.glb"), *pano_args], env,
-                              work / f"cold-{preset}-{i}.log", args.timeout_s)
-            run["glb_bytes"] = (work / f"cold-{preset}-{i}.glb").stat().st_size if run["rc"] == 0 else None
-            cold[preset].append(run)
-            log(f"cold {preset} #{i}: {run['seconds']} s rc {run['rc']}", run.get("tail") or "")
-            report["cold_runs"] = cold
-            save()
-    report["cold_scene_records"] = {preset: _scene_record(work / f"cold-{preset}-0") for preset in cold}
-    for preset in cold:
-        s = summary(cold[preset])
-        report[f"cold_{preset}_s"] = s["median_s"]
-        report[f"cold_{preset}"] = {**s, "phases_median": median_phases(cold[preset]),
-                                    "peak_rss_gib_max": max(r["peak_rss_gib"] for r in cold[preset])}
-    save()
-
-    served = served_runs(worldgen, env, work, pano_args, args.repeats, args.timeout_s)
-    report["served_fast_s"] = served.pop("served_fast_s")
-    report["served"] = served
-    log("served", report["served_fast_s"], served.get("reason", ""))
-    save()
-
-    report["served_phases"] = ttw_children.run_served_phases(env, work, device=args.device, tiny=args.tiny,
-                                                             repeats=args.repeats, timeout=args.timeout_s * 2)
-    log("served phases", report["served_phases"].get("phases_median") or report["served_phases"].get("reason"))
-    save()
-    if not args.skip_in_process:
-        sampling = in_process(args, out, env)
-        report.update({k: sampling.pop(k) for k in ("published_s", "original_style_s")})
-        report["in_process"] = sampling
-        save()
-    original = ttw_children.run_original(args.original_code, args.original_wheels, checkpoint, base, work,
-                                         device=args.device, tiny=args.tiny, repeats=args.repeats,
-                                         timeout=args.timeout_s * 4)
-    report["original_s"] = original.pop("original_s")
-    report["original"] = original
-    log("original", report["original_s"], original.get("reason", ""))
-    report["ratios"] = ttw_children.ratios(report)
+    cold_figures(args, report, save, worldgen=worldgen, env=env, work=work, pano_args=pano_args)
+    warm_figures(args, report, save, worldgen=worldgen, env=env, work=work, out=out, pano_args=pano_args,
+                 checkpoint=checkpoint, base=base)
     report["goals"] = {"cold_fast_le_10s": _le(report.get("cold_fast_s"), 10.0),
                        "cold_published_le_15s": _le(report.get("cold_published_s"), 15.0),
                        "served_fast_le_1.5s": _le(report.get("served_fast_s"), 1.5),
