@@ -96,6 +96,10 @@ class PromptEncoding:
             raise UserInputError(f"{len(negatives)} negative prompts for {len(prompts)} prompts; give one per prompt")
         return cond, self._encode_text(negatives)
 
+    def _to_model(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Text hidden states in the model's dtype, on its device."""
+        return hidden.to(dtype=self.jointnet.dtype, device=self.jointnet.device)
+
 
 class JointNetPipeline(PromptEncoding, DiffusionPipeline):
     """vae, text_encoder, tokenizer, scheduler from the base model; ``jointnet`` is the JointNetPair."""
@@ -170,9 +174,6 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
         from .early_text import text_hidden
 
         return self._to_model(text_hidden(self.tokenizer, self.text_encoder, texts))
-
-    def _to_model(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden.to(dtype=self.jointnet.dtype, device=self.jointnet.device)
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor, generator=None) -> torch.Tensor:
