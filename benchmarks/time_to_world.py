@@ -7,9 +7,17 @@ One run, side by side, on one machine:
   cold_published_s  the same with the published recipe;
   served_fast_s     second and later `worldgen pano --server URL --preset fast` calls against a running
                     `worldgen serve` (null, with the reason, where this worldgen has no `serve`);
-  published_s       in-process sampling of the published recipe, and
-  original_s        the original-style loop on the same weights, both from ``speed_memory.py``
-                    (run as a child here, so its machinery is reused rather than copied).
+  published_s       in-process sampling of the published recipe (``speed_memory.py``, run as a child);
+  original_s        the ORIGINAL JointNet panorama pipeline (apple/ml-jointnet, its own code on
+                    diffusers 0.19.3, ``original_pipeline.py``) on the same weights, same recipe, in
+                    the same run; its code and wheels are not committed: ``--original-code`` and
+                    ``--original-wheels`` (benchmarks/NOTES.md, "The original pipeline");
+  original_style_s  worldgen's re-creation of the original loop (``original_loop.py``), as before;
+  served_phases     a resident pipeline's phases per world (``served_phases.py``: sampling, decode,
+                    scene write and GLB), against which ``served_fast_s`` shows the HTTP overhead.
+
+``ratios`` holds each figure against the original's. ``--tiny --device cpu`` runs every part with
+test-sized models on a small panorama, to catch mistakes before device time is spent.
 
 Set-up, as a user would have it: SD 2.1-base-sized random weights (``sd21_models.py``) written in the
 official layout (``unet/`` + ``jointnet/``, config.json + diffusion_pytorch_model.bin, float32
@@ -18,8 +26,10 @@ PNDMScheduler (as stabilityai/stable-diffusion-2-1-base does); then `worldgen mo
 The weights were just written, so they sit in the OS page cache: "cold" means a new process, not a
 machine just booted (a first read from disk adds the disk's read time on top).
 
-    . benchmarks/device_env.sh && python3 benchmarks/time_to_world.py --out "$OUT"
-    python3 benchmarks/time_to_world.py --device cpu --tiny --out /tmp/ttw     # CPU dry run
+    . benchmarks/device_env.sh && python3 benchmarks/time_to_world.py --out "$OUT" \
+        --original-code .original/ml-jointnet --original-wheels .original/wheels
+    python3 benchmarks/time_to_world.py --device cpu --tiny --skip-gpu-tests --out /tmp/ttw \
+        --original-code .original/ml-jointnet --original-wheels .original/wheels   # CPU dry run
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+import ttw_children  # noqa: E402  (benchmarks/ is on the path only now)
 
 PROMPT = "a misty fjord at dawn, steep green cliffs, still water"
 PHASE = re.compile(r"^phase (.+?)\s+(\d+\.\d{3}) s$")
@@ -197,13 +209,13 @@ def in_process(args, out: Path, env: dict) -> dict:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=args.timeout_s * 4, cwd=HERE.parent)
     path = out / "speed" / "speed_memory.json"
     if done.returncode != 0 or not path.is_file():
-        return {"published_s": None, "original_s": None, "reason": done.stderr[-800:]}
+        return {"published_s": None, "original_style_s": None, "reason": done.stderr[-800:]}
     report = json.loads(path.read_text())
     rows = {row["name"]: row for row in report.get("configs", [])}
     published, baseline = rows.get("published", {}), rows.get("baseline", {})
-    return {"published_s": published.get("median_s"), "original_s": baseline.get("median_s"),
+    return {"published_s": published.get("median_s"), "original_style_s": baseline.get("median_s"),
             "published_seconds": published.get("seconds"), "original_seconds": baseline.get("seconds"),
-            "speedup_vs_original": (baseline["median_s"] / published["median_s"]
+            "speedup_vs_original_style": (baseline["median_s"] / published["median_s"]
                                     if published.get("median_s") and baseline.get("median_s") else None),
             "published_evals_per_step": published.get("evals_per_step"),
             "original_evals_per_step": baseline.get("evals_per_step"), "steps": 3 if args.tiny else 50}
@@ -225,7 +237,56 @@ def versions() -> dict:
     return out
 
 
-def main(argv=None) -> int:
+def cold_figures(args, report: dict, save, *, worldgen, env, work: Path, pano_args) -> None:
+    """New `worldgen pano` processes, fast and published interleaved: medians, phases, peak memory."""
+    cold: dict[str, list] = {"fast": [], "published": []}
+    for i in range(args.repeats):  # interleaved, so both see the same machine state
+        for preset in ("fast", "published"):
+            run = run_process([*worldgen, "pano", PROMPT, "--preset", preset, "--seed", str(i),
+                               "-o", str(work / f"cold-{preset}-{i}.glb"), *pano_args], env,
+                              work / f"cold-{preset}-{i}.log", args.timeout_s)
+            run["glb_bytes"] = (work / f"cold-{preset}-{i}.glb").stat().st_size if run["rc"] == 0 else None
+            cold[preset].append(run)
+            log(f"cold {preset} #{i}: {run['seconds']} s rc {run['rc']}", run.get("tail") or "")
+            report["cold_runs"] = cold
+            save()
+    report["cold_scene_records"] = {preset: _scene_record(work / f"cold-{preset}-0") for preset in cold}
+    for preset in cold:
+        s = summary(cold[preset])
+        report[f"cold_{preset}_s"] = s["median_s"]
+        report[f"cold_{preset}"] = {**s, "phases_median": median_phases(cold[preset]),
+                                    "peak_rss_gib_max": max(r["peak_rss_gib"] for r in cold[preset])}
+    save()
+
+
+def warm_figures(args, report: dict, save, *, worldgen, env, work: Path, out: Path, pano_args, checkpoint: Path,
+                 base: Path) -> None:
+    """The served, in-process and original figures, their phases and ratios, into ``report``."""
+    served = served_runs(worldgen, env, work, pano_args, args.repeats, args.timeout_s)
+    report["served_fast_s"] = served.pop("served_fast_s")
+    report["served"] = served
+    log("served", report["served_fast_s"], served.get("reason", ""))
+    save()
+    report["served_phases"] = ttw_children.run_served_phases(env, work, device=args.device, tiny=args.tiny,
+                                                             repeats=args.repeats, timeout=args.timeout_s * 2)
+    log("served phases", report["served_phases"].get("phases_median") or report["served_phases"].get("reason"))
+    save()
+    if not args.skip_in_process:
+        sampling = in_process(args, out, env)
+        report.update({k: sampling.pop(k) for k in ("published_s", "original_style_s")})
+        report["in_process"] = sampling
+        save()
+    original = ttw_children.run_original(args.original_code, args.original_wheels, checkpoint, base, work,
+                                         device=args.device, tiny=args.tiny, repeats=args.repeats,
+                                         timeout=args.timeout_s * 4)
+    report["original_s"] = original.pop("original_s")
+    report["original"] = original
+    log("original", report["original_s"], original.get("reason", ""))
+    report["ratios"] = ttw_children.ratios(report)
+    save()
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="test-sized models and a small panorama (CPU dry run)")
@@ -234,8 +295,17 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout-s", type=float, default=240.0, help="per process")
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--original-code", default=None,
+                        help="folder of the original JointNet code (apple/ml-jointnet; benchmarks/NOTES.md)")
+    parser.add_argument("--original-wheels", default=None,
+                        help="folder of the original's wheels: diffusers 0.19.3 and its transformers, "
+                             "huggingface_hub, tokenizers (default: wheels/ beside --original-code)")
     parser.add_argument("--skip-gpu-tests", action="store_true", help="do not run `pytest -m gpu` first")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
@@ -271,35 +341,9 @@ def main(argv=None) -> int:
     save()
 
     pano_args = ["--verbose", "-q"] + (["--device", "cpu", "--size", "128x64"] if args.tiny else [])
-    cold: dict[str, list] = {"fast": [], "published": []}
-    for i in range(args.repeats):  # interleaved, so both see the same machine state
-        for preset in ("fast", "published"):
-            run = run_process([*worldgen, "pano", PROMPT, "--preset", preset, "--seed", str(i),
-                               "-o", str(work / f"cold-{preset}-{i}.glb"), *pano_args], env,
-                              work / f"cold-{preset}-{i}.log", args.timeout_s)
-            run["glb_bytes"] = (work / f"cold-{preset}-{i}.glb").stat().st_size if run["rc"] == 0 else None
-            cold[preset].append(run)
-            log(f"cold {preset} #{i}: {run['seconds']} s rc {run['rc']}", run.get("tail") or "")
-            report["cold_runs"] = cold
-            save()
-    report["cold_scene_records"] = {preset: _scene_record(work / f"cold-{preset}-0") for preset in cold}
-    for preset in cold:
-        s = summary(cold[preset])
-        report[f"cold_{preset}_s"] = s["median_s"]
-        report[f"cold_{preset}"] = {**s, "phases_median": median_phases(cold[preset]),
-                                    "peak_rss_gib_max": max(r["peak_rss_gib"] for r in cold[preset])}
-    save()
-
-    served = served_runs(worldgen, env, work, pano_args, args.repeats, args.timeout_s)
-    report["served_fast_s"] = served.pop("served_fast_s")
-    report["served"] = served
-    log("served", report["served_fast_s"], served.get("reason", ""))
-    save()
-
-    if not args.skip_in_process:
-        sampling = in_process(args, out, env)
-        report.update({k: sampling.pop(k) for k in ("published_s", "original_s")})
-        report["in_process"] = sampling
+    cold_figures(args, report, save, worldgen=worldgen, env=env, work=work, pano_args=pano_args)
+    warm_figures(args, report, save, worldgen=worldgen, env=env, work=work, out=out, pano_args=pano_args,
+                 checkpoint=checkpoint, base=base)
     report["goals"] = {"cold_fast_le_10s": _le(report.get("cold_fast_s"), 10.0),
                        "cold_published_le_15s": _le(report.get("cold_published_s"), 15.0),
                        "served_fast_le_1.5s": _le(report.get("served_fast_s"), 1.5),
@@ -308,7 +352,7 @@ def main(argv=None) -> int:
     save()
     shutil.rmtree(work, ignore_errors=True)  # gigabytes of weights; the JSON keeps the failed runs' log tails
     log(json.dumps({k: report.get(k) for k in ("cold_fast_s", "cold_published_s", "served_fast_s", "published_s",
-                                                "original_s", "total_s")}))
+                                                "original_s", "ratios", "total_s")}))
     return 0
 
 

@@ -85,16 +85,19 @@ def _encode_texture(image: np.ndarray, fmt: str, quality: int, wrap: bool) -> tu
     blends the last column with the first, as REPEAT does for float UVs just past 1."""
     from PIL import Image
 
-    pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    from worldgen.scene.image_files import encode_png, to_uint8
+
+    if fmt == "png" and not wrap:
+        # The scene's image.png, byte for byte: encoded once when both are written (issue 24).
+        return encode_png(image), "image/png"
+    pixels = to_uint8(image)
     if wrap:
         pixels = np.concatenate([pixels, pixels[:, :1]], axis=1)
-    buf = io.BytesIO()
     if fmt == "jpeg":
+        buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, format="JPEG", quality=int(quality))
         return buf.getvalue(), "image/jpeg"
-    # zlib level 1: about twice as fast as the default for ~10 % more bytes.
-    Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue(), "image/png"
+    return encode_png(pixels), "image/png"  # zlib level 1 (image_files.PNG_LEVEL)
 
 
 def _vertex_grid(world, wrap_dup: bool, uv16: bool):

@@ -42,12 +42,13 @@ class WorldPipeline:
     # Construction ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model: Optional[str] = "auto", *, backend: Optional[str] = None, device=None, dtype=None,
-                        base=None, extra_model=None, window_batch=None, scheduler=None,
+                        base=None, extra_model=None, window_batch=None, scheduler=None, resident: bool = True,
                         note: Callable[[str], None] = lambda text: None, **settings) -> "WorldPipeline":
         """A pipeline for ``model``: a registered model name or a checkpoint folder (JointNet),
         ``"procedural"`` (the offline backend, no weights), or ``"auto"`` (JointNet when a model is
         registered, else procedural). ``backend`` names a backend plugin instead. Loading happens on
-        the first call; settings a backend does not take are dropped (named through ``note``)."""
+        the first call; settings a backend does not take are dropped (named through ``note``).
+        ``resident`` False: this process makes one world, so no warm-up costs (world/warmup.py)."""
         if model == "procedural":
             model, backend = None, backend or "procedural"
         elif model == "auto":
@@ -56,7 +57,10 @@ class WorldPipeline:
         wanted = dict(model=str(model) if model is not None else None, device=device, dtype=dtype,
                       base=str(base) if base is not None else None, extra_model=extra_model,
                       window_batch=window_batch, scheduler=scheduler, **settings)
-        return cls(spec, _backends.load_settings(spec, wanted, note), fell_back=fell_back)
+        from .world.warmup import with_mode
+
+        chosen = with_mode(spec, _backends.load_settings(spec, wanted, note), resident)
+        return cls(spec, chosen, fell_back=fell_back)
 
     @classmethod
     def for_scene(cls, scene=None, **settings) -> "WorldPipeline":
@@ -101,6 +105,25 @@ class WorldPipeline:
                 self._backend = self._loader() if self._loader else self.spec.load(self.settings)
         return self._backend
 
+    def warm_up(self, *, width: int = 2048, height: int = 512, preset: Optional[str] = None) -> bool:
+        """Load the backend and pay its first-world costs (autotuning, graph capture) now, for worlds
+        of this size and preset; True when there was something to pay (``world.warmup.warm_up``)."""
+        from .world.warmup import warm_up
+
+        return warm_up(self.backend, width=width, height=height, preset=preset)
+
+    def _backend_for(self, request):
+        """The backend; when it loads for this first request, a backend that takes a ``text_hint``
+        encodes the request's text while its weights load (backends/jointnet/early_text.py)."""
+        if self._backend is None and self._loader is None and "text_hint" in tuple(self.spec.settings or ()):
+            from .phases import phase
+
+            do_cfg = request.guidance > 1.0 and bool(request.prompt or request.negative_prompt)
+            with phase("load"):
+                self._backend = self.spec.load({**self.settings, "text_hint": [request.prompt,
+                                                                               request.negative_prompt, do_cfg]})
+        return self.backend
+
     # Text -> world ----------------------------------------------------------------------------
     def __call__(self, prompt: str, *, width: int = 2048, height: int = 512, span: float = 360.0, seed: int = 0,
                  preset: Optional[str] = None, steps: Optional[int] = None, guidance: float = 7.5,
@@ -134,7 +157,7 @@ class WorldPipeline:
         ``image`` (a photo file, or an (H, W, 3) array with ``fov``) the world grows around the photo."""
         from .world.generate import make_world
 
-        backend = self.backend
+        backend = self._backend_for(request)
         request.modality = getattr(backend, "modality", None) or request.modality  # what the model makes
         if image is None:
             return make_world(self.name, backend, request, progress)
@@ -147,15 +170,12 @@ class WorldPipeline:
 
     def make(self, request, glb: Optional[Path], scene_dir: Path, progress=None, *, image=None,
              fov: Optional[float] = None) -> World:
-        """Generate, save the scene at ``scene_dir`` and export its GLB (what `worldgen pano` writes)."""
-        from .phases import phase
+        """Generate, save the scene at ``scene_dir`` and export its GLB (what `worldgen pano` writes);
+        the two are written at once (``world.generate.write_world``)."""
+        from .world.generate import write_world
 
         world = self.generate(request, progress, image=image, fov=fov)
-        with phase("write scene"):
-            world.save(scene_dir)
-        if glb is not None:
-            with phase("export"):
-                world.export("glb", glb)
+        write_world(world, scene_dir, (lambda: world.export("glb", glb)) if glb is not None else None)
         return world
 
     # Scene tasks (each returns a World: a new scene version, or a world in memory) -------------

@@ -73,6 +73,14 @@ def phase(name: str) -> Iterator[None]:
         yield
 
 
+def record_part(name: str, seconds: float) -> None:
+    """Add ``seconds`` as ``name``, a part of the phase open now, for work timed on another thread
+    (which does not see this context's timer)."""
+    timer = _ACTIVE.get()
+    if timer is not None:
+        timer.add(name, seconds, timer._depth)
+
+
 def process_age_s() -> Optional[float]:
     """Seconds since this process started (Linux /proc; None elsewhere): the interpreter's start-up
     and the imports before a command body runs are part of what a user waits for."""

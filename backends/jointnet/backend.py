@@ -32,7 +32,7 @@ class JointNetBackend(LatentLayers, Backend):
 
     def __init__(self, pipe, *, model_dir: Path, base_dir: Path, modality: str, device, dtype,
                  scheduler: Optional[str] = None, window_batch: Optional[int] = None, preset=None,
-                 speed: Optional[str] = None, memory: Optional[str] = None) -> None:
+                 speed: Optional[str] = None, memory: Optional[str] = None, resident: bool = True) -> None:
         import dataclasses
 
         from worldgen.phases import phase
@@ -66,8 +66,10 @@ class JointNetBackend(LatentLayers, Backend):
             pipe.text_encoder.to("cpu")
         # Speed (perf.SpeedSettings.for_device): on CUDA fused QKV, cuDNN autotuning and attention,
         # CUDA graphs; "eager" without graphs, "compile" with torch.compile, "off" plain PyTorch.
+        # A one-shot process (``resident`` False) skips autotuning and graphs (issue 24).
         self.speed_name = speed if isinstance(speed, str) else None
-        self.speed = perf.SpeedSettings.named(speed, device)
+        self.resident = resident
+        self.speed = perf.SpeedSettings.named(speed, device, resident=resident)
         if self.low_memory and self.speed.cuda_graphs:
             self.speed = dataclasses.replace(self.speed, cuda_graphs=False)
         with phase("speed set-up"):
@@ -103,13 +105,14 @@ class JointNetBackend(LatentLayers, Backend):
         # The store's safetensors copy in this dtype when `worldgen models add` made one (else the original).
         weights_dir = converted_weights(model_dir, str(dtype).replace("torch.", ""))
         pipe = load_jointnet(model_dir, base_dir, device=device, dtype=dtype, scheduler=scheduler,
-                             weights_dir=weights_dir)
+                             weights_dir=weights_dir, text_hint=settings.get("text_hint"))
         if dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
             pipe.vae.to(torch.float32)  # the config says this VAE overflows in half precision
         backend = cls(pipe, model_dir=model_dir, base_dir=base_dir, modality=checkpoint_modality(model_dir),
                       device=device, dtype=dtype, scheduler=scheduler,
                       window_batch=int(window_batch) if window_batch is not None else None,
-                      preset=sampling.preset, speed=settings.get("speed"), memory=settings.get("memory"))
+                      preset=sampling.preset, speed=settings.get("speed"), memory=settings.get("memory"),
+                      resident=settings.get("resident", True))
         backend.region_mode = check_region_mode(settings.get("region_mode"))
         return backend
 
@@ -132,6 +135,12 @@ class JointNetBackend(LatentLayers, Backend):
         ran = self._preset(request).name
         own = {k: v for k, v in self.settings().items() if k != "preset"}
         return {**own, "preset": ran} if ran != "published" else own
+
+    @property
+    def warm_up_pays(self) -> bool:
+        """Whether a first world costs more than later ones here (cuDNN autotuning, CUDA-graph capture,
+        compile): a resident process then makes one world before its first request (world/warmup.py)."""
+        return self.speed.cudnn_benchmark or self.speed.cuda_graphs or self.speed.compile
 
     @property
     def has_masked_input(self) -> bool:
@@ -315,6 +324,8 @@ class JointNetBackend(LatentLayers, Backend):
 
         from worldgen.sampler.memory import offloaded
 
+        from .pair import guided_in_dtype
+
         pair, c = self.pipe.jointnet, self.channels
         do_cfg = guidance > 1.0 and bool(prompt or negative)
         with offloaded(self.pipe.text_encoder, self.device, enabled=self.low_memory):
@@ -380,18 +391,3 @@ class JointNetBackend(LatentLayers, Backend):
             raise UserInputError(f"the scene has no {self.modality!r} layer (it has: {have}), which {task} needs; "
                                  f"add one with `worldgen depth` or use a {', '.join(snapshot.modalities) or 'matching'} model")
         return snapshot.modalities[self.modality]
-
-
-def guided_in_dtype(pair, x, t, text, negative, guidance: float, extra: tuple = ()):
-    """``pair.guided`` on window latents ``x`` (N, 2C, h, w), RGB channels first. When the sampler
-    redoes a half-precision step that overflowed, ``x`` comes in float32: the pair then runs in
-    ``x``'s dtype, and so do the text embeddings and the mask inputs."""
-    from worldgen.numerics import float32_modules
-
-    c = pair.in_channels
-    if x.dtype == pair.dtype:
-        return pair.guided(x[:, :c], x[:, c:], t, text, negative, guidance, *extra)
-    with float32_modules(pair):
-        return pair.guided(x[:, :c], x[:, c:], t, text.to(x.dtype), None if negative is None else negative.to(x.dtype),
-                           guidance, *(e.to(x.dtype) for e in extra))
-

@@ -179,3 +179,17 @@ class JointNetPair(nn.Module):
             guided = uncond[:, :c] + scale * (cond[:, :c] - uncond[:, :c])
             return torch.cat([guided, cond[:, c:]], dim=1)
         return uncond + scale * (cond - uncond)
+
+
+def guided_in_dtype(pair, x, t, text, negative, guidance: float, extra: tuple = ()):
+    """``pair.guided`` on window latents ``x`` (N, 2C, h, w), RGB channels first. When the sampler
+    redoes a half-precision step that overflowed, ``x`` comes in float32: the pair then runs in
+    ``x``'s dtype, and so do the text embeddings and the mask inputs."""
+    from worldgen.numerics import float32_modules
+
+    c = pair.in_channels
+    if x.dtype == pair.dtype:
+        return pair.guided(x[:, :c], x[:, c:], t, text, negative, guidance, *extra)
+    with float32_modules(pair):
+        return pair.guided(x[:, :c], x[:, c:], t, text.to(x.dtype), None if negative is None else negative.to(x.dtype),
+                           guidance, *(e.to(x.dtype) for e in extra))

@@ -31,7 +31,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from worldgen.errors import ModelError, UserInputError
 from worldgen.progress import ProgressCallback
 
-from .backend import guided_in_dtype
+from .pair import guided_in_dtype
 from .model import JointNetModel
 from .pair import JointNetPair
 from .panorama_output import JointNetPanoramaPipelineOutput, check_output_type, decoded_layers, package

@@ -79,6 +79,11 @@ class PromptEncoding:
 
         ``prompt``: a string or a list of B strings; ``negative_prompt``: None (""), a string, or B strings.
         """
+        early = self.__dict__.get("_early_text")
+        ready = early.take(prompt, negative_prompt, do_cfg) if early is not None else None
+        if ready is not None:  # encoded while the branches loaded (early_text.py)
+            self.__dict__["_early_text"] = None
+            return self._to_model(ready[0]), (self._to_model(ready[1]) if ready[1] is not None else None)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise UserInputError("no prompt given; pass at least one prompt")
@@ -90,6 +95,10 @@ class PromptEncoding:
         if len(negatives) != len(prompts):
             raise UserInputError(f"{len(negatives)} negative prompts for {len(prompts)} prompts; give one per prompt")
         return cond, self._encode_text(negatives)
+
+    def _to_model(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Text hidden states in the model's dtype, on its device."""
+        return hidden.to(dtype=self.jointnet.dtype, device=self.jointnet.device)
 
 
 class JointNetPipeline(PromptEncoding, DiffusionPipeline):
@@ -111,15 +120,17 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, jointnet_path, base_model=None, torch_dtype: Optional[torch.dtype] = None,
                         device=None, scheduler: Optional[str] = None,
-                        weights_dir=None) -> "JointNetPipeline":
+                        weights_dir=None, text_hint=None) -> "JointNetPipeline":
         """Load a checkpoint folder (unet/ + jointnet/) and its base model (vae, text encoder, ...).
 
         ``base_model`` may be omitted when the checkpoint folder holds its own ``base/`` (as the
         folders written by ``worldgen models tiny`` do). ``scheduler``: a name from
         ``schedulers.SCHEDULERS``; None keeps the base model's scheduler. ``weights_dir``: the same
         checkpoint converted to safetensors in ``torch_dtype`` (``store.converted_weights``), read
-        instead of the original ``.bin``.
+        instead of the original ``.bin``. ``text_hint``: ``[prompt, negative, do_cfg]`` to encode
+        while the branches load (early_text.py).
         """
+        from . import early_text
         from .loading import is_base_dir, load_pair, load_sd_base
 
         jointnet_path = Path(jointnet_path)
@@ -132,9 +143,14 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
 
         # Every part is read straight onto the device (pipe.to then has nothing left to move).
         parts = load_sd_base(Path(base_model), torch_dtype, scheduler, device=device)
+        early = early_text.start(text_hint, parts["tokenizer"], parts["text_encoder"])
         with phase("load jointnet"):
             pair = load_pair(weights_dir or jointnet_path, torch_dtype, device)
+        if early is not None:
+            with phase("encode text (while loading)"):
+                early.join()  # done before anyone moves the text encoder (low-memory mode does)
         pipe = cls(jointnet=pair, **parts)
+        pipe._early_text = early
         return pipe.to(device) if device is not None else pipe
 
     def save_pretrained(self, save_directory, modality: Optional[str] = None) -> Path:
@@ -155,14 +171,9 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
         return self.jointnet.in_channels
 
     def _encode_text(self, texts: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                                truncation=True, return_tensors="pt")
-        device = self.text_encoder.device
-        mask = None
-        if getattr(self.text_encoder.config, "use_attention_mask", False):
-            mask = tokens.attention_mask.to(device)
-        hidden = self.text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
-        return hidden.to(dtype=self.jointnet.dtype, device=self.jointnet.device)
+        from .early_text import text_hidden
+
+        return self._to_model(text_hidden(self.tokenizer, self.text_encoder, texts))
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor, generator=None) -> torch.Tensor:
@@ -243,7 +254,8 @@ class JointNetPipeline(PromptEncoding, DiffusionPipeline):
 
 
 def load_jointnet(checkpoint_dir, base_dir=None, device=None, dtype: Optional[torch.dtype] = None,
-                  scheduler: Optional[str] = None, weights_dir=None) -> JointNetPipeline:
+                  scheduler: Optional[str] = None, weights_dir=None, text_hint=None) -> JointNetPipeline:
     """The pipeline for a checkpoint folder and its base (None: the checkpoint's own ``base/``)."""
     return JointNetPipeline.from_pretrained(checkpoint_dir, base_model=base_dir, torch_dtype=dtype,
-                                            device=device, scheduler=scheduler, weights_dir=weights_dir)
+                                            device=device, scheduler=scheduler, weights_dir=weights_dir,
+                                            text_hint=text_hint)

@@ -22,6 +22,12 @@ PERF_SETTINGS = ("preset", "speed", "memory")
 SETTINGS = SETTINGS + PERF_SETTINGS
 # Issue 23: which of a checkpoint's modality branches to run ("depth,edges"; default: all it has).
 SETTINGS = SETTINGS + ("modality",)
+# Issue 24: whether the process keeps the model for many worlds (serve, batch, the API in a loop:
+# True, the default) or makes one (`worldgen pano`: False, no warm-up costs it cannot win back).
+SETTINGS = SETTINGS + ("resident",)
+# ... and the first request's text, [prompt, negative, do_cfg], encoded while the branches load
+# (early_text.py; never recorded: it changes nothing but when the encoding happens).
+SETTINGS = SETTINGS + ("text_hint",)
 MEMORY_MODES = ("auto", "low", "high")
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -70,6 +76,8 @@ def check_perf_settings(settings: dict, device) -> None:
     from worldgen.sampler.perf import SpeedSettings
 
     SpeedSettings.named(settings.get("speed"), device)
+    if not isinstance(settings.get("resident", True), bool):
+        raise UserInputError(f"resident must be true or false, not {settings.get('resident')!r}")
     memory = settings.get("memory")
     if memory not in (None, *MEMORY_MODES):
         raise UserInputError(f"memory mode {memory!r} is not one of {', '.join(MEMORY_MODES)}")

@@ -27,9 +27,11 @@ def load(settings: dict):
     settings = dict(settings or {})
     with phase("import torch, diffusers, transformers"):  # seconds of a cold start; shown by --verbose
         import torch  # noqa: F401
-        import transformers  # noqa: F401
 
-        from . import pipeline  # noqa: F401  (diffusers)
+        from .light_imports import defer_package_inits
+
+        defer_package_inits()  # not every diffusers model there is, only the ones used (light_imports.py)
+        from . import pipeline  # noqa: F401  (diffusers; transformers' CLIP modules load with the weights)
     if settings.get("extra_model"):
         from .multimodal import MultiModalBackend
 

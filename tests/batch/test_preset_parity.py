@@ -65,6 +65,11 @@ def test_pano_batch_and_build_hand_the_backend_the_same_preset(tmp_path, tiny_ch
 
     pano, batch, build = handed["settings"]
     batch.pop("device"), pano.pop("device"), build.pop("device")  # batch names its process's device itself
+    # One-shot or resident (issue 24): pano makes one world, batch keeps its model; the rest is the same.
+    assert (pano.pop("resident"), batch.pop("resident")) == (False, True)
+    build.pop("resident", None)
+    for settings in (pano, batch, build):  # the first request's text, encoded while loading (early_text.py)
+        settings.pop("text_hint", None)
     assert pano == batch == build
     assert "preset" not in pano  # it travels in each request instead
     assert handed["runs"] == [scheduler] * 3

@@ -74,3 +74,22 @@ def test_a_panorama_with_the_cuda_speed_settings_matches_the_plain_path(tiny_che
     plain = load(dict(settings, speed="off")).generate(request)
     np.testing.assert_allclose(fast.image, plain.image, atol=2e-3)
     np.testing.assert_allclose(fast.modalities["depth"], plain.modalities["depth"], atol=2e-3)
+
+
+def test_one_shot_and_resident_make_the_same_world(tiny_checkpoint):
+    """Issue 24: a one-shot process (no cuDNN autotuning, no CUDA graphs) and a warmed-up resident one
+    compute the same panorama, up to the float rounding of the kernels each picks."""
+    from worldgen.backend import GenerateRequest
+    from worldgen.backends.jointnet.spec import load
+    from worldgen.world.warmup import warm_up
+
+    request = dict(prompt="a lake", width=256, height=64, steps=2, seed=3)
+    settings = {"model": str(tiny_checkpoint), "device": "cuda", "dtype": "float32"}
+    one_shot = load(dict(settings, resident=False))
+    resident = load(dict(settings, resident=True))
+    assert not one_shot.speed.cuda_graphs and not one_shot.speed.cudnn_benchmark
+    assert resident.speed.cuda_graphs and resident.speed.cudnn_benchmark
+    assert warm_up(resident, width=256, height=64, steps=2) and not warm_up(one_shot)
+    worlds = [backend.generate(GenerateRequest(**request)) for backend in (one_shot, resident)]
+    np.testing.assert_allclose(worlds[0].image, worlds[1].image, atol=2e-3)
+    np.testing.assert_allclose(worlds[0].modalities["depth"], worlds[1].modalities["depth"], atol=2e-3)

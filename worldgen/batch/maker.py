@@ -37,10 +37,17 @@ class PanoWorldMaker:
         """Whether the backend was loaded (a restart with nothing left to do never loads it)."""
         return self.pipe._backend is not None
 
-    def backend(self):
+    def backend(self, first_request=None):
+        """The loaded backend; loading it (a resident process) also pays its warm-up, for worlds the
+        size and preset of ``first_request``, before the first job (world/warmup.py)."""
         if not self.loaded:
+            from ..world.warmup import warm_up
+
             started = time.perf_counter()
             self.pipe.backend
+            if first_request is not None:
+                warm_up(self.pipe.backend, width=first_request.width, height=first_request.height,
+                        preset=getattr(first_request, "preset", None))
             self.load_seconds += time.perf_counter() - started
         return self.pipe.backend
 
@@ -52,7 +59,7 @@ class PanoWorldMaker:
             recipe_hook()(job.recipe, scene_dir, glb, seed=job.seed, settings=settings)
             return
         request = job.request()  # value checks before any model is loaded
-        self.backend()
+        self.backend(request)
         world = self.pipe.make(request, None, scene_dir)
         self.export(world.snapshot, glb)
 

@@ -57,38 +57,43 @@ class SpeedSettings:
     compile_blocks: tuple = ()  # block class names for scope "blocks" (empty: COMPILED_BLOCKS)
 
     @classmethod
-    def for_device(cls, device) -> "SpeedSettings":
+    def for_device(cls, device, resident: bool = True) -> "SpeedSettings":
         """What measured fastest on CUDA (benchmarks/NOTES.md): fused QKV, cuDNN autotuning, cuDNN
         attention first, CUDA graphs; bf16 comes from the backend's dtype. Nothing elsewhere, where
         these choices are untested or slower. Compile is opt-in ("compile"): it pays in a process
-        that makes several panoramas, not in a one-shot one (benchmarks/NOTES.md)."""
+        that makes several panoramas, not in a one-shot one (benchmarks/NOTES.md).
+
+        ``resident`` False (a process that makes one world, `worldgen pano`): no cuDNN autotuning
+        and no CUDA graphs, whose first-call costs (issue 24: 12.7 s first world with both, 3.4 s
+        without) a one-shot process can never win back; results are the same either way."""
         import torch
 
         device = torch.device(device)
         if device.type != "cuda":
             return cls()
-        return cls(fuse_qkv=True, cudnn_benchmark=True, attention="cudnn", cuda_graphs=True)
+        return cls(fuse_qkv=True, cudnn_benchmark=resident, attention="cudnn", cuda_graphs=resident)
 
     @classmethod
-    def named(cls, name, device) -> "SpeedSettings":
+    def named(cls, name, device, resident: bool = True) -> "SpeedSettings":
         """"auto" (or None): ``for_device``; "eager": the same without CUDA graphs; "compile": with
         the UNet blocks compiled (static shapes, channels-last) under the CUDA graphs, where Triton
-        works; "off": plain PyTorch. A SpeedSettings passes through."""
+        works; "off": plain PyTorch. A SpeedSettings passes through. ``resident``: see ``for_device``
+        (a named "compile" still compiles in a one-shot process: the user asked for it)."""
         from ..errors import UserInputError
 
         if isinstance(name, cls):
             return name
         if name in (None, "auto"):
-            return cls.for_device(device)
+            return cls.for_device(device, resident)
         if name == "eager":
-            return replace(cls.for_device(device), cuda_graphs=False)
+            return replace(cls.for_device(device, resident), cuda_graphs=False)
         if name == "compile":
             # Where Triton cannot run (CPU, MPS, old GPUs, a torch without inductor) "compile" is
             # "auto": the eager path stays the default there. Channels-last only with the compiler:
             # eagerly, GroupNorm and LayerNorm convert layouts themselves and measured slower.
             if not compile_supported(device):
-                return cls.for_device(device)
-            return replace(cls.for_device(device), compile=True, channels_last=True)
+                return cls.for_device(device, resident)
+            return replace(cls.for_device(device, resident), compile=True, channels_last=True)
         if name == "off":
             return cls()
         raise UserInputError(f"speed {name!r} is not one of {', '.join(SPEED_NAMES)}")

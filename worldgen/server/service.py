@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .. import __version__
@@ -52,7 +51,7 @@ class WorldService:
         instances = []
         for device in devices:
             device_settings = dict(settings, **({"device": device} if device is not None else {}))
-            instances.append((device, load_pipeline(spec, device_settings)))
+            instances.append((device, load_pipeline(spec, device_settings, kwargs.get("default_preset"))))
         return cls(spec.name, instances, root, load_seconds=time.perf_counter() - started, **kwargs)
 
     # Life cycle -------------------------------------------------------------------------------

@@ -14,10 +14,13 @@ from ..api import WorldPipeline
 from ..progress import ProgressCallback
 
 
-def load_pipeline(spec, settings: dict) -> WorldPipeline:
-    """One resident pipeline, its backend loaded now (``spec.load``, the call `worldgen pano` makes)."""
-    pipe = WorldPipeline(spec, settings)
-    pipe.backend  # noqa: B018 - load before the server says it is ready, not on the first job
+def load_pipeline(spec, settings: dict, preset: Optional[str] = None) -> WorldPipeline:
+    """One resident pipeline, its backend loaded now (``spec.load``, the call `worldgen pano` makes) and
+    warmed up for the default world (2048x512, ``preset``) before the server takes its first request."""
+    from ..world.warmup import RESIDENT, warm_up, with_mode
+
+    pipe = WorldPipeline(spec, with_mode(spec, settings, RESIDENT))
+    warm_up(pipe.backend, preset=preset)
     return pipe
 
 

@@ -6,6 +6,7 @@ through ``make_world``, so every front end records the same scene for the same r
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -40,16 +41,46 @@ def request_params(request: GenerateRequest) -> dict:
 
 def generate_world(backend_name: str, backend, request: GenerateRequest, scene_dir: Path, seed: Optional[int],
                    export: Callable[[object], None], progress: Optional[ProgressCallback] = None):
-    """Generate ``request``, write the scene at ``scene_dir``, then call ``export(snapshot)``. Returns the Scene."""
-    from ..phases import phase
-
+    """Generate ``request``, write the scene at ``scene_dir`` and call ``export(snapshot)`` (at once,
+    ``write_world``). Returns the Scene."""
     world = make_world(backend_name, backend, request, progress)
     world.seed = seed
-    with phase("write scene"):
-        scene = world.save(scene_dir)
-    with phase("export"):
-        export(world.snapshot)
-    return scene
+    return write_world(world, scene_dir, lambda: export(world.snapshot))
+
+
+def write_world(world: World, scene_dir: Path, export: Optional[Callable[[], object]] = None,
+                concurrent: bool = True):
+    """Save ``world`` as a new scene at ``scene_dir`` and run ``export()`` (its GLB), both at once on
+    two threads: both only read the world, and PNG/JPEG encoding and numpy release the GIL. The files
+    are the same as one after the other (``concurrent`` False; tests/world/test_write_world.py); the
+    image is encoded once for both where formats match (``scene.image_files.encode_png``). Returns
+    the Scene; the first error raised by either is re-raised once both are done."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..phases import phase, record_part
+
+    def timed(name: str, job: Callable[[], object]) -> Callable[[], object]:
+        def run():
+            started = time.perf_counter()
+            try:
+                return job()
+            finally:
+                record_part(name, time.perf_counter() - started)
+        return run
+
+    jobs = [("write scene", lambda: world.save(scene_dir))] + ([("export", export)] if export else [])
+    with phase("write scene + export"):
+        if not concurrent or len(jobs) == 1:
+            results = [timed(name, job)() for name, job in jobs]
+            return results[0]
+        with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="worldgen-write") as pool:
+            # Each thread runs in a copy of this context, so it sees the phase timer being recorded into.
+            futures = [pool.submit(contextvars.copy_context().run, timed(name, job)) for name, job in jobs]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        return futures[0].result()
 
 
 def _regions_record(request: GenerateRequest) -> dict:

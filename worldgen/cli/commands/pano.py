@@ -84,7 +84,7 @@ def _make_here(prompt, output, scene_dir, backend, model, base, extra_model, wid
 
     pipe = WorldPipeline.from_pretrained(model or "auto", backend=backend, base=base, extra_model=extra_model,
                                          device=device, dtype=dtype, scheduler=scheduler, window_batch=window_batch,
-                                         modality=modality)
+                                         modality=modality, resident=False)  # one world: no warm-up costs
     if pipe.fell_back:
         note(REAL_WEIGHTS_HINT, quiet)
     request = pipe.request(prompt, width=width, height=height, span=span, seed=seed, preset=preset, steps=steps,
