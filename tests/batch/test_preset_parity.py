@@ -72,7 +72,8 @@ def test_pano_batch_and_build_hand_the_backend_the_same_preset(tmp_path, tiny_ch
         settings.pop("text_hint", None)
     assert pano == batch == build
     assert "preset" not in pano  # it travels in each request instead
-    assert handed["runs"] == [scheduler] * 3
+    # pano, batch, then build twice: its up-front step-count check of the pass (issue 26), then the run
+    assert handed["runs"] == [scheduler] * 4
     records = [_record(tmp_path / where / "w") for where in ("pano", "batch", "build")]
     assert records[0] == records[1] == records[2]
     assert records[0][1:] == (steps, preset)  # the preset's step count, in all three
