@@ -109,12 +109,10 @@ def _mask(path) -> np.ndarray:
 def _array(path, shape: tuple[int, ...]) -> np.ndarray:
     """A plain numeric .npy whose header says ``shape`` (checked before any data is read: a file
     claiming a huge array costs nothing)."""
+    from .image_files import npy_header
+
     try:
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            stored, _, dtype = read_header(handle)
+        stored, dtype = npy_header(path)
     except (ValueError, OSError, EOFError) as exc:
         raise SceneError(f"{path} is not a readable array ({exc}); the layer is damaged") from None
     if dtype.fields is not None or dtype.kind not in "fiu" or tuple(stored[:len(shape)]) != shape or len(stored) > 3:

@@ -130,3 +130,14 @@ def read_image(path: Path, error: type = UserInputError) -> np.ndarray:
     """An RGB image file as (H, W, 3) float32 in [0, 1]; ``error`` is raised if it is unreadable."""
     with open_image(path, str(path), "replace it with a PNG or JPEG", error) as img:
         return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def npy_header(path) -> tuple:
+    """(shape, dtype) from a .npy file's header alone: a file claiming a huge or non-numeric array is
+    judged before any of its data is read. Raises ValueError, OSError or EOFError for a damaged file."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(handle)
+    return shape, dtype

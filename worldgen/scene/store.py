@@ -37,7 +37,7 @@ from ..errors import SceneError, UserInputError
 from .fs_errors import named
 from .snapshot import Snapshot
 from ..geometry.projection import CylindricalProjection
-from .image_files import encode_npy, encode_png, read_image, to_uint16
+from .image_files import encode_npy, encode_png, npy_header, read_image, to_uint16
 from .lock import is_abandoned, scene_lock, staging_name
 from .manifest import (FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, RECORD_ORDER, check_manifest, is_int, json_safe,
                        now_utc, short, show)
@@ -154,11 +154,7 @@ class Scene:
         where = self.path / rel
         expected = (projection.height, projection.width)
         try:
-            with open(path, "rb") as handle:
-                version = np.lib.format.read_magic(handle)
-                header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                          else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = header(handle)
+            shape, dtype = npy_header(path)
         except (ValueError, OSError, EOFError) as exc:
             raise SceneError(f"{where} is not a readable array ({short(exc)}); the layer is damaged") from None
         if dtype.fields is not None or dtype.kind not in "fiu":
