@@ -32,8 +32,7 @@ class DeferredPackage(types.ModuleType):
         with _LOCK:
             if not self.__dict__.get("_worldgen_init_done"):
                 self.__dict__["_worldgen_init_done"] = True
-                spec = self.__spec__
-                exec(spec.loader.get_code(self.__name__), self.__dict__)  # the package's own __init__
+                self.__spec__.loader.exec_module(self)  # the package's own __init__, run by its loader
         return getattr(self, name)
 
 

@@ -11,7 +11,10 @@ writers at once from an earlier version cover same-command contention below.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest

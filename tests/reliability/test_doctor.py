@@ -145,7 +145,8 @@ def test_too_old_and_missing_packages_fail_with_the_install_command(store, monke
     report = run_checks(store=store)
     versions = _by_name(report, "versions")
     assert versions["diffusers"].status == FAIL and versions["diffusers"].fix == "pip install -U 'diffusers>=0.31'"
-    assert versions["open3d"].status == FAIL and "pip install 'open3d>=0.18'" == versions["open3d"].fix
+    # open3d is the [view] extra (issue 25): missing, it is named with its extra, and `view` cannot run
+    assert versions["open3d"].status == INFO and versions["open3d"].fix == "pip install 'worldgen[view]' to use it"
     assert _by_name(report, "commands")["view"].status == FAIL
 
 

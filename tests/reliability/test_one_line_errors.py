@@ -14,14 +14,13 @@ from reliability_support import assert_error, fixture_dir, invoke
 from worldgen.errors import UserInputError
 
 USAGE_CASES = [
-    (["pano"], "Missing argument 'PROMPT'", "worldgen pano --help"),
+    (["pano"], "give a PROMPT, or --from SCENE[@vN]", "worldgen pano --help"),
     (["pano", "x", "--steps", "abc"], "'--steps'", "worldgen pano --help"),
     (["export"], "Missing argument 'SCENE'", "worldgen export --help"),
     (["build"], "Missing argument 'RECIPE'", "worldgen build --help"),
     (["batch"], "Missing argument 'JOBS'", "worldgen batch --help"),
     (["view"], "Missing argument 'SOURCE'", "worldgen view --help"),
     (["models", "add"], "Missing argument 'SOURCE'", "worldgen models add --help"),
-    (["models", "add", "/no/such/folder", "--name", "x"], "does not exist", "worldgen models add --help"),
     (["serve", "--port", "x"], "'--port'", "worldgen serve --help"),
     (["no-such-command"], "No such command", "worldgen --help"),
     (["--no-such-option"], "No such option", "worldgen --help"),
@@ -36,6 +35,15 @@ def test_a_usage_error_is_one_line_with_exit_code_2(args, problem, hint):
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert problem in lines[0] and f"`{hint}`" in lines[0]
     assert "Usage:" not in result.output
+
+
+def test_a_missing_model_source_is_a_refused_value_not_a_usage_error():
+    # `models add` takes a folder, a .zip or a Hub id (issue 25): a path that is not there is a well-formed
+    # value worldgen refuses, so exit 1 with one line.
+    result = invoke(["models", "add", "/no/such/folder", "--name", "x"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "does not exist" in lines[0] and "Hub id" in lines[0]
 
 
 def test_a_group_without_its_command_still_shows_its_help():

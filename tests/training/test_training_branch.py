@@ -160,7 +160,7 @@ def test_edges_world_gets_its_depth_and_depth_command_adds_one(tmp_path, tiny_ch
     assert set(v2.modalities) == {"edges", "depth"} and set(v1.modalities) == {"edges"}
     assert np.array_equal(v2.image, v1.image) and np.array_equal(v2.modalities["edges"], v1.modalities["edges"])
     result = CliRunner().invoke(cli, ["depth", str(scene.path), "-o", str(tmp_path / "x"), "-q"])
-    assert result.exit_code == 1 and "drop -o" in result.output
+    assert result.exit_code == 2 and "drop -o" in result.output  # options that do not go together: usage (issue 25)
 
 
 def test_stage_one_on_an_if_base_trains_in_pixel_space(tmp_path, make_images, make_depth_files):

@@ -109,10 +109,13 @@ def _replay(source: str, output, device, quiet: bool, as_json: bool) -> None:
     from ..progress import progress_for
 
     plan = replay_plan(source)
-    wanted, settings = plan["request"], dict(plan["settings"])
+    wanted, recorded = plan["request"], plan["settings"]  # only the keys REPLAYED_SETTINGS names
     output, scene_dir = new_world_paths(output, wanted["prompt"])
-    pipe = WorldPipeline.from_pretrained(settings.pop("model", None) or "auto", backend=plan["backend"],
-                                         device=device, **settings)
+    pipe = WorldPipeline.from_pretrained(
+        recorded.get("model") or "auto", backend=plan["backend"], device=device, base=recorded.get("base"),
+        extra_model=recorded.get("extra_model"), dtype=recorded.get("dtype"), scheduler=recorded.get("scheduler"),
+        window_batch=recorded.get("window_batch"), modality=recorded.get("modality"),
+        region_mode=recorded.get("region_mode"))
     regions = [Region.from_dict(region) for region in wanted.pop("regions")]
     request = pipe.request(wanted.pop("prompt"), regions=regions, **wanted)
     world = pipe.make(request, output, scene_dir, progress=progress_for(quiet))
