@@ -7,8 +7,9 @@ sees half a file and a failed export leaves any earlier file in place.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .scene.atomic import atomic_write_bytes
 from .errors import UserInputError
@@ -43,6 +44,12 @@ def export_bytes(snapshot, fmt: str, options: Optional[dict] = None) -> bytes:
     return bytes(data) if isinstance(data, bytearray) else data
 
 
+# Set by ``world.generate.write_world`` while a scene and its GLB are written at once: the export's bytes
+# are made beside the scene, but its files are written only once the scene is (the callable waits for
+# it and says whether it was), so an interrupt or a failed scene never leaves a GLB without its scene.
+WRITE_AFTER: ContextVar[Optional[Callable[[], bool]]] = ContextVar("worldgen_write_after", default=None)
+
+
 def export_to_file(snapshot, fmt: str, path: str | Path, options: Optional[dict] = None,
                    progress: Optional[ProgressCallback] = None, *, confine_to: Optional[Path] = None,
                    managed: Optional[Path] = None) -> Path:
@@ -66,6 +73,9 @@ def export_to_file(snapshot, fmt: str, path: str | Path, options: Optional[dict]
     report(progress, "export", 1, 2, f"{len(data) / 1e6:.1f} MB")
     for companion in companions:
         check_output_path(companion, what="export", confine_to=confine_to, managed=managed)
+    gate = WRITE_AFTER.get()
+    if gate is not None and not gate():
+        raise RuntimeError(f"the scene was not written, so {path} is not written either")
     check_output_path(path, what="export", confine_to=confine_to, managed=managed)  # it may have changed meanwhile
     for companion, companion_data in companions.items():
         atomic_write_bytes(companion, companion_data)

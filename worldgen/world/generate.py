@@ -6,6 +6,7 @@ through ``make_world``, so every front end records the same scene for the same r
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -53,8 +54,9 @@ def write_world(world: World, scene_dir: Path, export: Optional[Callable[[], obj
     """Save ``world`` as a new scene at ``scene_dir`` and run ``export()`` (its GLB), both at once on
     two threads: both only read the world, and PNG/JPEG encoding and numpy release the GIL. The files
     are the same as one after the other (``concurrent`` False; tests/world/test_write_world.py); the
-    image is encoded once for both where formats match (``scene.image_files.encode_png``). Returns
-    the Scene; the first error raised by either is re-raised once both are done."""
+    image is encoded once for both where formats match (``scene.image_files.encode_png``). The export's
+    files are written only after the scene is (``export_files.WRITE_AFTER``): never a GLB without its
+    scene. Returns the Scene; the first error raised by either is re-raised once both are done."""
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
@@ -69,14 +71,32 @@ def write_world(world: World, scene_dir: Path, export: Optional[Callable[[], obj
                 record_part(name, time.perf_counter() - started)
         return run
 
-    jobs = [("write scene", lambda: world.save(scene_dir))] + ([("export", export)] if export else [])
+    from ..export_files import WRITE_AFTER
+
+    saved, scene_ok = threading.Event(), []
+
+    def save():
+        try:
+            scene = world.save(scene_dir)
+            scene_ok.append(True)
+            return scene
+        finally:
+            saved.set()
+
+    def scene_written() -> bool:  # the export's files wait for the scene (export_files.WRITE_AFTER)
+        saved.wait()
+        return bool(scene_ok)
+
+    jobs = [("write scene", save)] + ([("export", export)] if export else [])
     with phase("write scene + export"):
         if not concurrent or len(jobs) == 1:
             results = [timed(name, job)() for name, job in jobs]
             return results[0]
         with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="worldgen-write") as pool:
             # Each thread runs in a copy of this context, so it sees the phase timer being recorded into.
-            futures = [pool.submit(contextvars.copy_context().run, timed(name, job)) for name, job in jobs]
+            contexts = [contextvars.copy_context() for _ in jobs]
+            contexts[1].run(WRITE_AFTER.set, scene_written)
+            futures = [pool.submit(context.run, timed(name, job)) for context, (name, job) in zip(contexts, jobs)]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]
