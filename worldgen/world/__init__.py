@@ -13,13 +13,3 @@ One module per decision, so each is made in one place:
 
 Nothing here prints or exits; front ends decide how to show notes and errors.
 """
-
-
-
-def __getattr__(name: str):
-    # The historical name worldgen.world.generate_world, imported lazily so `worldgen --help` stays light.
-    if name == "generate_world":
-        from .generate import generate_world
-
-        return generate_world
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,21 +39,19 @@ def _depth_backend(settings: dict, scene):
     from ..errors import UserInputError
     from ..registry import get_registry
 
-    model = settings.get("model")
-    if model is not None:
-        checkpoint, _ = resolve_model(model, settings.get("base"))
-        if "depth" not in checkpoint_modalities(checkpoint):
-            raise UserInputError(f"--model {model} makes {', '.join(checkpoint_modalities(checkpoint))}, not depth; "
-                                 f"pass a depth model")
-    else:
+    model, given = settings.get("model"), settings.get("model") is not None
+    if not given:  # the scene's own JointNet model, when it has one
         record = scene.record().get("backend", {})
         if record.get("name") != "jointnet":
             return None
         model = record.get("settings", {}).get("model")
-    if model is None:
-        return None
+        if model is None:
+            return None
     checkpoint, _ = resolve_model(model, settings.get("base"))
-    if "depth" not in checkpoint_modalities(checkpoint):
+    makes = checkpoint_modalities(checkpoint)
+    if "depth" not in makes:
+        if given:
+            raise UserInputError(f"--model {model} makes {', '.join(makes)}, not depth; pass a depth model")
         return None
     chosen = {k: settings.get(k) for k in ("base", "device", "dtype", "scheduler")}
     chosen.update(model=model, modality="depth")

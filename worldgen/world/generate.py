@@ -40,15 +40,6 @@ def request_params(request: GenerateRequest) -> dict:
     return {**params, **_regions_record(request)}
 
 
-def generate_world(backend_name: str, backend, request: GenerateRequest, scene_dir: Path, seed: Optional[int],
-                   export: Callable[[object], None], progress: Optional[ProgressCallback] = None):
-    """Generate ``request``, write the scene at ``scene_dir`` and call ``export(snapshot)`` (at once,
-    ``write_world``). Returns the Scene."""
-    world = make_world(backend_name, backend, request, progress)
-    world.seed = seed
-    return write_world(world, scene_dir, lambda: export(world.snapshot))
-
-
 def write_world(world: World, scene_dir: Path, export: Optional[Callable[[], object]] = None,
                 concurrent: bool = True):
     """Save ``world`` as a new scene at ``scene_dir`` and run ``export()`` (its GLB), both at once on
