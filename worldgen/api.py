@@ -285,9 +285,10 @@ class WorldPipeline:
               **options) -> World:
         """The model's modality (depth) estimated for ``image`` (a file or (H, W, 3) array), kept exactly."""
         from .sampler.requests import EstimateRequest
+        from .world.inputs import as_image
         from .world.tasks import Target
 
-        pixels = _image(image)
+        pixels = as_image(image)
         h, w = pixels.shape[:2]
         span = span if span is not None else (360.0 if w >= 2 * h else 60.0)
         request = EstimateRequest(**_task_options(options), image=pixels, span_deg=span)
@@ -332,9 +333,9 @@ class WorldPipeline:
         import numpy as np
 
         from .registry import get_registry
-        from .world.inputs import read_modality_file
+        from .world.inputs import as_image, read_modality_file
 
-        image = _image(image_file) if image_file is not None else None
+        image = as_image(image_file) if image_file is not None else None
         modalities = {}
         if modality_file is not None:
             spec = get_registry().modality(self.backend.modality)
@@ -361,18 +362,6 @@ def _params(request, **extra) -> dict:
 
     return record_params(**extra, steps=request.steps, guidance=request.guidance, scheduler=request.scheduler,
                          method=request.method)
-
-
-def _image(source):
-    """An RGB image as (H, W, 3) float32 in [0, 1] from a file or an array (uint8 or float)."""
-    import numpy as np
-
-    if isinstance(source, (str, Path)):
-        from .scene.image_files import read_image
-
-        return read_image(Path(source))
-    array = np.asarray(source)
-    return (array / 255.0 if array.dtype == np.uint8 else array).astype(np.float32)
 
 
 def _snapshot(image, modalities: dict, span: float):

@@ -64,7 +64,6 @@ def read_photo_and_fov(photo, fov: Optional[float]):
         return read_photo(photo), photo_fov(photo, fov)
     if fov is None:
         raise UserInputError("a photo given as an array needs fov= (its horizontal field of view in degrees)")
-    import numpy as np
+    from ..world.inputs import as_image
 
-    array = np.asarray(photo)
-    return (array / 255.0 if array.dtype == np.uint8 else array).astype(np.float32), float(fov)
+    return as_image(photo), float(fov)

@@ -8,6 +8,18 @@ from typing import Optional
 from ..errors import UserInputError
 
 
+def as_image(source):
+    """An RGB image as (H, W, 3) float32 in [0, 1] from a file or an array (uint8 or float)."""
+    import numpy as np
+
+    if isinstance(source, (str, Path)):
+        from ..scene.image_files import read_image
+
+        return read_image(Path(source))
+    array = np.asarray(source)
+    return (array / 255.0 if array.dtype == np.uint8 else array).astype(np.float32)
+
+
 def read_modality_file(path: Path, spec, width: Optional[int] = None, height: Optional[int] = None):
     """A modality layer from a file: ``.npy`` (H, W) or (H, W, C), or for single-channel modalities
     a PNG (16-bit read at full depth). With ``width``/``height`` it must match the image's size."""
